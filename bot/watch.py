@@ -1,0 +1,114 @@
+"""Watch the corpus folder and rebuild the index when articles are added, edited or removed.
+
+Changes are debounced: a rebuild starts once the folder has been quiet for ``quiet``
+seconds (a file being copied in fires many events), or ``max_delay`` seconds after the
+first change if it never goes quiet. Events that arrive during a rebuild are gathered
+into the next one, so the last state of the folder is always the one indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import watchfiles
+
+from index.load import SUPPORTED_SUFFIXES
+
+if TYPE_CHECKING:
+    from bot.health import Metrics
+
+log = logging.getLogger(__name__)
+
+OnChange = Callable[[set[Path]], Any]
+
+
+def is_article_path(path: Path) -> bool:
+    """Files the index reads; editor swap files, dotfiles and partial downloads are not."""
+    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith((".", "~"))
+
+
+def watch_corpus(corpus_dir: Path, on_change: OnChange, stop: threading.Event, *,
+                 quiet: float = 1.0, max_delay: float = 10.0,
+                 force_polling: bool | None = None) -> None:
+    """Call ``on_change(paths)`` after each debounced burst of changes, until ``stop`` is set.
+
+    ``force_polling`` (or WATCHFILES_FORCE_POLLING=1) is for folders whose events do not
+    reach the container, such as some bind mounts on macOS and network shares.
+    An exception from ``on_change`` is logged and watching goes on.
+    """
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; create it first")
+    pending: set[Path] = set()
+    first = 0.0
+    while not stop.is_set():
+        try:
+            for changes in watchfiles.watch(
+                    corpus_dir, watch_filter=lambda _c, p: is_article_path(Path(p)),
+                    stop_event=stop, recursive=False, rust_timeout=int(quiet * 1000),
+                    yield_on_timeout=True, debounce=int(quiet * 1000), step=50,
+                    force_polling=force_polling, raise_interrupt=False):
+                now = time.monotonic()
+                if changes:
+                    if not pending:
+                        first = now
+                    pending.update(Path(p) for _change, p in changes)
+                    if now - first < max_delay:
+                        continue
+                if pending:
+                    batch, pending = pending, set()
+                    _fire(on_change, batch)
+        except (FileNotFoundError, RuntimeError, OSError) as exc:
+            # The folder went away (volume remounted, renamed): wait for it to come back.
+            if stop.is_set():
+                break
+            log.warning("watching %s failed: %s; retrying", corpus_dir, exc,
+                        extra={"event": "watch.error"})
+            stop.wait(2.0)
+    if pending:
+        log.info("stopped watching with %d change(s) not yet indexed", len(pending),
+                 extra={"event": "watch.stop"})
+
+
+def _fire(on_change: OnChange, batch: set[Path]) -> None:
+    names = sorted(p.name for p in batch)
+    log.info("corpus changed: %s", ", ".join(names[:10]) + (" …" if len(names) > 10 else ""),
+             extra={"event": "watch.change", "files": len(batch)})
+    try:
+        on_change(batch)
+    except Exception:
+        log.exception("rebuild after a corpus change failed; the previous index stays in use",
+                      extra={"event": "watch.rebuild_failed"})
+
+
+def rebuilder(rebuild: Callable[[Path], Any], corpus_dir: Path,
+              metrics: Metrics | None = None) -> OnChange:
+    """An ``on_change`` running ``rebuild(corpus_dir)`` (``Answerer.rebuild``), logged."""
+
+    def on_change(_paths: set[Path]) -> None:
+        try:
+            report = rebuild(corpus_dir)
+        except Exception:
+            if metrics is not None:
+                metrics.observe_rebuild(False)
+            raise
+        summary = report.as_dict() if hasattr(report, "as_dict") else {}
+        if metrics is not None:
+            metrics.observe_rebuild(True, summary.get("articles"), summary.get("chunks"))
+        log.info("index rebuilt", extra={"event": "index.rebuilt", **{
+            k: v for k, v in summary.items() if isinstance(v, (int, float))}})
+
+    return on_change
+
+
+def start_watch_thread(corpus_dir: Path, on_change: OnChange, stop: threading.Event,
+                       **kw: Any) -> threading.Thread:
+    thread = threading.Thread(target=watch_corpus, args=(corpus_dir, on_change, stop),
+                              kwargs=kw, name="corpus-watch", daemon=True)
+    thread.start()
+    return thread
