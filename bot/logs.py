@@ -19,13 +19,14 @@ from typing import Any, TextIO
 REDACTED = "[redacted]"
 
 _TOKEN_PATTERNS = (
-    re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{6,}"),  # Slack bot/user/refresh tokens
-    re.compile(r"\bxapp-[A-Za-z0-9-]{6,}"),  # Slack app-level tokens
+    (re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{6,}"), REDACTED),  # Slack bot/user/refresh tokens
+    (re.compile(r"\bxapp-[A-Za-z0-9-]{6,}"), REDACTED),  # Slack app-level tokens
     # Discord bot tokens: base64 user id . timestamp . HMAC
-    re.compile(r"\b[A-Za-z0-9_-]{18,}\.[A-Za-z0-9_-]{5,7}\.[A-Za-z0-9_-]{20,}"),
-    # Authorization headers whatever the token looks like
-    re.compile(r"(?i)(?<=\b(?:Bearer|Bot) )[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)(?<=['\"]Authorization['\"]: ['\"])[^'\"]+"),
+    (re.compile(r"\b[A-Za-z0-9_-]{18,}\.[A-Za-z0-9_-]{5,7}\.[A-Za-z0-9_-]{20,}"), REDACTED),
+    # Authorization header values, whatever the token looks like
+    (re.compile(r"\b((?:Bearer|Bot) )[A-Za-z0-9._~+/=-]{20,}"), rf"\1{REDACTED}"),
+    (re.compile(r"(?i)(['\"]?Authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s][^'\",}]*"),
+     rf"\1{REDACTED}"),
 )
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is data.
@@ -49,8 +50,8 @@ class Redactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        for pattern in _TOKEN_PATTERNS:
-            text = pattern.sub(REDACTED, text)
+        for pattern, replacement in _TOKEN_PATTERNS:
+            text = pattern.sub(replacement, text)
         return text
 
 
