@@ -1,0 +1,261 @@
+"""Answers as Discord messages: embeds that stay inside Discord's limits and ping nobody."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import discord
+
+from bot.answer import Answer, Quote, Source
+from index.model import Article
+
+# Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
+CONTENT_MAX = 2000
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELD_NAME_MAX = 256
+FIELD_VALUE_MAX = 1024
+FIELDS_MAX = 25
+FOOTER_MAX = 2048
+AUTHOR_MAX = 256
+EMBED_TOTAL_MAX = 6000  # all embeds of one message together
+EMBEDS_MAX = 10
+
+NO_PINGS = discord.AllowedMentions.none()
+
+ANSWER_COLOUR = discord.Colour(0x3B82F6)
+DECLINE_COLOUR = discord.Colour(0x9CA3AF)
+
+QUESTION_PREFIX = "**Q:** "
+# The footer of a quote embed locates the passage; votes are recorded from it, so a button
+# pressed after a restart still knows which passages it judged.
+_LOCATOR = re.compile(r"^(?P<path>.+?) · characters (?P<start>\d+)–(?P<end>\d+)")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot sends for one answer; ``omitted`` counts quotes left out to fit."""
+
+    content: str
+    embeds: tuple[discord.Embed, ...]
+    omitted: int = 0
+
+
+def u16len(text: str) -> int:
+    """Length as Discord counts it (JavaScript string length: UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` UTF-16 units, ending in "…" when it was cut."""
+    if u16len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - 1)]
+    while cut and u16len(cut) > limit - 1:
+        cut = cut[:-1]
+    return cut.rstrip() + "…"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def embed_size(embed: discord.Embed) -> int:
+    """The characters that count towards the 6,000 per message, in UTF-16 units."""
+    size = u16len(embed.title or "") + u16len(embed.description or "")
+    for f in embed.fields:
+        size += u16len(f.name or "") + u16len(f.value or "")
+    size += u16len(embed.footer.text or "") + u16len(embed.author.name or "")
+    return size
+
+
+def limit_problems(content: str | None, embeds: Sequence[discord.Embed]) -> list[str]:
+    """Every way a message breaks Discord's limits; empty when Discord would accept it."""
+    problems: list[str] = []
+    if content and u16len(content) > CONTENT_MAX:
+        problems.append(f"content {u16len(content)} > {CONTENT_MAX}")
+    if len(embeds) > EMBEDS_MAX:
+        problems.append(f"{len(embeds)} embeds > {EMBEDS_MAX}")
+    total = 0
+    for n, e in enumerate(embeds):
+        checks = [("title", e.title, TITLE_MAX), ("description", e.description, DESCRIPTION_MAX),
+                  ("footer", e.footer.text, FOOTER_MAX), ("author", e.author.name, AUTHOR_MAX)]
+        checks += [(f"field {i} name", f.name, FIELD_NAME_MAX) for i, f in enumerate(e.fields)]
+        checks += [(f"field {i} value", f.value, FIELD_VALUE_MAX) for i, f in enumerate(e.fields)]
+        for what, text, limit in checks:
+            if text and u16len(text) > limit:
+                problems.append(f"embed {n} {what} {u16len(text)} > {limit}")
+        if len(e.fields) > FIELDS_MAX:
+            problems.append(f"embed {n} has {len(e.fields)} fields > {FIELDS_MAX}")
+        total += embed_size(e)
+    if total > EMBED_TOTAL_MAX:
+        problems.append(f"embeds total {total} > {EMBED_TOTAL_MAX}")
+    return problems
+
+
+def _web_url(url: str | None) -> str | None:
+    # Discord rejects the whole message when an embed url is not http(s).
+    return url if url and re.match(r"^https?://\S+$", url) else None
+
+
+def _link(article: Article) -> str:
+    title = discord.utils.escape_markdown(one_line(article.label)).replace("]", "\\]")
+    url = _web_url(article.url)
+    return f"[{title}]({url})" if url else title
+
+
+def _byline(article: Article) -> str:
+    return " · ".join(p for p in (article.outlet, article.author and f"by {article.author}",
+                                  article.published) if p)
+
+
+def question_line(question: str) -> str:
+    return clip(QUESTION_PREFIX + discord.utils.escape_markdown(one_line(question)), CONTENT_MAX)
+
+
+def quote_embed(quote: Quote, n: int, of: int, *, description_max: int = DESCRIPTION_MAX
+                ) -> discord.Embed:
+    article = quote.article
+    text = discord.utils.escape_markdown(one_line(quote.text))
+    embed = discord.Embed(
+        title=clip(one_line(article.label), TITLE_MAX),
+        url=_web_url(article.url),
+        description=clip(f"“{text}”", description_max),
+        colour=ANSWER_COLOUR,
+    )
+    if article.outlet:
+        embed.set_author(name=clip(one_line(article.outlet), AUTHOR_MAX))
+    if article.author:
+        embed.add_field(name="By", value=clip(one_line(article.author), FIELD_VALUE_MAX))
+    if article.published:
+        embed.add_field(name="Published", value=article.published)
+    embed.set_footer(text=clip(f"{article.path} · characters {quote.start}–{quote.end}"
+                               f" · quote {n} of {of}", FOOTER_MAX))
+    return embed
+
+
+def decline_embed(answer: Answer) -> discord.Embed:
+    reason = answer.reason or "The dossier does not cover that question."
+    embed = discord.Embed(title="Not in the dossier", description=clip(reason, DESCRIPTION_MAX),
+                          colour=DECLINE_COLOUR)
+    lines: list[str] = []
+    for article in answer.closest:
+        line = f"• {_link(article)}"
+        if (by := _byline(article)):
+            line += f" — {discord.utils.escape_markdown(by)}"
+        if u16len("\n".join([*lines, line])) > FIELD_VALUE_MAX:
+            break
+        lines.append(line)
+    if lines:
+        embed.add_field(name="Closest articles", value="\n".join(lines), inline=False)
+    return embed
+
+
+def render_answer(answer: Answer) -> Reply:
+    """The question as content and one embed per quote, the best first, within every limit."""
+    content = question_line(answer.question)
+    if not answer.answered:
+        return Reply(content, (decline_embed(answer),))
+    embeds: list[discord.Embed] = []
+    budget = EMBED_TOTAL_MAX
+    total = len(answer.quotes)
+    for n, quote in enumerate(answer.quotes, 1):
+        if len(embeds) == EMBEDS_MAX:
+            break
+        embed = quote_embed(quote, n, total)
+        size = embed_size(embed)
+        if size > budget:
+            # Shorten this quote to what is left, if enough is left to be worth reading.
+            room = u16len(embed.description or "") - (size - budget)
+            if room < 200:
+                break
+            embed = quote_embed(quote, n, total, description_max=room)
+            size = embed_size(embed)
+        embeds.append(embed)
+        budget -= size
+    omitted = total - len(embeds)
+    if omitted:
+        content = clip(f"{content}\n-# {omitted} more passage(s) matched; not shown to keep "
+                       "the message within Discord's limits.", CONTENT_MAX)
+    return Reply(content, tuple(embeds), omitted)
+
+
+def render_sources(sources: Sequence[Source]) -> Reply:
+    """The dossier's articles as links, packed into as few embeds as the limits allow."""
+    if not sources:
+        empty = discord.Embed(title="The dossier is empty", colour=DECLINE_COLOUR,
+                              description="Add articles to the corpus folder, then run /reindex.")
+        return Reply("", (empty,))
+    lines = []
+    for s in sources:
+        by = _byline(s.article)
+        tail = f" — {discord.utils.escape_markdown(by)}" if by else ""
+        lines.append(clip(f"• {_link(s.article)}{tail} ({s.passages} passages)", 1000))
+    title = f"The dossier: {len(sources)} article(s)"
+    embeds: list[discord.Embed] = []
+    budget = EMBED_TOTAL_MAX - u16len(title) - 60  # room for the "…and N more" line
+    current: list[str] = []
+    shown = 0
+    for line in lines:
+        cost = u16len(line) + 1
+        if cost > budget:
+            break
+        if u16len("\n".join([*current, line])) > DESCRIPTION_MAX:
+            if len(embeds) + 1 == EMBEDS_MAX:
+                break
+            embeds.append(discord.Embed(description="\n".join(current), colour=ANSWER_COLOUR))
+            current = []
+        current.append(line)
+        budget -= cost
+        shown += 1
+    if shown < len(lines):
+        current.append(f"…and {len(lines) - shown} more article(s).")
+    embeds.append(discord.Embed(description="\n".join(current), colour=ANSWER_COLOUR))
+    embeds[0].title = title
+    return Reply("", tuple(embeds), len(lines) - shown)
+
+
+@dataclass(frozen=True)
+class Located:
+    """A quote as read back from a sent message: enough to find it in the dossier again."""
+
+    path: str
+    start: int
+    end: int
+    shown: str
+
+
+def read_back(message: discord.Message) -> tuple[str, list[Located]]:
+    """The question and the located quotes of an answer the bot sent (for feedback votes)."""
+    content = message.content or ""
+    first = content.split("\n", 1)[0]
+    question = first[len(QUESTION_PREFIX):] if first.startswith(QUESTION_PREFIX) else first
+    quotes: list[Located] = []
+    for embed in message.embeds:
+        match = _LOCATOR.match(embed.footer.text or "")
+        if match:
+            shown = (embed.description or "").strip("“”")
+            quotes.append(Located(match["path"], int(match["start"]), int(match["end"]),
+                                  _unescape(shown)))
+    return _unescape(question), quotes
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def quote_records(located: Iterable[Located], articles: Iterable[Article]) -> list[dict]:
+    """Quotes in the JSON shape of ``answer_to_json`` (text from the dossier when it is found)."""
+    by_path = {a.path: a for a in articles}
+    out: list[dict] = []
+    for q in located:
+        article = by_path.get(q.path)
+        if article is not None and q.end <= len(article.body):
+            out.append({"text": article.body[q.start:q.end], "start": q.start, "end": q.end,
+                        "article": article.meta()})
+        else:  # the article left the dossier since: keep what the user saw
+            out.append({"text": q.shown, "start": q.start, "end": q.end,
+                        "article": {"path": q.path}})
+    return out
