@@ -21,6 +21,7 @@ from bot.config import ConfigError, Settings
 from bot.discord_render import (
     NO_PINGS,
     Reply,
+    clip,
     quote_records,
     read_back,
     render_answer,
@@ -49,6 +50,18 @@ def intents() -> discord.Intents:
     wanted.guild_messages = True
     wanted.dm_messages = True
     return wanted
+
+
+# What the bot does in a channel: read it, reply (replies need Read Message History), post in
+# threads, and show embeds. Slash-command answers need no channel permission at all.
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, send_messages_in_threads=True, embed_links=True,
+    read_message_history=True)
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(application_id, permissions=INVITE_PERMISSIONS,
+                                   scopes=("bot", "applications.commands"))
 
 
 def point_at(api_url: str) -> None:
@@ -132,8 +145,8 @@ class DossierBot(discord.Client):
                      len(synced))
 
     async def on_ready(self) -> None:
-        log.info("discord: connected as %s (%s) in %d server(s)", self.user,
-                 getattr(self.user, "id", "?"), len(self.guilds))
+        log.info("discord: connected as %s in %d server(s); invite it with %s", self.user,
+                 len(self.guilds), invite_url(self.application_id or 0))
 
     # -- answering -------------------------------------------------------------------------
 
@@ -173,7 +186,8 @@ class DossierBot(discord.Client):
         if str(interaction.user.id) in self.settings.admins:
             return True
         # In a server this is the member's permission there; in a DM it is always False.
-        return interaction.guild is not None and interaction.permissions.manage_guild
+        perms = interaction.permissions
+        return interaction.guild is not None and (perms.manage_guild or perms.administrator)
 
     async def reindex_command(self, interaction: discord.Interaction) -> None:
         if not self.is_admin(interaction):
@@ -183,7 +197,14 @@ class DossierBot(discord.Client):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         log.info("discord: index rebuild requested by user %s", interaction.user.id)
-        report = await asyncio.to_thread(self.answerer.rebuild, self.settings.corpus_dir)
+        try:
+            report = await asyncio.to_thread(self.answerer.rebuild, self.settings.corpus_dir)
+        except Exception as exc:
+            log.exception("discord: index rebuild failed")
+            await interaction.followup.send(
+                clip(f"The rebuild failed ({type(exc).__name__}: {exc}); the previous index "
+                     "is still in use.", 1000), ephemeral=True, allowed_mentions=NO_PINGS)
+            return
         await interaction.followup.send(
             f"Index rebuilt: {report.articles} articles, {report.chunks} passages "
             f"({report.embedded} embedded, {report.removed} removed) in {report.seconds:.1f} s.",

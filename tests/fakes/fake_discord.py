@@ -373,7 +373,7 @@ class FakeDiscord:
         if errors is not None:
             body["errors"] = errors
         self.rejected.append(body)
-        return web.json_response(body, status=status)
+        return _json(body, status=status)
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_type.startswith("multipart/"):
@@ -382,11 +382,11 @@ class FakeDiscord:
         return await request.json()
 
     async def _me(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.bot, "verified": True, "mfa_enabled": False,
+        return _json({**self.bot, "verified": True, "mfa_enabled": False,
                                   "locale": "en-US", "email": None, "premium_type": 0})
 
     async def _application(self, request: web.Request) -> web.Response:
-        return web.json_response({
+        return _json({
             "id": self.application_id, "name": "dossier-bot", "icon": None,
             "description": "Quotes the dossier.", "summary": "", "type": None,
             "bot_public": False, "bot_require_code_grant": False, "verify_key": "0" * 64,
@@ -396,7 +396,7 @@ class FakeDiscord:
         })
 
     async def _gateway_bot(self, request: web.Request) -> web.Response:
-        return web.json_response({
+        return _json({
             "url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
                                     "max_concurrency": 1},
@@ -415,7 +415,7 @@ class FakeDiscord:
                 **({"guild_id": scope} if scope != "global" else {})} for c in commands]
         self.synced[scope] = out
         await self._notify()
-        return web.json_response(out)
+        return _json(out)
 
     async def _callback(self, request: web.Request) -> web.Response:
         token = request.match_info["itoken"]
@@ -441,7 +441,7 @@ class FakeDiscord:
         await self._notify()
         if request.query.get("with_response") not in ("1", "true", "True"):
             return web.Response(status=204)
-        return web.json_response({
+        return _json({
             "interaction": {"id": inter.payload["id"], "type": inter.payload["type"],
                             "response_message_id": message["id"],
                             "response_message_loading": kind == 5,
@@ -472,7 +472,7 @@ class FakeDiscord:
         self.sent.append(Sent("followup", body, message, inter.payload["id"], channel_id))
         await self._notify()
         if request.query.get("wait") in ("1", "true", "True"):
-            return web.json_response(message)
+            return _json(message)
         return web.Response(status=204)
 
     async def _channel_message(self, request: web.Request) -> web.Response:
@@ -485,7 +485,7 @@ class FakeDiscord:
         message = self._message(body, channel_id)
         self.sent.append(Sent("channel", body, message, None, channel_id))
         await self._notify()
-        return web.json_response(message)
+        return _json(message)
 
     async def _typing(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
@@ -612,6 +612,13 @@ def _message_problems(body: dict[str, Any]) -> dict[str, Any]:
     if not content and not embeds and not body.get("components"):
         problems["_errors"] = "Cannot send an empty message (50006)"
     return problems
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    # Exactly Discord's header: discord.py parses a body only when it reads
+    # "application/json", without aiohttp's usual "; charset=utf-8".
+    return web.Response(body=json.dumps(body).encode(), status=status,
+                        headers={"Content-Type": "application/json"})
 
 
 @contextlib.asynccontextmanager
