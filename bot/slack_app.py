@@ -1,0 +1,562 @@
+"""The Slack adapter: slack-bolt listeners for mentions, DMs, slash commands and buttons.
+
+Every listener acknowledges first and answers afterwards on Bolt's listener threads
+(``process_before_response=False``), so Slack always gets its reply within 3 seconds.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from bot import slack_render as render
+from bot.answer import Answer, Answerer, Quote, question_problem
+from bot.config import ConfigError, Settings
+from bot.feedback import FeedbackStore
+from bot.health import metrics, readiness
+from bot.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+EVENTS_PATH = "/slack/events"
+MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd unread
+ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
+              "Please try again in a minute; the error has been logged.")
+BLOCK_ERRORS = ("invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long")
+DRAINING_TEXT = "The bot is restarting; please ask again in a minute."
+ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can rebuild the index. Ask one of them, "
+                   "or run `dossier-bot index build` where the bot runs.")
+
+
+def _retry_handlers() -> list:
+    # 429s are retried after Retry-After; the connection handler covers resets mid-request.
+    return [ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3)]
+
+
+def make_client(settings: Settings) -> WebClient:
+    return WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url,
+                     timeout=15, retry_handlers=_retry_handlers())
+
+
+def slack_text_to_plain(text: str, bot_user_id: str | None = None) -> str:
+    """A question as the person typed it: Slack's <…> markup and &-entities undone.
+
+    The bot's own mention is dropped; other mentions become plain ``@U123`` so that, once
+    re-escaped for display, they can never ping anyone.
+    """
+
+    def plain(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        target, _, label = inner.partition("|")
+        if target.startswith("@"):
+            return "" if target[1:] == bot_user_id else "@" + (label or target[1:])
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!"):
+            return "@" + (label or target[1:].split("^")[0])
+        return label or target
+
+    text = re.sub(r"<([^<>]*)>", plain, text)
+    text = html.unescape(text) if "&" in text else text
+    return re.sub(r"^[\s:,]+", "", text).strip()
+
+
+class _Seen:
+    """Keys seen in the last hour (event ids, message timestamps), to drop Slack's retries."""
+
+    def __init__(self, ttl: float = 3600.0, size: int = 20_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._keys: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first(self, keys: Iterable[str]) -> bool:
+        """True when none of ``keys`` was seen before; all of them count as seen afterwards."""
+        now = time.monotonic()
+        keys = [k for k in keys if k]
+        with self._lock:
+            while self._keys and (len(self._keys) > self._size
+                                  or now - next(iter(self._keys.values())) > self._ttl):
+                self._keys.popitem(last=False)
+            fresh = not any(k in self._keys for k in keys)
+            for k in keys:
+                self._keys[k] = now
+            return fresh
+
+
+class _Answers:
+    """Recent answers by id, for the Share and feedback buttons (the value carries a fallback)."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Answer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, answer: Answer) -> str:
+        answer_id = secrets.token_hex(6)
+        with self._lock:
+            self._items[answer_id] = answer
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return answer_id
+
+    def get(self, answer_id: object) -> Answer | None:
+        with self._lock:
+            return self._items.get(answer_id) if isinstance(answer_id, str) else None
+
+
+Post = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SlackBot:
+    """What the listeners share; ``register`` wires them onto a Bolt app."""
+
+    settings: Settings
+    answerer: Answerer
+    feedback: FeedbackStore
+    limiter: RateLimiter
+    seen: _Seen = field(default_factory=_Seen)
+    answers: _Answers = field(default_factory=_Answers)
+
+    def register(self, app: App) -> None:
+        app.middleware(self._drop_retried_events)
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.command("/ask")(self.on_ask)
+        app.command("/sources")(self.on_sources)
+        app.command("/reindex")(self.on_reindex)
+        app.action(render.ACTION_UP)(self.on_vote)
+        app.action(render.ACTION_DOWN)(self.on_vote)
+        app.action(render.ACTION_SHARE)(self.on_share)
+        app.error(self.on_error)
+
+    # -- events -----------------------------------------------------------------------
+
+    def _drop_retried_events(self, body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
+        if body.get("type") == "event_callback":
+            event = body.get("event") or {}
+            keys = [f"event:{body.get('event_id')}"] if body.get("event_id") else []
+            if event.get("type") in ("app_mention", "message") and event.get("ts"):
+                # A mention in a DM arrives as app_mention and message.im: answer once.
+                keys.append(f"msg:{event.get('channel')}:{event['ts']}")
+            if keys and not self.seen.first(keys):
+                log.info("dropping a repeated Slack event (%s)", keys[0])
+                return BoltResponse(status=200, body="")
+        return next()
+
+    def on_mention(self, event: dict, context: Any, client: WebClient) -> None:
+        channel, user = event.get("channel"), event.get("user")
+        thread = event.get("thread_ts") or event.get("ts")
+        question = slack_text_to_plain(event.get("text") or "", context.bot_user_id)
+
+        def post(message: dict[str, Any]) -> None:
+            _post(client, channel=channel, thread_ts=thread, message=message)
+
+        def private(message: dict[str, Any]) -> None:
+            try:
+                client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread,
+                                          **message)
+            except SlackApiError:
+                log.warning("could not post an ephemeral note; posting it in the thread")
+                post(message)
+
+        self.answer(question, user=user or "?", post=post, private=private)
+
+    def on_message(self, event: dict, context: Any, client: WebClient) -> None:
+        # Only DMs to the bot: channel messages reach us as app_mention; edits, joins and
+        # other bots' messages carry a subtype or bot_id.
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        channel = event.get("channel")
+        thread = event.get("thread_ts")
+        question = slack_text_to_plain(event.get("text") or "", context.bot_user_id)
+
+        def post(message: dict[str, Any]) -> None:
+            _post(client, channel=channel, thread_ts=thread, message=message)
+
+        self.answer(question, user=event.get("user") or "?", post=post, private=post)
+
+    # -- slash commands -----------------------------------------------------------------
+
+    def on_ask(self, ack: Callable[..., None], command: dict, context: Any) -> None:
+        ack()
+        url = command.get("response_url")
+
+        def reply(message: dict[str, Any]) -> None:
+            respond(url, {**message, "response_type": "ephemeral"})
+
+        question = slack_text_to_plain(command.get("text") or "", context.bot_user_id)
+        self.answer(question, user=command.get("user_id") or "?", post=reply, private=reply,
+                    shareable=True)
+
+    def on_sources(self, ack: Callable[..., None], command: dict) -> None:
+        ack()
+        url = command.get("response_url")
+        try:
+            message = render.render_sources(self.answerer.sources())
+        except Exception:
+            log.exception("listing the sources failed")
+            message = render.notice(ERROR_TEXT)
+        respond(url, {**message, "response_type": "ephemeral"})
+
+    def on_reindex(self, ack: Callable[..., None], command: dict) -> None:
+        user = command.get("user_id") or ""
+        if user not in self.settings.admins:
+            ack(**render.notice(ADMIN_ONLY_TEXT), response_type="ephemeral")
+            return
+        ack(**render.notice("Rebuilding the index from the corpus; the report follows here. "
+                            "Questions are answered from the current index meanwhile."),
+            response_type="ephemeral")
+        url = command.get("response_url")
+        try:
+            report = self.answerer.rebuild(self.settings.corpus_dir)
+        except Exception as exc:
+            metrics.observe_rebuild(False)
+            log.exception("rebuilding the index from Slack failed")
+            reason = render._clip(f"{type(exc).__name__}: {exc}", 300)
+            message = render.notice(f"The rebuild failed ({reason}); "
+                                    "the bot keeps answering from the previous index.")
+        else:
+            metrics.observe_rebuild(True, report.articles, report.chunks)
+            log.info("index rebuilt from Slack: %s", report.as_dict())
+            message = render.render_report(report)
+        respond(url, {**message, "response_type": "ephemeral"})
+
+    # -- buttons ------------------------------------------------------------------------
+
+    def on_vote(self, ack: Callable[..., None], body: dict, action: dict) -> None:
+        ack()
+        vote = 1 if action.get("action_id") == render.ACTION_UP else -1
+        data = render.parse_button_value(action.get("value") or "")
+        user = (body.get("user") or {}).get("id") or "?"
+        answer = self.answers.get(data.get("id"))
+        if answer is not None:
+            question = answer.question
+            quotes = [render.quote_dict(q) for q in answer.quotes]
+        else:  # the bot restarted since: rebuild what it can from the button itself
+            question = str(data.get("q") or "")
+            quotes = self._quotes_from_refs(data.get("k") or [])
+        try:
+            self.feedback.record(platform=PLATFORM, user_id=user, question=question,
+                                 quotes=quotes, vote=vote)
+            text = f"Thanks, your {'👍' if vote > 0 else '👎'} was recorded."
+        except Exception:
+            log.exception("recording feedback failed")
+            text = "Sorry, your vote could not be recorded; please try again later."
+        respond(body.get("response_url"),
+                {**render.notice(text), "response_type": "ephemeral", "replace_original": False})
+
+    def on_share(self, ack: Callable[..., None], body: dict, action: dict) -> None:
+        ack()
+        url = body.get("response_url")
+        data = render.parse_button_value(action.get("value") or "")
+        answer = self.answers.get(data.get("id"))
+        try:
+            if answer is None:  # the bot restarted since the answer was shown: ask again
+                answer = self._ask(str(data.get("q") or ""))
+            message = render.render_answer(answer, answer_id=self.answers.put(answer),
+                                           shared=True)
+            respond(url, {**message, "response_type": "in_channel", "replace_original": False})
+            respond(url, {"delete_original": True})
+        except Exception:
+            log.exception("sharing an answer failed")
+            respond(url, {**render.notice("Sorry, I could not share that answer in the channel."),
+                          "response_type": "ephemeral", "replace_original": False})
+
+    def on_error(self, error: Exception, body: dict) -> None:
+        log.error("unhandled error in a Slack listener: %s", error, exc_info=error)
+
+    # -- answering ----------------------------------------------------------------------
+
+    def _ask(self, question: str) -> Answer:
+        try:
+            self.answerer.reload_if_changed()
+        except Exception:
+            log.exception("checking for a rebuilt index failed; answering from the current one")
+        return self.answerer.ask(question)
+
+    def answer(self, question: str, *, user: str, post: Post, private: Post,
+               shareable: bool = False) -> None:
+        """Answer one question: limits, then the answer, then errors as a short message."""
+        problem = question_problem(question)
+        if problem:
+            metrics.observe_question(PLATFORM, 0.0, "rejected")
+            private(render.notice(problem))
+            return
+        if readiness.draining:
+            metrics.observe_question(PLATFORM, 0.0, "rejected")
+            private(render.notice(DRAINING_TEXT))
+            return
+        wait = self.limiter.check(user)
+        if wait:
+            metrics.observe_question(PLATFORM, 0.0, "rejected")
+            private(render.notice(self.limiter.message(wait)))
+            return
+        started = time.perf_counter()
+        metrics.question_started()
+        outcome = "error"
+        try:
+            outcome = self._answer(question, post=post, private=private, shareable=shareable)
+        finally:
+            metrics.question_finished()
+            metrics.observe_question(PLATFORM, time.perf_counter() - started, outcome)
+
+    def _answer(self, question: str, *, post: Post, private: Post, shareable: bool) -> str:
+        try:
+            answer = self._ask(question)
+        except Exception:
+            log.exception("answering a Slack question failed")
+            private(render.notice(ERROR_TEXT))
+            return "error"
+        message = render.render_answer(answer, answer_id=self.answers.put(answer),
+                                       shareable=shareable and answer.answered)
+        try:
+            post(message)
+        except Exception:
+            log.exception("posting an answer to Slack failed")
+            try:
+                private(render.notice("Sorry, I found an answer but Slack would not take it; "
+                                      "please try again."))
+            except Exception:
+                log.exception("posting the error note failed too")
+            return "error"
+        return "answered" if answer.answered else "declined"
+
+    def _quotes_from_refs(self, refs: list) -> list[dict[str, Any]]:
+        try:
+            bodies = {s.article.id: s.article for s in self.answerer.sources()}
+        except Exception:
+            bodies = {}
+        quotes = []
+        for ref in refs:
+            if not (isinstance(ref, list) and len(ref) == 3):
+                continue
+            article_id, start, end = ref
+            article = bodies.get(article_id)
+            if article is None or not isinstance(start, int) or not isinstance(end, int):
+                quotes.append({"article": article_id, "start": start, "end": end})
+                continue
+            quotes.append(render.quote_dict(Quote(article.body[start:end], start, end, 0.0,
+                                                  article)))
+        return quotes
+
+
+def _post(client: WebClient, *, channel: str | None, thread_ts: str | None,
+          message: dict[str, Any]) -> None:
+    kwargs = {"channel": channel, "thread_ts": thread_ts, "unfurl_links": False,
+              "unfurl_media": False}
+    try:
+        client.chat_postMessage(**kwargs, **message)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in BLOCK_ERRORS:
+            raise
+        # Rather plain text than nothing when Slack rejects the blocks.
+        log.warning("Slack rejected the blocks (%s); posting plain text", exc.response.get("error"))
+        client.chat_postMessage(**kwargs, text=message.get("text") or "…")
+
+
+def respond(url: str | None, payload: dict[str, Any]) -> None:
+    """POST to an interaction's ``response_url``, retrying 429s after Retry-After."""
+    if not url:
+        log.warning("no response_url to answer on")
+        return
+    payload = {"unfurl_links": False, "unfurl_media": False, **payload}
+    if payload.get("delete_original"):
+        payload = {"delete_original": True}
+    response = WebhookClient(url, timeout=15, retry_handlers=_retry_handlers()).send_dict(payload)
+    if response.status_code != 200:
+        log.warning("Slack refused a response_url post: HTTP %s %s", response.status_code,
+                    (response.body or "")[:200])
+
+
+def create_slack_app(*, settings: Settings, answerer: Answerer, client: WebClient | None = None,
+                     feedback: FeedbackStore | None = None, limiter: RateLimiter | None = None,
+                     listener_executor: Executor | None = None) -> App:
+    """A Bolt app with the dossier's listeners; calls ``auth.test`` once to learn its bot id."""
+    if client is None:
+        client = make_client(settings)
+    elif not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
+        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    app = App(
+        name="dossier-bot",
+        client=client,
+        # Without a secret (Socket Mode) HTTP requests must still fail verification, so an
+        # unguessable one stands in rather than the empty string.
+        signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
+        process_before_response=False,
+        listener_executor=listener_executor or ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="slack-listener"),
+    )
+    bot = SlackBot(settings=settings, answerer=answerer,
+                   feedback=feedback or FeedbackStore(settings.feedback_path),
+                   limiter=limiter or RateLimiter(settings.rate_limit_per_minute))
+    bot.register(app)
+    return app
+
+
+# -- serving -----------------------------------------------------------------------------
+
+
+def check_settings(settings: Settings, *, http: bool) -> None:
+    """Name a missing or malformed token in one line, before anything connects."""
+    http_mode = http or not settings.slack_app_token
+    settings.require_platform("slack", http=http_mode)
+    # Settings built in code skip from_env's checks, so check the token kinds here too.
+    if not (settings.slack_bot_token or "").startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN does not look like a bot token (it should start "
+                          "with xoxb-); copy it again from OAuth & Permissions.")
+    if not http_mode and not (settings.slack_app_token or "").startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN does not look like an app-level token (it should "
+                          "start with xapp-); create one with the connections:write scope.")
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http: " + format, *args)
+
+
+def _limit_body(wsgi_app: Callable) -> Callable:
+    def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        try:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            size = MAX_BODY_BYTES + 1
+        if size > MAX_BODY_BYTES:
+            start_response("413 Payload Too Large", [("Content-Type", "text/plain")])
+            return [b"Payload Too Large"]
+        return wsgi_app(environ, start_response)
+
+    return guarded
+
+
+@dataclass
+class SlackService:
+    """A running Slack adapter; ``stop()`` ends it after the answers in flight are posted."""
+
+    app: App
+    mode: str  # "socket" or "http"
+    executor: ThreadPoolExecutor
+    port: int | None = None
+    _server: WSGIServer | None = None
+    _thread: threading.Thread | None = None
+    _socket: SocketModeHandler | None = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self, *, wait: bool = True) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        readiness.set_platform(PLATFORM, False)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._socket is not None:
+            self._socket.close()
+        self.executor.shutdown(wait=wait)
+        log.info("Slack adapter stopped")
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+
+def start(settings: Settings, answerer: Answerer, *, http: bool, port: int,
+          host: str = "0.0.0.0", client: WebClient | None = None,
+          feedback: FeedbackStore | None = None,
+          limiter: RateLimiter | None = None) -> SlackService:
+    """Start the adapter without blocking: Socket Mode when SLACK_APP_TOKEN is set and not
+    ``http``, else an HTTP server for ``/slack/events``. Raises ConfigError for bad tokens."""
+    check_settings(settings, http=http)
+    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-listener")
+    try:
+        app = create_slack_app(settings=settings, answerer=answerer, client=client,
+                               feedback=feedback, limiter=limiter, listener_executor=executor)
+    except (BoltError, SlackApiError) as exc:
+        executor.shutdown(wait=False)
+        raise ConfigError(f"SLACK_BOT_TOKEN was not accepted by Slack ({_reason(exc)}); "
+                          "copy the Bot User OAuth Token again and reinstall the app.") from None
+    except OSError as exc:
+        executor.shutdown(wait=False)
+        raise ConfigError(f"Could not reach Slack at SLACK_API_URL={settings.slack_api_url} "
+                          f"({type(exc).__name__}).") from None
+
+    if settings.slack_app_token and not http:
+        handler = SocketModeHandler(app, app_token=settings.slack_app_token)
+        try:
+            handler.connect()
+        except SlackApiError as exc:
+            handler.close()
+            executor.shutdown(wait=False)
+            raise ConfigError(f"SLACK_APP_TOKEN was not accepted by Slack ({_reason(exc)}); "
+                              "create an app-level token with connections:write.") from None
+        log.info("Slack adapter connected in Socket Mode")
+        readiness.set_platform(PLATFORM, True)
+        return SlackService(app=app, mode="socket", executor=executor, _socket=handler)
+
+    wsgi = _limit_body(SlackRequestHandler(app, path=EVENTS_PATH))
+    server = make_server(host, port, wsgi, server_class=_ThreadingWSGIServer,
+                         handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                              name="slack-http", daemon=True)
+    thread.start()
+    bound = server.server_address[1]
+    readiness.set_platform(PLATFORM, True)
+    log.info("Slack adapter listening on http://%s:%d%s", host, bound, EVENTS_PATH)
+    return SlackService(app=app, mode="http", executor=executor, port=bound, _server=server,
+                        _thread=thread)
+
+
+def _reason(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            return str(response.get("error") or "refused")
+        except Exception:
+            return "refused"
+    text = str(exc)
+    match = re.search(r"error: (\w+)|'error': '(\w+)'", text)
+    return next((g for g in match.groups() if g), "refused") if match else "refused"
+
+
+def run(settings: Settings, answerer: Answerer, *, http: bool, port: int,
+        stop: threading.Event | None = None, host: str = "0.0.0.0") -> None:
+    """Serve Slack until ``stop`` is set (or Ctrl-C), then stop gracefully."""
+    service = start(settings, answerer, http=http, port=port, host=host)
+    stop = stop or threading.Event()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()

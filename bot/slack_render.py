@@ -1,0 +1,216 @@
+"""Block Kit for Slack: answers, sources and notices, escaped and within Slack's limits."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bot.answer import Answer, Quote, Source
+from bot.render import attribution
+from index.model import Article
+
+SECTION_LIMIT = 3000  # characters of mrkdwn in one section or context element
+BLOCK_LIMIT = 50  # blocks in one message
+TEXT_LIMIT = 3900  # the plain `text` fallback; Slack advises staying under 4,000
+VALUE_LIMIT = 2000  # characters in a button's value
+
+ACTION_UP = "dossier_feedback_up"
+ACTION_DOWN = "dossier_feedback_down"
+ACTION_SHARE = "dossier_share"
+
+Message = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Escape Slack's control characters, so no text can become <!channel>, <@U…> or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _link(article: Article) -> str:
+    title = escape(_one_line(article.title or article.path))
+    url = article.url or ""
+    # A `|` or whitespace would end Slack's <url|label> syntax early; show no link then.
+    if re.fullmatch(r"https?://[^\s|<>]+", url):
+        return f"<{escape(url)}|{title}>"
+    return title
+
+
+def source_line(article: Article) -> str:
+    """Linked title · outlet · author · date, as mrkdwn."""
+    parts = [f"*{_link(article)}*"]
+    if article.outlet:
+        parts.append(escape(_one_line(article.outlet)))
+    if article.author:
+        parts.append("by " + escape(_one_line(article.author)))
+    if article.published:
+        parts.append(escape(article.published))
+    return " · ".join(parts)
+
+
+def _quote_sections(text: str) -> list[str]:
+    """The quote as mrkdwn block-quote text, split at spaces into sections Slack accepts."""
+    # Escaping makes entities like &amp; longer, so measure the escaped text.
+    sections: list[str] = []
+    current = ""
+    for word in escape(_one_line(text)).split(" "):
+        if current and len(current) + 1 + len(word) > SECTION_LIMIT - 2:
+            sections.append(current)
+            current = ""
+        current = f"{current} {word}" if current else word
+    sections.append(current)
+    return [_clip("> " + s, SECTION_LIMIT) for s in sections]
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}]}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def button_value(answer_id: str, answer: Answer) -> str:
+    """What a button carries: the answer's id plus enough to record a vote after a restart."""
+    refs = [[q.article.id, q.start, q.end] for q in answer.quotes]
+    question = answer.question
+    while True:
+        value = json.dumps({"id": answer_id, "q": question, "k": refs}, ensure_ascii=False,
+                           separators=(",", ":"))
+        if len(value) <= VALUE_LIMIT:
+            return value
+        if len(question) > 40:
+            question = question[: max(40, len(question) - (len(value) - VALUE_LIMIT) - 1)]
+        elif refs:
+            refs = refs[:-1]
+        else:  # pragma: no cover - an id and 40 characters always fit
+            return json.dumps({"id": answer_id})
+
+
+def parse_button_value(value: str) -> dict[str, Any]:
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def quote_dict(quote: Quote) -> dict[str, Any]:
+    """A quote as recorded with a vote."""
+    return {"text": quote.text, "start": quote.start, "end": quote.end,
+            "score": round(float(quote.score), 4), "article": quote.article.id,
+            "title": quote.article.title}
+
+
+def fallback_text(answer: Answer) -> str:
+    """Plain text for notifications and clients without Block Kit; it contains the quotes."""
+    if not answer.answered:
+        lines = [answer.reason or "The dossier does not cover that question."]
+        if answer.closest:
+            lines.append("Closest articles: " + "; ".join(attribution(a) for a in answer.closest))
+        return _clip(escape("\n".join(lines)), TEXT_LIMIT)
+    lines = []
+    for n, quote in enumerate(answer.quotes, 1):
+        lines.append(f"[{n}] “{_one_line(quote.text)}” — {attribution(quote.article)}")
+    return _clip(escape("\n".join(lines)), TEXT_LIMIT)
+
+
+def render_answer(answer: Answer, *, answer_id: str | None = None,
+                  shareable: bool = False, shared: bool = False) -> Message:
+    """The answer as a Slack message: question, quotes with sources, then the buttons.
+
+    ``answer_id`` adds the 👍/👎 buttons; ``shareable`` adds "Share in channel" (for the
+    ephemeral reply to /ask).
+    """
+    blocks: list[dict[str, Any]] = []
+    if answer.question.strip():
+        label = "Shared answer to" if shared else "Question"
+        blocks.append(_context(f"{label}: {escape(_clip(_one_line(answer.question), 500))}"))
+    reserve = 2 if answer_id else 0  # the actions block, and a note on quotes left out
+    if answer.answered:
+        shown = 0
+        for n, quote in enumerate(answer.quotes, 1):
+            quote_blocks = [_section(s) for s in _quote_sections(quote.text)]
+            quote_blocks.append(_context(f"[{n}] {source_line(quote.article)}"))
+            if len(blocks) + len(quote_blocks) > BLOCK_LIMIT - reserve - 1:
+                break
+            blocks.extend(quote_blocks)
+            shown += 1
+        if shown < len(answer.quotes):
+            left = len(answer.quotes) - shown
+            blocks.append(_context(f"{left} more quote(s) left out to fit Slack's limits."))
+    else:
+        reason = answer.reason or "The dossier does not cover that question."
+        blocks.append(_section(escape(reason)))
+        if answer.closest:
+            lines = "\n".join(f"• {source_line(a)}" for a in answer.closest)
+            blocks.append(_context(f"Closest articles in the dossier:\n{lines}"))
+    if answer_id:
+        value = button_value(answer_id, answer)
+        elements = [_button("👍 Helpful", ACTION_UP, value),
+                    _button("👎 Not helpful", ACTION_DOWN, value)]
+        if shareable:
+            elements.append(_button("Share in channel", ACTION_SHARE, value, style="primary"))
+        blocks.append({"type": "actions", "block_id": "dossier_answer_actions",
+                       "elements": elements})
+    return {"text": fallback_text(answer), "blocks": blocks[:BLOCK_LIMIT]}
+
+
+def render_sources(sources: list[Source]) -> Message:
+    if not sources:
+        return notice("The dossier is empty: add articles to the corpus folder and run /reindex.")
+    head = f"The dossier holds {len(sources)} article(s):"
+    lines = [f"• {source_line(s.article)} ({s.passages} passages)" for s in sources]
+    blocks: list[dict[str, Any]] = [_section(f"*{head}*")]
+    current: list[str] = []
+    shown = 0
+    for line in lines:
+        if current and len("\n".join([*current, line])) > SECTION_LIMIT:
+            blocks.append(_section("\n".join(current)))
+            current = []
+        if len(blocks) >= BLOCK_LIMIT - 1:
+            break
+        current.append(line)
+        shown += 1
+    if current:
+        blocks.append(_section("\n".join(current)))
+    if shown < len(lines):
+        blocks = blocks[: BLOCK_LIMIT - 1]
+        blocks.append(_context(f"…and {len(lines) - shown} more."))
+    text = escape(head) + "\n" + "\n".join(
+        "• " + escape(attribution(s.article)) for s in sources)
+    return {"text": _clip(text, TEXT_LIMIT), "blocks": blocks}
+
+
+def notice(text: str) -> Message:
+    """A short message of our own, with any user- or article-provided text escaped."""
+    safe = escape(text)
+    return {"text": _clip(safe, TEXT_LIMIT), "blocks": [_section(safe)]}
+
+
+def render_report(report: Any) -> Message:
+    data = report.as_dict() if hasattr(report, "as_dict") else dict(vars(report))
+    text = (f"Index rebuilt: {data.get('articles')} article(s), {data.get('chunks')} passage(s); "
+            f"{data.get('embedded')} embedded, {data.get('removed')} removed, "
+            f"in {float(data.get('seconds') or 0):.1f} s.")
+    return notice(text)
