@@ -261,3 +261,35 @@ def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
             log.debug("health %s", format % args)
 
     return Handler
+
+
+def probe(path: str = "/healthz", *, port: int | None = None, timeout: float = 4.0) -> int:
+    """Exit status for a container HEALTHCHECK: 0 when ``path`` answers 200, else 1."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    if port is None:
+        port = int(os.environ.get("DOSSIER_HEALTH_PORT") or 8080)
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            ok = resp.status == 200
+    except urllib.error.HTTPError as err:
+        print(f"{url}: HTTP {err.code}")
+        return 1
+    except OSError as exc:
+        print(f"{url}: {exc}")
+        return 1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Probe the bot's health server on loopback.")
+    parser.add_argument("--probe", default="/healthz", help="path to GET (default /healthz)")
+    parser.add_argument("--port", type=int, default=None, help="default: DOSSIER_HEALTH_PORT")
+    args = parser.parse_args()
+    sys.exit(probe(args.probe, port=args.port))

