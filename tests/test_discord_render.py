@@ -1,0 +1,101 @@
+"""Discord embeds stay within Discord's limits whatever the dossier holds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import discord
+
+from bot.answer import Answer, Answerer, Quote, Source
+from bot.discord_render import (
+    DESCRIPTION_MAX,
+    EMBED_TOTAL_MAX,
+    EMBEDS_MAX,
+    clip,
+    embed_size,
+    limit_problems,
+    render_answer,
+    render_sources,
+    u16len,
+)
+from index.model import Article
+
+
+def _articles(answerer: Answerer) -> list[Article]:
+    return [s.article for s in answerer.sources()]
+
+
+def _long_quotes(articles: list[Article], n: int, size: int) -> list[Quote]:
+    """Verbatim spans of the real articles, longer than any passage the bot would pick."""
+    quotes = []
+    for i in range(n):
+        a = articles[i % len(articles)]
+        start = (i // len(articles)) * 97 % max(1, len(a.body) - size)
+        end = min(len(a.body), start + size)
+        quotes.append(Quote(a.body[start:end], start, end, 1.0 - i / 100, a))
+    return quotes
+
+
+def test_an_oversized_answer_is_cut_to_fit_every_limit(answerer: Answerer) -> None:
+    quotes = _long_quotes(_articles(answerer), 12, 3000)
+    reply = render_answer(Answer("What happened?", tuple(quotes)))
+    assert limit_problems(reply.content, reply.embeds) == []
+    assert sum(embed_size(e) for e in reply.embeds) <= EMBED_TOTAL_MAX
+    assert 1 <= len(reply.embeds) <= EMBEDS_MAX
+    assert reply.omitted == len(quotes) - len(reply.embeds) > 0
+    assert f"{reply.omitted} more passage" in reply.content
+    # The best quote comes first, and what is shown of each is the verbatim start of it.
+    for quote, embed in zip(quotes, reply.embeds, strict=False):
+        assert embed.footer.text.startswith(f"{quote.article.path} · characters {quote.start}")
+        shown = embed.description.strip("“”").rstrip("…").replace("\\", "")
+        assert " ".join(quote.text.split()).startswith(shown[:-5])
+
+
+def test_many_quotes_never_exceed_ten_embeds(answerer: Answerer) -> None:
+    quotes = _long_quotes(_articles(answerer), 30, 120)
+    reply = render_answer(Answer("What happened?", tuple(quotes)))
+    assert len(reply.embeds) == EMBEDS_MAX
+    assert limit_problems(reply.content, reply.embeds) == []
+
+
+def test_sources_of_a_large_dossier_fit(answerer: Answerer) -> None:
+    base = _articles(answerer)
+    many = [Source(dataclasses.replace(base[i % len(base)], id=f"{i:04d}",
+                                       path=f"{i:04d}_{base[i % len(base)].path}"), 10 + i)
+            for i in range(400)]
+    reply = render_sources(many)
+    assert limit_problems(reply.content, reply.embeds) == []
+    assert reply.omitted > 0
+    assert f"…and {reply.omitted} more article(s)." in reply.embeds[-1].description
+    assert reply.embeds[0].title == "The dossier: 400 article(s)"
+
+
+def test_every_real_source_is_listed(answerer: Answerer) -> None:
+    sources = answerer.sources()
+    reply = render_sources(sources)
+    assert reply.omitted == 0 and limit_problems(reply.content, reply.embeds) == []
+    text = "\n".join(e.description for e in reply.embeds)
+    assert text.count("• ") == len(sources)
+
+
+def test_a_link_that_is_not_http_is_left_out(answerer: Answerer) -> None:
+    article = dataclasses.replace(_articles(answerer)[0], url="javascript:alert(1)")
+    quote = Quote(article.body[:80], 0, 80, 0.5, article)
+    [embed] = render_answer(Answer("q?", (quote,))).embeds
+    assert embed.url is None
+    assert "javascript" not in render_sources([Source(article, 1)]).embeds[0].description
+
+
+def test_clip_counts_like_discord() -> None:
+    # Discord counts UTF-16 code units: an emoji is two.
+    text = clip("😀" * 5000, DESCRIPTION_MAX)
+    assert u16len(text) <= DESCRIPTION_MAX and text.endswith("…")
+    assert clip("short", 10) == "short"
+
+
+def test_limit_problems_sees_what_discord_would_reject() -> None:
+    too_long = discord.Embed(description="x" * (DESCRIPTION_MAX + 1))
+    assert limit_problems(None, [too_long]) != []
+    many = [discord.Embed(description="x" * 1000) for _ in range(7)]
+    assert any("total" in p for p in limit_problems(None, many))
+    assert any("embeds" in p for p in limit_problems(None, [discord.Embed(title="t")] * 11))
