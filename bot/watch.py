@@ -112,3 +112,52 @@ def start_watch_thread(corpus_dir: Path, on_change: OnChange, stop: threading.Ev
                               kwargs=kw, name="corpus-watch", daemon=True)
     thread.start()
     return thread
+
+
+def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None) -> str | None:
+    """Why the index no longer matches the corpus, or None when it does; reads no model.
+
+    Cheap enough for every container start: it hashes the corpus files and compares them
+    with the index manifest. ``index build`` makes the finer checks (chunking, weights).
+    """
+    from index.embed import PACKAGED_MODEL_NAME
+    from index.load import corpus_files, file_sha256
+    from index.store import IndexDir, IndexError_
+
+    try:
+        manifest = IndexDir(Path(index_dir)).read_manifest()
+    except IndexError_ as exc:
+        return str(exc)
+    expected_model = model or PACKAGED_MODEL_NAME
+    if manifest.model != expected_model:
+        return f"the index was built with {manifest.model}, the bot now uses {expected_model}"
+    files: dict[str, Path] = {}
+    for path in corpus_files(Path(corpus_dir)):
+        files.setdefault(path.stem, path)  # as index build does: the first of a name counts
+    indexed = manifest.articles
+    added = sorted(set(files) - set(indexed))
+    removed = sorted(set(indexed) - set(files))
+    changed = sorted(a for a in set(files) & set(indexed)
+                     if file_sha256(files[a]) != indexed[a].sha256)
+    if added or removed or changed:
+        return (f"{len(added)} article(s) added, {len(changed)} changed, {len(removed)} removed "
+                "since the index was built")
+    return None
+
+
+if __name__ == "__main__":
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(
+        description="Exit 0 when the index matches the corpus, 3 (with the reason) when not.")
+    parser.add_argument("--corpus", default=os.environ.get("DOSSIER_CORPUS_DIR") or "corpus")
+    parser.add_argument("--index", default=os.environ.get("DOSSIER_INDEX_DIR")
+                        or os.path.join(".dossier", "index"))
+    args = parser.parse_args()
+    reason = index_staleness(Path(args.corpus), Path(args.index),
+                             os.environ.get("DOSSIER_EMBED_MODEL") or None)
+    if reason:
+        print(reason)
+    sys.exit(3 if reason else 0)  # 1 stays a crash, which the entrypoint treats as stale
