@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -74,7 +74,9 @@ def _merge(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
 def _run(platforms: tuple[str, ...] | None, options: dict[str, Any], *,
          slack_http: bool | None = None, slack_port: int | None = None) -> None:
     from bot.logs import setup_logging
-    from bot.serve import EXIT_CONFIG, Server
+    from bot.serve import EXIT_CONFIG, EXIT_FAILED, Server
+    from index.embed import ModelError
+    from index.store import IndexError_
 
     try:
         settings = Settings.from_env().with_overrides(
@@ -82,17 +84,21 @@ def _run(platforms: tuple[str, ...] | None, options: dict[str, Any], *,
             log_level=(options.get("log_level") or "").upper() or None,
             watch=options.get("watch"))
     except ConfigError as exc:
-        click.echo(f"Configuration error: {exc}\n(`dossier-bot config check` shows every "
-                   "setting)", err=True)
-        sys.exit(EXIT_CONFIG)
+        _fail(f"{exc}\n(`dossier-bot config check` shows every setting)", EXIT_CONFIG)
     setup_logging(settings.log_format, settings.log_level, secrets=settings.secrets())
     server = Server(settings=settings, platforms=platforms or settings.platforms,
                     slack_http=slack_http, slack_port=slack_port, watch=settings.watch)
     try:
         status = server.run()
     except ConfigError as exc:
-        click.echo(f"Configuration error: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        _fail(str(exc), EXIT_CONFIG)
+    except (ModelError, IndexError_, FileNotFoundError, OSError) as exc:
+        _fail(str(exc), EXIT_FAILED)  # e.g. the health port is taken, the index is damaged
+    sys.exit(status)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
     sys.exit(status)
 
 

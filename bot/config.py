@@ -138,6 +138,10 @@ class Settings:
                 out[f.name] = mask(value)
             elif isinstance(value, frozenset):
                 out[f.name] = ",".join(sorted(value)) or "(none)"
+            elif f.name == "feedback_db" and value is None:
+                out[f.name] = f"(default: {self.feedback_path})"
+            elif f.name == "embed_model" and value is None:
+                out[f.name] = "(packaged all-MiniLM-L6-v2)"
             else:
                 out[f.name] = "(default)" if value is None else str(value)
         return out

@@ -137,7 +137,9 @@ def setup_logging(fmt: str = "text", level: str = "INFO", *, secrets: Iterable[s
     _redactor.add(secrets)
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if handler.get_name() == _HANDLER_NAME:
+        # Ours from an earlier call, and logging.basicConfig's plain one (the CLI group sets
+        # it up), which would print every line a second time, unredacted.
+        if handler.get_name() == _HANDLER_NAME or type(handler) is logging.StreamHandler:
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)

@@ -151,9 +151,12 @@ def _stop_loading(signum: int, _frame: object) -> None:
 
 def open_answerer(settings: Settings) -> Answerer:
     """Load the index (building it when there is none) and the model, once per process."""
-    from bot.answer import open_answerer as _open  # the lead's loader
+    from bot.runtime import make_answerer
 
-    return _open(settings)
+    answerer = make_answerer(settings, say=lambda msg: log.info(msg, extra={
+        "event": "index.build"}))
+    answerer.live.embedder  # noqa: B018 - load the model now, not on the first question
+    return answerer
 
 
 @dataclass
