@@ -138,8 +138,10 @@ def quote_embed(quote: Quote, n: int, of: int, *, description_max: int = DESCRIP
 
 def decline_embed(answer: Answer) -> discord.Embed:
     reason = answer.reason or "The dossier does not cover that question."
-    embed = discord.Embed(title="Not in the dossier", description=clip(reason, DESCRIPTION_MAX),
-                          colour=DECLINE_COLOUR)
+    # The reason may also be a bad question or a restart: only a searched-and-missed
+    # question (one with nearest articles) is headed "Not in the dossier".
+    embed = discord.Embed(title="Not in the dossier" if answer.closest else None,
+                          description=clip(reason, DESCRIPTION_MAX), colour=DECLINE_COLOUR)
     lines: list[str] = []
     for article in answer.closest:
         line = f"• {_link(article)}"
