@@ -1,0 +1,1 @@
+"""The chat layer of dossier-bot: answers, renderers, adapters, CLI and configuration."""

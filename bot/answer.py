@@ -1,0 +1,103 @@
+"""Answers, independent of any chat platform: quotes with their source, or a reason to decline."""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from index.model import Article
+
+if TYPE_CHECKING:
+    from index.build import BuildReport
+    from index.live import LiveIndex
+
+MAX_QUESTION_CHARS = 1000
+NOT_COVERED = "The dossier does not cover that question."
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A verbatim span of one article: ``text == article.body[start:end]``."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+    article: Article
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    quotes: tuple[Quote, ...] = ()
+    reason: str | None = None  # set when the bot declines or cannot take the question
+    closest: tuple[Article, ...] = ()  # when declining: the articles that came nearest
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.quotes)
+
+
+@dataclass(frozen=True)
+class Source:
+    """An article of the dossier as listed by ``/sources``."""
+
+    article: Article
+    passages: int
+
+
+class Answerer:
+    """Answers questions from a live index; safe to call from several threads at once.
+
+    Adapters hold one of these. ``ask`` never raises for bad questions: it returns an
+    ``Answer`` whose ``reason`` says what was wrong.
+    """
+
+    def __init__(self, live: LiveIndex) -> None:
+        self._live = live
+        self._rebuild_lock = threading.Lock()
+
+    @property
+    def live(self) -> LiveIndex:
+        return self._live
+
+    def ask(self, question: str) -> Answer:
+        problem = question_problem(question)
+        if problem:
+            return Answer(question=question, reason=problem)
+        result = self._live.current().search(question)
+        if not result.covered:
+            return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
+        quotes = tuple(Quote(text=e.text, start=e.start, end=e.end, score=e.score,
+                             article=e.article) for e in result.evidence)
+        return Answer(question=question, quotes=quotes)
+
+    def sources(self) -> list[Source]:
+        snapshot = self._live.current()
+        counts = snapshot.passage_counts()
+        return [Source(article=a, passages=counts.get(a.id, 0)) for a in snapshot.articles]
+
+    def reload_if_changed(self) -> bool:
+        return self._live.reload_if_changed()
+
+    def rebuild(self, corpus_dir: Path) -> BuildReport:
+        """Rebuild the index incrementally from ``corpus_dir`` and switch to it."""
+        with self._rebuild_lock:
+            report = self._live.rebuild(corpus_dir)
+        return report
+
+
+def question_problem(question: str) -> str | None:
+    """A short, friendly reason why a question cannot be searched, or None."""
+    text = question.strip()
+    if not text:
+        return "Please ask a question, e.g. “Did China agree to send weapons to Russia?”"
+    if len(text) > MAX_QUESTION_CHARS:
+        return (f"That question is {len(text):,} characters long; please keep it under "
+                f"{MAX_QUESTION_CHARS:,} characters and ask one thing at a time.")
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in text):
+        return "I could not find any words in that question; please ask it in words."
+    return None

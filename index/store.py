@@ -1,0 +1,188 @@
+"""The index directory: segments, generations, and the atomic switch between them.
+
+Layout::
+
+    <index>/CURRENT               name of the generation in service (replaced atomically)
+    <index>/generations/<g>.json  manifest of generation g: model, chunking, segments, articles
+    <index>/segments/<s>/         immutable segment folders (see index.segment)
+
+A build writes new segments and a new manifest, then renames a temporary file over CURRENT.
+A crash at any moment leaves CURRENT naming the previous, complete generation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+GENERATIONS = "generations"
+SEGMENTS = "segments"
+
+
+class IndexError_(RuntimeError):
+    """Base for index problems; the message is one line that says what to do."""
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class IndexCorrupt(IndexError_):
+    pass
+
+
+class IndexMismatch(IndexError_):
+    pass
+
+
+@dataclass(frozen=True)
+class ArticleEntry:
+    segment: str
+    sha256: str
+    path: str
+    sentences: int
+    passages: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    generation: str
+    format: int
+    model: str
+    model_fingerprint: str
+    dimension: int
+    chunking: dict[str, int]
+    cleaning: int
+    built_at: float
+    segments: tuple[str, ...]
+    articles: dict[str, ArticleEntry] = field(default_factory=dict)
+
+    @property
+    def passages(self) -> int:
+        return sum(a.passages for a in self.articles.values())
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": self.format, "generation": self.generation, "model": self.model,
+            "model_fingerprint": self.model_fingerprint, "dimension": self.dimension,
+            "chunking": self.chunking, "cleaning": self.cleaning, "built_at": self.built_at,
+            "segments": list(self.segments),
+            "articles": {k: vars(v) for k, v in sorted(self.articles.items())},
+        }, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        raw = json.loads(text)
+        return cls(
+            generation=raw["generation"], format=int(raw["format"]), model=raw["model"],
+            model_fingerprint=raw["model_fingerprint"], dimension=int(raw["dimension"]),
+            chunking=dict(raw["chunking"]), cleaning=int(raw["cleaning"]),
+            built_at=float(raw["built_at"]), segments=tuple(raw["segments"]),
+            articles={k: ArticleEntry(**v) for k, v in raw["articles"].items()},
+        )
+
+
+class IndexDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def segments_dir(self) -> Path:
+        return self.root / SEGMENTS
+
+    def exists(self) -> bool:
+        return (self.root / CURRENT).is_file()
+
+    def current_generation(self) -> str | None:
+        try:
+            name = (self.root / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexCorrupt(f"{self.root / CURRENT} cannot be read ({exc}); rebuild with "
+                               f"`dossier-bot index build --index {self.root}`") from None
+        return name or None
+
+    def read_manifest(self, generation: str | None = None) -> Manifest:
+        generation = generation or self.current_generation()
+        if generation is None:
+            raise IndexMissing(f"No index at {self.root}; build it with "
+                               f"`dossier-bot index build --index {self.root}`.")
+        path = self.root / GENERATIONS / f"{generation}.json"
+        try:
+            manifest = Manifest.from_json(path.read_text())
+        except FileNotFoundError:
+            raise IndexCorrupt(f"The index at {self.root} names generation {generation}, which "
+                               "is missing; rebuild it with `dossier-bot index build`.") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorrupt(f"The index manifest {path} is corrupt ({type(exc).__name__}); "
+                               "rebuild it with `dossier-bot index build`.") from None
+        if manifest.format != FORMAT_VERSION:
+            raise IndexMismatch(
+                f"The index at {self.root} has format {manifest.format}, this dossier-bot reads "
+                f"format {FORMAT_VERSION}; rebuild it with `dossier-bot index build`.")
+        return manifest
+
+    def new_segment_path(self) -> Path:
+        self.segments_dir.mkdir(parents=True, exist_ok=True)
+        return self.segments_dir / _new_name("s")
+
+    def publish(self, manifest: Manifest) -> None:
+        """Write a generation manifest and switch CURRENT to it, atomically."""
+        gens = self.root / GENERATIONS
+        gens.mkdir(parents=True, exist_ok=True)
+        _atomic_write(gens / f"{manifest.generation}.json", manifest.to_json())
+        _atomic_write(self.root / CURRENT, manifest.generation + "\n")
+
+    def collect_garbage(self, keep: int = 2) -> None:
+        """Drop generations older than the last ``keep`` and segments none of them use."""
+        gens = self.root / GENERATIONS
+        if not gens.is_dir():
+            return
+        current = self.current_generation()
+        manifests = sorted(gens.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        kept = [p for p in manifests if p.stem == current][:1]
+        kept += [p for p in manifests if p.stem != current][: max(0, keep - 1)]
+        in_use: set[str] = set()
+        for p in kept:
+            try:
+                in_use.update(Manifest.from_json(p.read_text()).segments)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        for p in manifests:
+            if p not in kept:
+                p.unlink(missing_ok=True)
+        if self.segments_dir.is_dir():
+            cutoff = time.time() - 3600  # a segment this young may belong to a build in flight
+            for seg in self.segments_dir.iterdir():
+                if seg.name not in in_use and seg.stat().st_mtime < cutoff:
+                    shutil.rmtree(seg, ignore_errors=True)
+
+
+def new_generation_name() -> str:
+    return _new_name("g")
+
+
+def _new_name(prefix: str) -> str:
+    return f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,63 @@
+"""Shared fixtures: the real model, a real FAISS index of the real corpus, built once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+SHARED = REPO.parent / "shared"
+DEV_SET = SHARED / "eval" / "dev_questions.jsonl"
+RAW_DOSSIER = SHARED / "dossier"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from index.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory, embedder) -> Path:
+    """An index of corpus/ built once per test session (read-only for tests)."""
+    from index.build import build_index
+
+    index_dir = tmp_path_factory.mktemp("index") / "index"
+    build_index(CORPUS, index_dir, embedder)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def answerer(built_index, embedder):
+    """A real Answerer over a real FAISS index of the five dossier articles."""
+    from bot.answer import Answerer
+    from index.live import LiveIndex
+
+    return Answerer(LiveIndex(built_index, embedder))
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A writable copy of corpus/ for tests that add, change or remove articles."""
+    dst = tmp_path / "corpus"
+    shutil.copytree(CORPUS, dst)
+    return dst
+
+
+@pytest.fixture
+def fresh_answerer(tmp_path, corpus_copy, built_index, embedder):
+    """A real Answerer over its own writable index (a copy of the session index) and corpus."""
+    from bot.answer import Answerer
+    from index.live import LiveIndex
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(built_index, index_dir)
+    return Answerer(LiveIndex(index_dir, embedder))
