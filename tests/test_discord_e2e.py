@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes.fake_discord import PRIVILEGED, FakeDiscord, fake_discord
 
 from bot.answer import Answerer
 from bot.config import ConfigError, Settings
 from bot.discord_app import DossierBot, create_discord_bot, serve_discord
 from bot.discord_render import render_answer
 from bot.feedback import FeedbackStore
-from tests.fakes.fake_discord import PRIVILEGED, FakeDiscord, fake_discord
 
 ON_TOPIC = "Did Russia ask China for military aid?"
 OFF_TOPIC = "What is a good recipe for sourdough bread?"
