@@ -267,8 +267,8 @@ def test_reindex_is_refused_politely_to_non_admins(bot: Bot) -> None:
 
 
 def test_reindex_by_an_admin_rebuilds_and_reports(fake: FakeSlack, tmp_path: Path,
-                                                  rebuildable_answerer) -> None:
-    answerer, corpus = rebuildable_answerer
+                                                  fresh_answerer, corpus_copy: Path) -> None:
+    answerer, corpus = fresh_answerer, corpus_copy
     before = len(answerer.sources())
     extra = corpus / "900_added_by_test.txt"
     extra.write_text("Added for the reindex test\n\nThe tide gauge at Port Lincoln read "

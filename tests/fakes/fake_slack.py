@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 BOT_TOKEN = "xoxb-1111-2222-fakebottoken"
@@ -337,12 +338,15 @@ class FakeSocketMode:
             "debug_info": {"host": "fake-socket-mode", "approximate_connection_time": 18060},
             "connection_info": {"app_id": "ADOSSIER"},
         }))
-        for message in connection:
-            data = json.loads(message)
-            with self._cond:
-                if "envelope_id" in data:
-                    self.acks[data["envelope_id"]] = data
-                self._cond.notify_all()
+        try:
+            for message in connection:
+                data = json.loads(message)
+                with self._cond:
+                    if "envelope_id" in data:
+                        self.acks[data["envelope_id"]] = data
+                    self._cond.notify_all()
+        except ConnectionClosed:  # the bot dropped the socket without a close frame
+            pass
 
     def wait_connected(self, timeout: float = 10.0) -> ServerConnection:
         with self._cond:
