@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.answer import MAX_QUESTION_CHARS, Answer, Answerer
+from bot.answer import MAX_QUESTION_CHARS, Answer, Answerer, Source
 from bot.config import ConfigError, Settings
 from bot.discord_render import (
     NO_PINGS,
@@ -155,6 +155,10 @@ class DossierBot(discord.Client):
         self.answerer.reload_if_changed()
         return self.answerer.ask(question)
 
+    def _sources(self) -> list[Source]:
+        self.answerer.reload_if_changed()
+        return self.answerer.sources()
+
     async def answer(self, question: str) -> Reply:
         answer = await asyncio.to_thread(self._answer, question)
         return render_answer(answer)
@@ -177,7 +181,7 @@ class DossierBot(discord.Client):
 
     async def sources_command(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        sources = await asyncio.to_thread(self.answerer.sources)
+        sources = await asyncio.to_thread(self._sources)
         reply = render_sources(sources)
         await interaction.followup.send(content=reply.content or None, embeds=list(reply.embeds),
                                         ephemeral=True, allowed_mentions=NO_PINGS)

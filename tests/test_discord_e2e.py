@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,13 @@ NO_PINGS = {"parse": []}
 
 
 @contextlib.asynccontextmanager
-async def discord_world(answerer: Answerer, tmp_path: Path,
+async def discord_world(answerer: Answerer, tmp_path: Path, *,
+                        admins: Callable[[FakeDiscord], set[str]] | None = None,
                         **overrides: Any) -> AsyncIterator[tuple[FakeDiscord, DossierBot]]:
     """A fake Discord and the bot connected to it through ``serve_discord``."""
     async with fake_discord() as fake:
+        if admins is not None:
+            overrides["admins"] = frozenset(admins(fake))
         settings = Settings(
             discord_token=fake.token, discord_api_url=fake.api_url,
             discord_guild_id=int(fake.guild_id), index_dir=tmp_path / "index",
@@ -146,6 +149,67 @@ def test_reindex_is_refused_to_a_member_without_manage_server(answerer: Answerer
             assert refusal.body["data"]["flags"] & 64  # ephemeral
             assert "Manage Server" in refusal.body["data"]["content"]
             assert refusal.body["data"]["allowed_mentions"] == NO_PINGS
+
+    run(scenario())
+
+
+def test_reindex_by_an_admin_rebuilds_and_reports(fresh_answerer: Answerer, corpus_copy: Path,
+                                                  tmp_path: Path) -> None:
+    gone = sorted(corpus_copy.iterdir())[-1]
+    gone.unlink()
+
+    async def scenario() -> None:
+        async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy) as (fake, _bot):
+            # ada has Manage Server; nobody is listed in DOSSIER_ADMINS.
+            reindex = fake.slash("reindex", user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", reindex)
+            done = (await fake.wait_for(lambda: followups(fake, reindex), 120))[0]
+            assert fake.sent_for(reindex)[0].body == {"type": 5, "data": {"flags": 64}}
+            assert done.message["flags"] & 64  # only the admin sees the report
+            text = done.body["content"]
+            assert re.search(r"Index rebuilt: 4 articles, \d+ passages \(0 embedded, "
+                             r"1 removed\)", text), text
+        assert gone.stem not in {s.article.id for s in fresh_answerer.sources()}
+
+    run(scenario())
+
+
+def test_reindex_by_a_listed_admin_reports_a_failed_rebuild(fresh_answerer: Answerer,
+                                                           tmp_path: Path) -> None:
+    before = [s.article.id for s in fresh_answerer.sources()]
+
+    async def scenario() -> None:
+        # bob lacks Manage Server but is listed in DOSSIER_ADMINS.
+        async with discord_world(fresh_answerer, tmp_path, corpus_dir=tmp_path / "missing",
+                                 admins=lambda fake: {fake.member["id"]}) as (fake, _bot):
+            reindex = fake.slash("reindex", user=fake.member)
+            await fake.dispatch("INTERACTION_CREATE", reindex)
+            done = (await fake.wait_for(lambda: followups(fake, reindex), 60))[0]
+            assert "The rebuild failed" in done.body["content"]
+            assert "previous index is still in use" in done.body["content"]
+        assert [s.article.id for s in fresh_answerer.sources()] == before
+
+    run(scenario())
+
+
+def test_an_index_rebuilt_elsewhere_is_picked_up_without_restart(
+        fresh_answerer: Answerer, corpus_copy: Path, embedder: Any, tmp_path: Path) -> None:
+    from index.live import LiveIndex
+
+    async def scenario() -> None:
+        async with discord_world(fresh_answerer, tmp_path) as (fake, _bot):
+            first = fake.slash("sources")
+            await fake.dispatch("INTERACTION_CREATE", first)
+            before = (await fake.wait_for(lambda: followups(fake, first)))[0]
+            assert before.body["embeds"][0]["title"] == "The dossier: 5 article(s)"
+            # Another process (`dossier-bot index build`) rebuilds the same index directory.
+            sorted(corpus_copy.iterdir())[0].unlink()
+            other = LiveIndex(fresh_answerer.live.index_dir, embedder)
+            await asyncio.to_thread(other.rebuild, corpus_copy)
+            again = fake.slash("sources")
+            await fake.dispatch("INTERACTION_CREATE", again)
+            after = (await fake.wait_for(lambda: followups(fake, again)))[0]
+            assert after.body["embeds"][0]["title"] == "The dossier: 4 article(s)"
 
     run(scenario())
 
