@@ -151,7 +151,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO", *, secrets: Iterable[s
     # Libraries that log whole request bodies (message texts) at DEBUG stay at INFO unless
     # asked: our DEBUG is for our code.
     for noisy in ("slack_sdk", "slack_bolt", "urllib3", "discord.http", "discord.gateway",
-                  "websockets", "aiohttp", "sentence_transformers", "filelock"):
+                  "websockets", "aiohttp", "sentence_transformers", "filelock", "bm25s"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one line per file event
     return handler

@@ -173,10 +173,19 @@ class Server:
     metrics: Metrics = field(default_factory=lambda: health.metrics)
     readiness: Readiness = field(default_factory=lambda: health.readiness)
     on_ready: Callable[[Server], None] | None = None  # for tests and embedding
+    install_signals: bool = True  # False when run off the main thread (then: request_shutdown)
     health: HealthServer | None = None
     slack_service: Any = None
     discord_bot: Any = None
     _signals: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _shutdown: asyncio.Event | None = None
+
+    def request_shutdown(self) -> None:
+        """What SIGTERM does, callable from any thread."""
+        loop, event = self._loop, self._shutdown
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
 
     def check(self) -> None:
         """Every configuration problem at once, before the slow model load."""
@@ -203,7 +212,8 @@ class Server:
         self.health = HealthServer(self.settings.health_host, self.settings.health_port,
                                    metrics=self.metrics, readiness=self.readiness).start()
         previous = {sig: signal.signal(sig, _stop_loading) for sig in (signal.SIGTERM,
-                                                                         signal.SIGINT)}
+                                                                         signal.SIGINT)
+                    if self.install_signals}
         try:
             if self.answerer is None:
                 started = time.perf_counter()
@@ -229,6 +239,7 @@ class Server:
     async def _main(self) -> int:
         loop = asyncio.get_running_loop()
         shutdown = asyncio.Event()
+        self._loop, self._shutdown = loop, shutdown
 
         def on_signal(signum: int) -> None:
             self._signals += 1
@@ -239,8 +250,9 @@ class Server:
                      signal.Signals(signum).name, extra={"event": "shutdown.begin"})
             shutdown.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal, sig)
+        if self.install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal, sig)
 
         gates = {p: Gate() for p in self.platforms}
         observed = {p: ObservedAnswerer(self.answerer, p, self.metrics, gates[p])
