@@ -235,6 +235,40 @@ def test_mention_in_a_thread_gets_a_reply_in_that_thread(answerer: Answerer,
     run(scenario())
 
 
+def test_nothing_the_bot_echoes_can_ping(answerer: Answerer, tmp_path: Path) -> None:
+    question = f"@everyone @here {ON_TOPIC}"
+
+    async def scenario() -> None:
+        async with discord_world(answerer, tmp_path) as (fake, _bot):
+            asked = fake.message_create(f"<@{fake.bot['id']}> <@{fake.admin['id']}> {question}")
+            await fake.dispatch("MESSAGE_CREATE", asked)
+            [reply] = await fake.wait_for(lambda: fake.sent_in(fake.channel_id))
+            assert "@everyone" in reply.body["content"]  # shown as text...
+            assert f"<@{fake.admin['id']}>" in reply.body["content"]
+            # ...but Discord is told to notify no one: no roles, users, @everyone/@here,
+            # nor the author of the message replied to.
+            assert reply.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+
+    run(scenario())
+
+
+def test_a_question_that_is_too_long_gets_a_clear_message(answerer: Answerer,
+                                                          tmp_path: Path) -> None:
+    question = " ".join([ON_TOPIC] * 60)  # mentions have no length limit of their own
+
+    async def scenario() -> None:
+        async with discord_world(answerer, tmp_path) as (fake, _bot):
+            asked = fake.message_create(question, channel_id=fake.dm_channel_id)
+            await fake.dispatch("MESSAGE_CREATE", asked)
+            [reply] = await fake.wait_for(lambda: fake.sent_in(fake.dm_channel_id))
+            [embed] = reply.body["embeds"]
+            assert embed["description"] == answerer.ask(question).reason
+            assert f"{len(question):,} characters" in embed["description"]
+            assert fake.rejected == []
+
+    run(scenario())
+
+
 def test_direct_message_is_answered_in_the_dm(answerer: Answerer, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path) as (fake, _bot):
