@@ -31,9 +31,10 @@ async def discord_world(answerer: Answerer, tmp_path: Path, *,
     async with fake_discord() as fake:
         if admins is not None:
             overrides["admins"] = frozenset(admins(fake))
+        overrides.setdefault("discord_guild_id", int(fake.guild_id))
         settings = Settings(
             discord_token=fake.token, discord_api_url=fake.api_url,
-            discord_guild_id=int(fake.guild_id), index_dir=tmp_path / "index",
+            index_dir=tmp_path / "index",
             feedback_db=tmp_path / "feedback.sqlite3", **overrides)
         bot = create_discord_bot(settings=settings, answerer=answerer)
         stop = asyncio.Event()
@@ -113,6 +114,20 @@ def test_ask_is_deferred_then_answered_with_quotes_in_embeds(answerer: Answerer,
             buttons = [c["custom_id"] for row in body["components"] for c in row["components"]]
             assert buttons == ["dossier:vote:up", "dossier:vote:down"]
             assert fake.rejected == []  # Discord would have accepted every call
+
+    run(scenario())
+
+
+def test_without_a_guild_id_commands_sync_globally(answerer: Answerer, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with discord_world(answerer, tmp_path, discord_guild_id=None) as (fake, _bot):
+            assert list(fake.synced) == ["global"]
+            assert {c["name"] for c in fake.synced["global"]} == {"ask", "sources", "reindex"}
+            ask = fake.slash("ask", {"question": ON_TOPIC})
+            assert "guild_id" not in ask["data"]  # a global command, used in a server
+            await fake.dispatch("INTERACTION_CREATE", ask)
+            sent = (await fake.wait_for(lambda: followups(fake, ask)))[0]
+            assert sent.body["embeds"] and sent.body["allowed_mentions"] == NO_PINGS
 
     run(scenario())
 
