@@ -36,7 +36,7 @@ from bot import slack_render as render
 from bot.answer import Answer, Answerer, Quote, question_problem
 from bot.config import ConfigError, Settings
 from bot.feedback import FeedbackStore
-from bot.health import metrics, readiness
+from bot.health import metrics
 from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few kB; refuse anything abs
 ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
               "Please try again in a minute; the error has been logged.")
 BLOCK_ERRORS = ("invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long")
-DRAINING_TEXT = "The bot is restarting; please ask again in a minute."
 ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can rebuild the index. Ask one of them, "
                    "or run `dossier-bot index build` where the bot runs.")
 
@@ -219,6 +218,7 @@ class SlackBot:
         ack()
         url = command.get("response_url")
         try:
+            self._reload()
             message = render.render_sources(self.answerer.sources())
         except Exception:
             log.exception("listing the sources failed")
@@ -237,13 +237,11 @@ class SlackBot:
         try:
             report = self.answerer.rebuild(self.settings.corpus_dir)
         except Exception as exc:
-            metrics.observe_rebuild(False)
             log.exception("rebuilding the index from Slack failed")
             reason = render._clip(f"{type(exc).__name__}: {exc}", 300)
             message = render.notice(f"The rebuild failed ({reason}); "
                                     "the bot keeps answering from the previous index.")
         else:
-            metrics.observe_rebuild(True, report.articles, report.chunks)
             log.info("index rebuilt from Slack: %s", report.as_dict())
             message = render.render_report(report)
         respond(url, {**message, "response_type": "ephemeral"})
@@ -294,11 +292,15 @@ class SlackBot:
 
     # -- answering ----------------------------------------------------------------------
 
-    def _ask(self, question: str) -> Answer:
+    def _reload(self) -> None:
+        """Pick up an index rebuilt by another process (the CLI, a watcher); cheap when not."""
         try:
             self.answerer.reload_if_changed()
         except Exception:
             log.exception("checking for a rebuilt index failed; answering from the current one")
+
+    def _ask(self, question: str) -> Answer:
+        self._reload()
         return self.answerer.ask(question)
 
     def answer(self, question: str, *, user: str, post: Post, private: Post,
@@ -309,31 +311,20 @@ class SlackBot:
             metrics.observe_question(PLATFORM, 0.0, "rejected")
             private(render.notice(problem))
             return
-        if readiness.draining:
-            metrics.observe_question(PLATFORM, 0.0, "rejected")
-            private(render.notice(DRAINING_TEXT))
-            return
         wait = self.limiter.check(user)
         if wait:
             metrics.observe_question(PLATFORM, 0.0, "rejected")
             private(render.notice(self.limiter.message(wait)))
             return
-        started = time.perf_counter()
-        metrics.question_started()
-        outcome = "error"
-        try:
-            outcome = self._answer(question, post=post, private=private, shareable=shareable)
-        finally:
-            metrics.question_finished()
-            metrics.observe_question(PLATFORM, time.perf_counter() - started, outcome)
+        self._answer(question, post=post, private=private, shareable=shareable)
 
-    def _answer(self, question: str, *, post: Post, private: Post, shareable: bool) -> str:
+    def _answer(self, question: str, *, post: Post, private: Post, shareable: bool) -> None:
         try:
             answer = self._ask(question)
         except Exception:
             log.exception("answering a Slack question failed")
             private(render.notice(ERROR_TEXT))
-            return "error"
+            return
         message = render.render_answer(answer, answer_id=self.answers.put(answer),
                                        shareable=shareable and answer.answered)
         try:
@@ -345,8 +336,6 @@ class SlackBot:
                                       "please try again."))
             except Exception:
                 log.exception("posting the error note failed too")
-            return "error"
-        return "answered" if answer.answered else "declined"
 
     def _quotes_from_refs(self, refs: list) -> list[dict[str, Any]]:
         try:
@@ -476,7 +465,6 @@ class SlackService:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        readiness.set_platform(PLATFORM, False)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -488,6 +476,13 @@ class SlackService:
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    @property
+    def connected(self) -> bool:
+        """For readiness: serving over HTTP, or the Socket Mode connection is up."""
+        if self.stopped:
+            return False
+        return self._socket is None or bool(self._socket.client.is_connected())
 
 
 def start(settings: Settings, answerer: Answerer, *, http: bool, port: int,
@@ -520,7 +515,6 @@ def start(settings: Settings, answerer: Answerer, *, http: bool, port: int,
             raise ConfigError(f"SLACK_APP_TOKEN was not accepted by Slack ({_reason(exc)}); "
                               "create an app-level token with connections:write.") from None
         log.info("Slack adapter connected in Socket Mode")
-        readiness.set_platform(PLATFORM, True)
         return SlackService(app=app, mode="socket", executor=executor, _socket=handler)
 
     wsgi = _limit_body(SlackRequestHandler(app, path=EVENTS_PATH))
@@ -530,7 +524,6 @@ def start(settings: Settings, answerer: Answerer, *, http: bool, port: int,
                               name="slack-http", daemon=True)
     thread.start()
     bound = server.server_address[1]
-    readiness.set_platform(PLATFORM, True)
     log.info("Slack adapter listening on http://%s:%d%s", host, bound, EVENTS_PATH)
     return SlackService(app=app, mode="http", executor=executor, port=bound, _server=server,
                         _thread=thread)

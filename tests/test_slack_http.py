@@ -28,6 +28,7 @@ from fakes.slack_helpers import (
     USER,
     assert_cannot_ping,
     assert_quotes_posted,
+    quoted,
     slack_settings,
 )
 
@@ -283,6 +284,26 @@ def test_reindex_by_an_admin_rebuilds_and_reports(fake: FakeSlack, tmp_path: Pat
         bot.command("/sources", "")
         listing = "\n".join(fake.wait_for("response_url", 2)[1].block_texts())
         assert "Added for the reindex test" in listing
+    finally:
+        bot.service.stop()
+
+
+def test_an_index_rebuilt_elsewhere_is_picked_up_without_restart(
+        fake: FakeSlack, tmp_path: Path, fresh_answerer, corpus_copy: Path, embedder) -> None:
+    from index.build import build_index
+
+    bot = start_bot(fake, tmp_path, fresh_answerer, corpus_dir=corpus_copy)
+    try:
+        bot.event(mention(QUESTION, ts="1700000700.000100"))  # the old index is in service
+        fake.wait_for("chat.postMessage")
+        (corpus_copy / "901_harbour.txt").write_text(
+            "Harbour report\n\nThe tide gauge at Port Lincoln read four metres on Tuesday, "
+            "said the harbour master.\n", encoding="utf-8")
+        # What `dossier-bot index build` does from another process, while the bot runs.
+        build_index(corpus_copy, fresh_answerer.live.index_dir, embedder)
+        bot.event(mention("What did the tide gauge at Port Lincoln read on Tuesday?"))
+        post = fake.wait_for("chat.postMessage", 2)[1]
+        assert "four metres" in quoted(post)
     finally:
         bot.service.stop()
 
