@@ -1,0 +1,19 @@
+# The two commands of the README. Both set everything up first (idempotent).
+.PHONY: chat test setup lint bench
+
+VENV ?= .venv
+
+setup:
+	@scripts/setup.sh
+
+chat: setup
+	@$(VENV)/bin/dossier-bot chat
+
+test: setup
+	@$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+
+bench: setup
+	@$(VENV)/bin/python -m bench.latency
