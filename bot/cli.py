@@ -20,7 +20,7 @@ log = logging.getLogger("dossier_bot")
 class Failure(click.ClickException):
     """A one-line error for the user (no traceback), exit status 1."""
 
-    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+    def show(self, file=None) -> None:
         click.echo(f"Error: {self.message}", err=True)
 
 
@@ -105,7 +105,7 @@ def index_build(corpus: Path | None, index_dir: Path | None, as_json: bool) -> N
                    f"{report.embedded} passages embedded in {report.seconds:.1f} s.")
 
 
-def _build(live, settings: Settings, progress):  # noqa: ANN001, ANN202
+def _build(live, settings: Settings, progress):
     from index.build import build_index
 
     return build_index(settings.corpus_dir, settings.index_dir, live.embedder, progress=progress)

@@ -14,7 +14,8 @@ def embedding_progress(*, enabled: bool = True) -> Iterator[Progress | None]:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
     console = Console(stderr=True)
     bar = Bar("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),

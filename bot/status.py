@@ -18,8 +18,9 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
                 "changed": [], "removed": []}
     manifest = store.read_manifest()
     added = sorted(p.name for aid, p in files.items() if aid not in manifest.articles)
+    known = manifest.articles
     changed = sorted(p.name for aid, p in files.items()
-                     if aid in manifest.articles and file_sha256(p) != manifest.articles[aid].sha256)
+                     if aid in known and file_sha256(p) != known[aid].sha256)
     removed = sorted(e.path for aid, e in manifest.articles.items() if aid not in files)
     return {
         "built": True,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 # A line that, once the article has started, marks the end of the article proper.
 _END_MARKERS = re.compile(
     r"^(?:related posts?|recent (?:news|posts)|previous (?:post|article)|next (?:post|article)"
-    r"|read (?:more|next)|more from|you may also like|tags?:|share(?: this)?:?|comments are closed\.?"
+    r"|read (?:more|next)|more from|you may also like|tags?:|share(?: this)?:?"
+    r"|comments are closed\.?"
     r"|leave a (?:comment|reply)|error: content is protected|©|copyright\b|\(c\) \d{4}"
     r"|all rights reserved|sign up for|subscribe to)",
     re.IGNORECASE,

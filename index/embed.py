@@ -148,9 +148,9 @@ def _load(source: str, device: str | None):
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
-    except Exception:  # noqa: BLE001 - purely cosmetic
+    except Exception:
         pass
     try:
         return SentenceTransformer(source, device=device or "cpu", local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to a user
+    except Exception as exc:
         raise ModelError(f"The embedding model at {source} could not be loaded: {exc}") from None

@@ -14,8 +14,8 @@ from index.model import Article, Corpus, LoadProblem
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.DOTALL)
-_MONTHS = ("january february march april may june july august september october november "
-           "december").split()
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december"]
 _DATE_WORDS = re.compile(
     r"\b(" + "|".join(m.capitalize() for m in _MONTHS) + r")\s+(\d{1,2}),\s*(\d{4})\b")
 _BYLINE = re.compile(r"^\s*[Bb]y\s+([A-Z][\w.'-]+(?:\s+[A-Z][\w.'-]+){1,3})\s*$", re.MULTILINE)
@@ -70,10 +70,8 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
         fields = _from_pdf(path)
     else:
         text = _decode(data)
-        if suffix in (".md", ".markdown"):
-            fields = _from_markdown(text)
-        else:
-            fields = _from_text(text)
+        parse = _from_markdown if suffix in (".md", ".markdown") else _from_text
+        fields = parse(text)
     body = fields.pop("body")
     if not body or not body.strip():
         raise ArticleError("no article text was found in the file")
