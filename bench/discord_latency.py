@@ -59,6 +59,11 @@ async def measure(settings: Settings, runs: int) -> dict[str, object]:
                     to_answer.append(sent[0].at - started)
                     to_defer.append(fake.sent_for(ask)[0].at - started)
             assert not fake.rejected, fake.rejected
+            direct: list[float] = []  # the same questions without Discord, for comparison
+            for n in range(1, runs + 1):
+                started = time.perf_counter()
+                answerer.ask(QUESTIONS[n % len(QUESTIONS)])
+                direct.append(time.perf_counter() - started)
         finally:
             stop.set()
             await asyncio.wait_for(server, 15)
@@ -68,7 +73,8 @@ async def measure(settings: Settings, runs: int) -> dict[str, object]:
 
     return {"runs": runs, "p50_ms": ms(statistics.median(to_answer)),
             "p90_ms": ms(statistics.quantiles(to_answer, n=10, method="inclusive")[8]),
-            "max_ms": ms(max(to_answer)), "defer_p50_ms": ms(statistics.median(to_defer))}
+            "max_ms": ms(max(to_answer)), "defer_p50_ms": ms(statistics.median(to_defer)),
+            "answerer_ask_p50_ms": ms(statistics.median(direct))}
 
 
 def main() -> None:
@@ -89,7 +95,8 @@ def main() -> None:
     else:
         print(f"/ask dispatched → follow-up posted, {result['runs']} runs over loopback: "
               f"p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, max {result['max_ms']} ms "
-              f"(deferral p50 {result['defer_p50_ms']} ms)")
+              f"(deferral p50 {result['defer_p50_ms']} ms; answerer.ask alone p50 "
+              f"{result['answerer_ask_p50_ms']} ms)")
 
 
 if __name__ == "__main__":
