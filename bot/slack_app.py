@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 EVENTS_PATH = "/slack/events"
+COMMANDS = ("/ask", "/sources", "/reindex")  # slack-manifest.yaml declares the same
+BOT_EVENTS = ("app_mention", "message.im")
+SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history")
 MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd unread
 ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
               "Please try again in a minute; the error has been logged.")
@@ -147,9 +150,9 @@ class SlackBot:
         app.middleware(self._drop_retried_events)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
-        app.command("/ask")(self.on_ask)
-        app.command("/sources")(self.on_sources)
-        app.command("/reindex")(self.on_reindex)
+        for command, listener in zip(COMMANDS, (self.on_ask, self.on_sources, self.on_reindex),
+                                     strict=True):
+            app.command(command)(listener)
         app.action(render.ACTION_UP)(self.on_vote)
         app.action(render.ACTION_DOWN)(self.on_vote)
         app.action(render.ACTION_SHARE)(self.on_share)

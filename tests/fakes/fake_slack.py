@@ -40,6 +40,7 @@ class Call:
     params: dict[str, Any]
     token: str | None
     path: str
+    at: float = 0.0  # time.perf_counter() when the request arrived
 
     @property
     def text(self) -> str:
@@ -202,7 +203,7 @@ class FakeSlack:
                     self._send(404, {}, b"not found", "text/plain")
                     return
                 failure = fake._take_failure(method)
-                fake._record(Call(method, params, token, path))
+                fake._record(Call(method, params, token, path, time.perf_counter()))
                 if failure:
                     status, headers, body = failure
                     self._send(status, headers, json.dumps(body).encode(), "application/json")
