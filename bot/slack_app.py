@@ -24,6 +24,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -52,6 +53,17 @@ ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
 BLOCK_ERRORS = ("invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long")
 ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can rebuild the index. Ask one of them, "
                    "or run `dossier-bot index build` where the bot runs.")
+
+
+class _DropSameTokenWarning(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN from the environment goes unused when it is handed a
+    client; ours is built from that very token, so the warning would only alarm operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_DropSameTokenWarning())
 
 
 def _retry_handlers() -> list:
