@@ -9,10 +9,14 @@ from functools import lru_cache
 from index.clean import Span, indexable_spans
 from index.model import Article, Passage, Sentence
 
-_SPACE = re.compile(r"\s")
-# pysbd splits after an abbreviation at the end of a clause ("Washington, D.C., demurred");
-# a piece that starts in lower case or with a comma continues the sentence before it.
-_CONTINUATION = re.compile(r"^[,;:)\]”’a-z]")
+# pysbd keeps a quotation together however many sentences it holds; news quotes run long, so
+# quote marks are hidden from it (replaced by spaces of the same length, keeping offsets).
+_QUOTE_MARKS = re.compile(r"[“”„«»\"]")
+_OPENING = "“„«\"‘"
+_CLOSING = "”»\"’"
+# A piece that starts with a comma or closing bracket continues the sentence before it.
+_CONTINUATION = re.compile(r"^[,;:)\]]")
+SPLITTER_VERSION = 2  # bump when sentence boundaries would change
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,8 @@ class ChunkParams:
     max_words: int = 120
 
     def as_dict(self) -> dict[str, int]:
-        return {"max_sentences": self.max_sentences, "max_words": self.max_words}
+        return {"max_sentences": self.max_sentences, "max_words": self.max_words,
+                "splitter": SPLITTER_VERSION}
 
 
 @lru_cache(maxsize=1)
@@ -48,31 +53,47 @@ def split_sentences(article: Article, spans: list[Span] | None = None) -> list[S
 
 def _split_span(body: str, start: int, end: int) -> list[tuple[int, int]]:
     text = body[start:end]
+    masked = _QUOTE_MARKS.sub(" ", text)
     pieces: list[tuple[int, int]] = []
     cursor = 0
-    for seg in _segmenter().segment(text):
+    for seg in _segmenter().segment(masked):
         # pysbd's char spans drift on some inputs; re-anchor each sentence by searching for it.
         sent = seg.sent.strip()
         if not sent:
             continue
-        pos = text.find(sent, cursor)
+        pos = masked.find(sent, cursor)
         if pos < 0:
             continue
-        pieces.append((start + pos, start + pos + len(sent)))
+        pieces.append((pos, pos + len(sent)))
         cursor = pos + len(sent)
     if not pieces:
         return [(start, end)]
-    # Anything pysbd skipped (rare) is attached to the sentence before it, so no text is lost.
-    fixed: list[tuple[int, int]] = []
-    for i, (s, e) in enumerate(pieces):
-        nxt = pieces[i + 1][0] if i + 1 < len(pieces) else end
-        gap = body[e:nxt]
-        if gap.strip():
-            e = nxt
-            while e > s and body[e - 1].isspace():
-                e -= 1
-        fixed.append((s if i else start, e))
-    return fixed
+    merged: list[list[int]] = []
+    for s, e in pieces:
+        if merged and not any(ch.isalnum() for ch in text[s:e]):
+            merged[-1][1] = e  # a stray closing mark or bullet belongs to the sentence before
+        else:
+            merged.append([s, e])
+    out: list[tuple[int, int]] = []
+    for i, (s, e) in enumerate(merged):
+        lower = merged[i - 1][1] if i else 0
+        upper = merged[i + 1][0] if i + 1 < len(merged) else len(text)
+        # Give back the quote marks that were hidden from pysbd.
+        while s > lower and text[s - 1] in _OPENING:
+            s -= 1
+        while e < upper and text[e] in _CLOSING:
+            e += 1
+        # Anything pysbd skipped (rare) stays with the sentence before it: no text is lost.
+        rest = text[e:upper]
+        if rest.strip() and i + 1 < len(merged):
+            nxt = merged[i + 1][0]
+            while nxt > e and text[nxt - 1] in _OPENING:
+                nxt -= 1
+            e = len(text[:nxt].rstrip())
+        if i == 0 and not text[:s].strip():
+            s = len(text[:s]) - len(text[:s].lstrip()) if text[:s].strip() else s
+        out.append((start + s, start + e))
+    return out
 
 
 def make_passages(article: Article, sentences: list[Sentence],

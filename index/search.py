@@ -24,23 +24,36 @@ from index.text import STOPWORDS, query_terms, terms
 
 @dataclass(frozen=True)
 class Weights:
-    """How evidence features combine. Set on the development set as round numbers; the
-    features carry the method, so no weight is tuned to a single question."""
+    """How evidence features combine (one weight per column of ``Features.matrix``).
 
-    sentence_dense: float = 1.0
-    window_dense: float = 0.5
-    sentence_cover: float = 0.0
-    window_cover: float = 0.3
-    sentence_late: float = 0.5
-    window_late: float = 2.0
-    article: float = 0.0
-    metadata: float = 1.0
-    answer_type: float = 0.3
-    interrogative: float = 0.1
+    Set on the development set as round numbers; the features carry the method, so no weight
+    is tuned to a single question.
+    """
+
+    sentence_dense: float = 0.5  # cosine of question and sentence vectors
+    window_dense: float = 0.0  # cosine of question and the sentence's window
+    sentence_cover: float = 0.0  # share of the question's content terms (idf) in the sentence
+    window_cover: float = 0.0  # ... in the window
+    context_cover: float = 0.3  # ... in the window and the sentences leading up to it
+    sentence_late: float = 1.0  # late interaction (MaxSim over token vectors), sentence
+    window_late: float = 1.0  # ... window
+    answer_type: float = 0.3  # holds a date for "when", a name for "who", a number for "how many"
+    author: float = 1.0  # names the article's author, when asked who wrote it
+    new_name: float = 0.2  # names someone or something the question does not
+    asked_question: float = 0.5  # is itself a question, when a question is asked for
+    other_question: float = -0.3  # is a question, otherwise (rhetorical, not an answer)
+    metadata: float = 1.0  # question terms in the article's title, outlet and author
+    article: float = 0.0  # the article's best window score (applied in ``rank``)
     # Below this combined score the dossier is taken not to cover the question: off-topic
     # questions match only function-like words, so both their lexical and token-level
     # evidence stay low (dev set: off-topic at most 1.45, answerable at least 1.84).
     decline_below: float = 1.65
+
+
+FEATURES = ("sentence_dense", "window_dense", "sentence_cover", "window_cover", "context_cover",
+            "sentence_late", "window_late", "answer_type", "author", "new_name",
+            "asked_question", "other_question", "metadata")
+_BASE = ("window_dense", "window_cover", "window_late")  # what an article's best window is
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,8 @@ class _Candidate:
     score: float = 0.0
     cover: float = 0.0
 
+
+CONTEXT_SENTENCES = 3  # how far back a sentence's context reaches (within its block)
 
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
            "December")
@@ -178,37 +193,46 @@ class Retriever:
         total_idf = sum(idf.values()) or 1.0
         kind = answer_type(question)
         asks_question = "question" in question.lower()
+        qnames = set(_NAME.findall(question))
         rows: list[tuple[Segment, int]] = []
         blocks: list[np.ndarray] = []
         for seg, cand_rows in by_segment:
             r = np.asarray(sorted(cand_rows), dtype=np.int64)
             lo = seg.passages[r, 0]
             hi = seg.passages[r, 1]
-            dense_s = np.asarray(seg.sentence_vectors[r], dtype=np.float32) @ qvec
-            dense_w = np.asarray(seg.passage_vectors[r], dtype=np.float32) @ qvec
-            late_s, late_w = self._late(seg, r, lo, hi, qt, qt_weights)
-            cover_s = np.empty(len(r), np.float32)
-            cover_w = np.empty(len(r), np.float32)
-            typed = np.zeros(len(r), np.float32)
-            asking = np.zeros(len(r), np.float32)
-            meta = np.empty(len(r), np.float32)
+            cols = {name: np.zeros(len(r), np.float32) for name in FEATURES}
+            cols["sentence_dense"] = np.asarray(seg.sentence_vectors[r], dtype=np.float32) @ qvec
+            cols["window_dense"] = np.asarray(seg.passage_vectors[r], dtype=np.float32) @ qvec
+            cols["sentence_late"], cols["window_late"] = self._late(seg, r, lo, hi, qt,
+                                                                    qt_weights)
+
+            def cover(have: set[str] | frozenset[str]) -> float:
+                return sum(idf[t] for t in qterms if t in have) / total_idf
+
             for k, row in enumerate(r.tolist()):
                 sent = self._terms(seg, row)
                 win = set().union(*(self._terms(seg, j) for j in range(int(lo[k]), int(hi[k]) + 1)))
-                cover_s[k] = sum(idf[t] for t in qterms if t in sent) / total_idf
-                cover_w[k] = sum(idf[t] for t in qterms if t in win) / total_idf
+                block = int(seg.sentences[row, 3])
+                ctx = set(win)
+                for j in range(row - 1, max(-1, row - 1 - CONTEXT_SENTENCES), -1):
+                    if int(seg.sentences[j, 3]) != block:
+                        break
+                    ctx |= self._terms(seg, j)
+                cols["sentence_cover"][k] = cover(sent)
+                cols["window_cover"][k] = cover(win)
+                cols["context_cover"][k] = cover(ctx)
                 text = self._text(seg, row, row)
                 article = seg.articles[int(seg.sentences[row, 0])]
                 if kind == "author":
-                    typed[k] = bool(article.author and article.author in text)
+                    cols["author"][k] = bool(article.author and article.author in text)
                 elif kind:
-                    typed[k] = _matches_type(kind, text)
+                    cols["answer_type"][k] = _matches_type(kind, text)
+                cols["new_name"][k] = any(n not in qnames for n in _NAME.findall(text))
                 if _is_question(text):
-                    asking[k] = 1.0 if asks_question else -1.0
-                meta[k] = self._meta_cover(article, qterms, idf, total_idf)
+                    cols["asked_question" if asks_question else "other_question"][k] = 1.0
+                cols["metadata"][k] = self._meta_cover(article, qterms, idf, total_idf)
                 rows.append((seg, row))
-            blocks.append(np.column_stack([dense_s, dense_w, cover_s, cover_w, late_s, late_w,
-                                           typed, asking, meta]))
+            blocks.append(np.column_stack([cols[name] for name in FEATURES]))
         matrix = np.vstack(blocks).astype(np.float32)
         articles = np.array([hash((seg.id, int(seg.sentences[row, 0]))) for seg, row in rows])
         return Features(question, rows, matrix, articles)
@@ -216,20 +240,20 @@ class Retriever:
     def rank(self, feats: Features, weights: Weights | None = None) -> list[_Candidate]:
         w = weights or self.weights
         m = feats.matrix
-        base = w.window_dense * m[:, 1] + w.window_cover * m[:, 3] + w.window_late * m[:, 5]
-        score = (w.sentence_dense * m[:, 0] + w.sentence_cover * m[:, 2]
-                 + w.sentence_late * m[:, 4] + base
-                 + w.answer_type * m[:, 6] + w.interrogative * m[:, 7] + w.metadata * m[:, 8])
-        # Evidence for an article as a whole (its best window) lifts all its sentences: a
-        # question that names a source ("according to the Singapore professor") is answered
-        # near where that source is discussed.
-        best_in_article: dict[int, float] = {}
-        for key, b in zip(feats.articles.tolist(), base.tolist(), strict=True):
-            best_in_article[key] = max(best_in_article.get(key, -1e9), b)
-        score = score + w.article * np.array([best_in_article[k] for k in feats.articles.tolist()])
+        vector = np.array([getattr(w, name) for name in FEATURES], dtype=np.float32)
+        score = m @ vector
+        if w.article:
+            # Evidence for an article as a whole (its best window) lifts all its sentences.
+            base = m[:, [FEATURES.index(n) for n in _BASE]] @ np.array(
+                [getattr(w, n) for n in _BASE], dtype=np.float32)
+            best: dict[int, float] = {}
+            for key, b in zip(feats.articles.tolist(), base.tolist(), strict=True):
+                best[key] = max(best.get(key, -1e9), b)
+            score = score + w.article * np.array([best[k] for k in feats.articles.tolist()])
         order = np.argsort(-score, kind="stable")
+        cover = m[:, FEATURES.index("window_cover")]
         return [_Candidate(feats.rows[i][0], feats.rows[i][1], float(score[i]),
-                           float(m[i, 3])) for i in order]
+                           float(cover[i])) for i in order]
 
     # -- candidates ---------------------------------------------------------------------------
 
