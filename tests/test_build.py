@@ -1,0 +1,383 @@
+"""Incremental, atomic builds: only what changed is embedded; a killed build harms nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.answer import Answerer
+from index.build import build_index
+from index.chunk import ChunkParams, make_passages, split_sentences
+from index.live import LiveIndex
+from index.load import load_article
+from index.segment import load_segment
+from index.store import CURRENT, IndexDir
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+SMALL = ("001-russia-asks-for-help-from-china.md",
+         "003-us-news-china-signals-disinterest-in-providing-weapons-to-russia.md")
+
+NEW_ARTICLE = """---
+title: "Kazakh customs stop a convoy bound for Russia"
+outlet: "Steppe Post"
+author: "Aigerim Nurlanova"
+published: 2023-04-04
+url: https://steppe.example/khorgos
+---
+Kazakh customs officers stopped a convoy of forty freight wagons at Khorgos on Tuesday.
+
+The wagons carried crates of artillery shells that the manifest described as farm machinery.
+
+Officials in Astana said the shipment had been sent back to China the same day.
+"""
+NEW_QUESTION = "How many freight wagons did Kazakh customs officers stop at Khorgos?"
+SUN_YUN_QUESTION = "What did Sun Yun of the Stimson Center say about providing arms now?"
+STOCKPILE_QUESTION = "How big a stockpile of fuel does China plan to build?"
+
+
+def passages_of(path: Path) -> int:
+    article = load_article(path)
+    return len(make_passages(article, split_sentences(article)))
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, embedder):
+    """A two-article corpus and its index, built once; tests work on copies."""
+    root = tmp_path_factory.mktemp("build-base")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in SMALL:
+        shutil.copy(CORPUS / name, corpus / name)
+    report = build_index(corpus, root / "index", embedder)
+    return root, report
+
+
+@pytest.fixture
+def small(tmp_path, base):
+    """(corpus, index) copies of the base for one test to change."""
+    root, _ = base
+    shutil.copytree(root / "corpus", tmp_path / "corpus")
+    shutil.copytree(root / "index", tmp_path / "index")
+    return tmp_path / "corpus", tmp_path / "index"
+
+
+def answer(index_dir: Path, embedder, question: str):
+    return Answerer(LiveIndex(index_dir, embedder)).ask(question)
+
+
+def quoted_prefixes(ans) -> set[str]:
+    return {q.article.prefix for q in ans.quotes}
+
+
+def test_first_build_embeds_every_passage(base):
+    root, report = base
+    expected = sum(passages_of(root / "corpus" / name) for name in SMALL)
+    assert (report.articles, report.removed) == (2, 0)
+    assert report.chunks == report.embedded == expected > 20
+    assert report.changed and report.added == 2 and report.updated == 0
+    assert set(report.as_dict()) >= {"articles", "chunks", "embedded", "removed", "seconds"}
+    manifest = IndexDir(root / "index").read_manifest()
+    assert manifest.generation == report.generation
+    assert manifest.passages == report.chunks
+    assert sorted(e.path for e in manifest.articles.values()) == sorted(SMALL)
+
+
+def test_nothing_changed_embeds_nothing(small, embedder):
+    corpus, index_dir = small
+    before = (index_dir / CURRENT).read_text()
+    segments = sorted(p.name for p in (index_dir / "segments").iterdir())
+    os.utime(corpus / SMALL[0])  # a newer mtime with the same bytes is no change
+
+    report = build_index(corpus, index_dir, embedder)
+
+    assert (report.embedded, report.removed, report.articles) == (0, 0, 2)
+    assert not report.changed
+    assert (index_dir / CURRENT).read_text() == before
+    assert sorted(p.name for p in (index_dir / "segments").iterdir()) == segments
+
+
+def test_adding_an_article_embeds_only_its_passages(small, embedder, base):
+    corpus, index_dir = small
+    old_segments = IndexDir(index_dir).read_manifest().segments
+    (corpus / "010-kazakh-customs.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    assert "010" not in quoted_prefixes(answer(index_dir, embedder, NEW_QUESTION))
+
+    report = build_index(corpus, index_dir, embedder)
+
+    new = passages_of(corpus / "010-kazakh-customs.md")
+    assert (report.embedded, report.removed, report.articles) == (new, 0, 3)
+    assert report.chunks == base[1].chunks + new
+    assert (report.added, report.updated) == (1, 0)
+    manifest = IndexDir(index_dir).read_manifest()
+    assert old_segments[0] in manifest.segments  # the old vectors are reused, not re-embedded
+    got = answer(index_dir, embedder, NEW_QUESTION)
+    assert got.answered, got.reason
+    assert got.quotes[0].article.prefix == "010"
+    assert "forty freight wagons" in got.quotes[0].text
+    assert got.quotes[0].article.outlet == "Steppe Post"
+
+
+def test_changing_an_article_embeds_its_passages_and_answers_from_the_new_text(small, embedder):
+    corpus, index_dir = small
+    path = corpus / SMALL[0]
+    before = answer(index_dir, embedder, STOCKPILE_QUESTION)
+    assert before.answered and "620 million" in before.quotes[0].text
+    path.write_text(path.read_text(encoding="utf-8").replace("620 million", "985 million"),
+                    encoding="utf-8")
+
+    report = build_index(corpus, index_dir, embedder)
+
+    assert (report.embedded, report.removed, report.articles) == (passages_of(path), 0, 2)
+    assert (report.added, report.updated) == (0, 1)
+    after = answer(index_dir, embedder, STOCKPILE_QUESTION)
+    assert after.answered, after.reason
+    assert "985 million" in after.quotes[0].text
+    assert not any("620 million" in q.text for q in after.quotes)
+    q = after.quotes[0]
+    assert q.article.body[q.start:q.end] == q.text
+    assert q.article.body == load_article(path).body
+
+
+def test_removing_an_article_drops_it_from_answers(small, embedder):
+    corpus, index_dir = small
+    before = answer(index_dir, embedder, SUN_YUN_QUESTION)
+    assert before.answered and before.quotes[0].article.prefix == "003"
+    (corpus / SMALL[1]).unlink()
+
+    report = build_index(corpus, index_dir, embedder)
+
+    assert (report.embedded, report.removed, report.articles) == (0, 1, 1)
+    assert report.chunks == passages_of(corpus / SMALL[0])
+    after = answer(index_dir, embedder, SUN_YUN_QUESTION)
+    assert "003" not in quoted_prefixes(after)
+    assert [s.article.prefix for s in Answerer(LiveIndex(index_dir, embedder)).sources()] == [
+        "001"]
+
+    again = build_index(corpus, index_dir, embedder)
+    assert (again.embedded, again.removed) == (0, 0)
+
+
+def test_add_change_and_remove_in_one_build(small, embedder):
+    corpus, index_dir = small
+    (corpus / "010-kazakh-customs.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    changed = corpus / SMALL[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nA closing line was added.\n",
+                       encoding="utf-8")
+    (corpus / SMALL[1]).unlink()
+
+    report = build_index(corpus, index_dir, embedder)
+
+    expected = passages_of(corpus / "010-kazakh-customs.md") + passages_of(changed)
+    assert (report.embedded, report.removed, report.articles) == (expected, 1, 2)
+    assert report.chunks == expected
+    assert (report.added, report.updated) == (1, 1)
+
+
+def test_a_running_answerer_switches_to_the_rebuilt_index(small, embedder):
+    corpus, index_dir = small
+    live = Answerer(LiveIndex(index_dir, embedder))
+    other = Answerer(LiveIndex(index_dir, embedder))  # another process serving the same index
+    assert "010" not in quoted_prefixes(live.ask(NEW_QUESTION))
+    assert "010" not in quoted_prefixes(other.ask(NEW_QUESTION))
+    (corpus / "010-kazakh-customs.md").write_text(NEW_ARTICLE, encoding="utf-8")
+
+    report = live.rebuild(corpus)
+
+    assert report.embedded == passages_of(corpus / "010-kazakh-customs.md")
+    assert live.ask(NEW_QUESTION).quotes[0].article.prefix == "010"
+    assert other.reload_if_changed() is True
+    assert other.ask(NEW_QUESTION).quotes[0].article.prefix == "010"
+    assert other.reload_if_changed() is False
+
+
+def test_new_chunking_parameters_re_embed_everything(small, embedder, base):
+    corpus, index_dir = small
+    params = ChunkParams(max_sentences=1)
+    report = build_index(corpus, index_dir, embedder, params=params)
+    assert report.embedded == report.chunks == base[1].chunks  # one passage per sentence still
+    assert IndexDir(index_dir).read_manifest().chunking == params.as_dict()
+    assert build_index(corpus, index_dir, embedder, params=params).embedded == 0
+
+
+def test_segments_map_every_sentence_and_passage_back_to_the_body(small, embedder):
+    corpus, index_dir = small
+    (corpus / "010-kazakh-customs.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    build_index(corpus, index_dir, embedder)  # two segments now
+    manifest = IndexDir(index_dir).read_manifest()
+    assert len(manifest.segments) == 2
+    seen_passages = 0
+    for name in manifest.segments:
+        seg = load_segment(index_dir / "segments" / name)
+        for row, (art, start, end, _block) in enumerate(np.asarray(seg.sentences)):
+            body = seg.articles[int(art)].body
+            assert 0 <= start < end <= len(body)
+            text = body[start:end]
+            assert text == text.strip() and text
+            assert seg.token_offsets[row] <= seg.token_offsets[row + 1]
+        for row, (first, last, centre) in enumerate(np.asarray(seg.passages)):
+            assert first <= centre <= last
+            article = seg.passage_article(row)
+            start, end = int(seg.sentences[first, 1]), int(seg.sentences[last, 2])
+            assert seg.passage_text(row) == article.body[start:end]
+            assert int(seg.sentences[first, 0]) == int(seg.sentences[last, 0])
+        seen_passages += seg.n_passages
+        assert seg.vector_index.ntotal == seg.n_passages
+        norms = np.linalg.norm(np.asarray(seg.passage_vectors), axis=1)
+        assert np.allclose(norms, 1.0, atol=1e-3)
+        for a in seg.articles:  # stored bodies are the corpus bodies, byte for byte
+            assert a.body == load_article(corpus / a.path).body
+    assert seen_passages == manifest.passages
+
+
+# --- a build killed midway -------------------------------------------------------------------
+
+_WORDS = [
+    "army", "bank", "bridge", "cable", "convoy", "depot", "diesel", "drone", "engine", "factory",
+    "fleet", "harbour", "helmet", "ledger", "missile", "permit", "radar", "rail", "rocket",
+    "satellite", "shell", "shipment", "signal", "steel", "supplier", "tank", "tender", "truck",
+    "tunnel", "valve", "vessel", "warehouse", "wheat", "winter", "amber", "brisk", "calm",
+    "dense", "early", "frail", "grand", "harsh", "idle", "jagged", "keen", "loud", "mild",
+    "narrow", "odd", "pale", "quiet", "rapid", "sharp", "tidy", "urgent", "vast", "weary",
+]
+
+_BUILD_SCRIPT = """
+import sys
+from pathlib import Path
+from index.build import build_index
+from index.embed import SentenceTransformerEmbedder
+embedder = SentenceTransformerEmbedder()
+print("loaded", flush=True)
+def progress(done, total):
+    print(f"progress {done} {total}", flush=True)
+build_index(Path(sys.argv[1]), Path(sys.argv[2]), embedder, progress=progress)
+print("done", flush=True)
+"""
+
+
+def large_article(sentences: int, seed: int) -> str:
+    """Distinct sentences (no two lines alike, so cleaning keeps them all)."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(sentences // 2):
+        pair = []
+        for _ in range(2):
+            words = rng.sample(_WORDS, 12)
+            pair.append(" ".join(words).capitalize() + ".")
+        lines.append(" ".join(pair))
+    return "Logistics notes\n\n" + "\n\n".join(lines) + "\n"
+
+
+def _start_build(corpus: Path, index_dir: Path) -> tuple[subprocess.Popen, queue.Queue]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOSSIER_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUILD_SCRIPT, str(corpus), str(index_dir)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.put(line.strip())
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc, lines
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _snapshot(index_dir: Path) -> tuple[str, list[str]]:
+    return ((index_dir / CURRENT).read_text(),
+            sorted(p.name for p in (index_dir / "generations").iterdir()))
+
+
+def _assert_previous_index_serves(index_dir: Path, embedder, before) -> None:
+    assert _snapshot(index_dir) == before
+    live = LiveIndex(index_dir, embedder)
+    assert live.current().generation == before[0].strip()
+    got = Answerer(live).ask(SUN_YUN_QUESTION)
+    assert got.answered, got.reason
+    assert got.quotes[0].article.prefix == "003"
+    assert all(q.article.body[q.start:q.end] == q.text for q in got.quotes)
+    assert sorted(a.prefix for a in live.current().articles) == ["001", "003"]
+
+
+def test_a_build_killed_while_embedding_leaves_the_previous_index(small, embedder):
+    corpus, index_dir = small
+    before = _snapshot(index_dir)
+    (corpus / "020-logistics.txt").write_text(large_article(600, seed=1), encoding="utf-8")
+
+    proc, lines = _start_build(corpus, index_dir)
+    try:
+        deadline = time.monotonic() + 240
+        progress = None
+        while time.monotonic() < deadline:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "the build ended before it embedded anything"
+            if line.startswith("progress"):
+                progress = [int(x) for x in line.split()[1:]]
+                break
+        _kill(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert progress is not None and progress[0] < progress[1]  # killed mid-embedding
+
+    _assert_previous_index_serves(index_dir, embedder, before)
+    (corpus / "020-logistics.txt").unlink()
+    after = build_index(corpus, index_dir, embedder)  # the next build starts from it cleanly
+    assert (after.embedded, after.removed, after.changed) == (0, 0, False)
+
+
+def test_a_build_killed_while_writing_its_segment_leaves_a_complete_index(small, embedder):
+    corpus, index_dir = small
+    before = _snapshot(index_dir)
+    old_segments = set(os.listdir(index_dir / "segments"))
+    (corpus / "020-logistics.txt").write_text(large_article(80, seed=2), encoding="utf-8")
+
+    proc, _lines = _start_build(corpus, index_dir)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if set(os.listdir(index_dir / "segments")) - old_segments:
+                break
+            time.sleep(0.002)
+        assert proc.poll() is None or proc.returncode == 0, "the build failed by itself"
+        if proc.poll() is None:
+            _kill(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    # Whether the kill landed before or after the switch, CURRENT names a complete generation.
+    live = LiveIndex(index_dir, embedder)
+    current = live.current()
+    got = Answerer(live).ask(SUN_YUN_QUESTION)
+    assert got.answered and got.quotes[0].article.prefix == "003"
+    if _snapshot(index_dir)[0] == before[0]:
+        assert sorted(a.prefix for a in current.articles) == ["001", "003"]
+    else:
+        assert sorted(a.prefix for a in current.articles) == ["001", "003", "020"]
+
+    report = build_index(corpus, index_dir, embedder)  # a half-written segment is never reused
+    manifest = json.loads((index_dir / "generations" / f"{report.generation}.json").read_text())
+    assert sorted(manifest["articles"]) == sorted(p.stem for p in corpus.iterdir())
+    live = LiveIndex(index_dir, embedder)
+    assert sorted(a.prefix for a in live.current().articles) == ["001", "003", "020"]
