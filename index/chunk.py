@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from index.clean import Span, indexable_spans
 from index.model import Article, Passage, Sentence
+from index.text import TERMS_VERSION
 
 # pysbd keeps a quotation together however many sentences it holds; news quotes run long, so
 # quote marks are hidden from it (replaced by spaces of the same length, keeping offsets).
@@ -28,7 +29,7 @@ class ChunkParams:
 
     def as_dict(self) -> dict[str, int]:
         return {"max_sentences": self.max_sentences, "max_words": self.max_words,
-                "splitter": SPLITTER_VERSION}
+                "splitter": SPLITTER_VERSION, "terms": TERMS_VERSION}
 
 
 @lru_cache(maxsize=1)

@@ -23,7 +23,14 @@ STOPWORDS = frozenset([
     "re", "m",
 ])
 
+TERMS_VERSION = 2  # bump when terms() would map a text differently (forces a rebuild)
+
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+# "U.S.", "D.C." and "US", "NATO": acronyms as written.
+_ACRONYM = re.compile(r"\b(?:[A-Z]\.){2,}|\b[A-Z]{2,6}\b")
+# "United States", "National Development and Reform Commission": names an acronym may stand for.
+_CONNECTORS = frozenset({"of", "and", "for", "the", "de", "on"})
+_NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:(?:of|and|for|the|de|on)\s+)?[A-Z][a-z]+)+\b")
 
 
 @lru_cache(maxsize=1)
@@ -42,10 +49,32 @@ def words(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=200_000)
+def _term(word: str) -> str:
+    # Lemmatise first so irregular forms meet their base ("met" -> "meet", "sent" -> "send"),
+    # then stem so derived forms do too ("shipments" -> "ship").
+    import simplemma
+
+    return _stemmer().stemWord(simplemma.lemmatize(word, lang="en"))
+
+
+def acronyms(text: str) -> list[str]:
+    """Acronym terms: "U.S.", "US" and "United States" all give ``acr:us``."""
+    out = [f"acr:{m.group(0).replace('.', '').lower()}" for m in _ACRONYM.finditer(text)]
+    for m in _NAME_RUN.finditer(text):
+        parts = m.group(0).split()
+        while parts and parts[0].lower() in STOPWORDS:
+            parts = parts[1:]
+        initials = "".join(p[0] for p in parts if p.lower() not in _CONNECTORS).lower()
+        if len(initials) >= 2:
+            out.append(f"acr:{initials}")
+    return out
+
+
 def terms(text: str) -> list[str]:
-    """Stemmed content terms, in order, stopwords removed (the lexical index's vocabulary)."""
-    stem = _stemmer().stemWord
-    return [stem(w) for w in words(text) if w not in STOPWORDS]
+    """Content terms, in order, stopwords removed (the lexical index's vocabulary)."""
+    return [_term(w) for w in words(text)
+            if w not in STOPWORDS and (len(w) > 1 or w.isdigit())] + acronyms(text)
 
 
 def query_terms(text: str) -> list[str]:
