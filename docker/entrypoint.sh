@@ -60,7 +60,8 @@ if [ "$needs_index" = yes ] && [ "$mode" != never ]; then
     esac
     if [ -n "$reason" ]; then
         log "building the index in $index ($reason)"
-        dossier-bot index build --corpus "$corpus" --index "$index"
+        # stdout stays the command's own (e.g. `ask --json`), so the report goes to stderr
+        dossier-bot index build --corpus "$corpus" --index "$index" >&2
     else
         log "index in $index is up to date with $corpus"
     fi
