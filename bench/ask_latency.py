@@ -1,0 +1,117 @@
+"""Per-question latency of `ask`: warm p50/p95 (model loaded) and the cold start of the CLI.
+
+    .venv/bin/python -m bench.ask_latency [--rounds 5] [--cold 3] [--json]
+
+Warm latency is measured in-process over the development questions (after a warm-up),
+split into the question's embedding and the rest of the search. Cold start runs
+`dossier-bot ask --json QUESTION` as a fresh process against an existing index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_SET = REPO.parent / "shared" / "eval" / "dev_questions.jsonl"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def questions() -> list[str]:
+    if DEV_SET.is_file():
+        return [json.loads(line)["q"] for line in DEV_SET.read_text().splitlines() if line.strip()]
+    return ["Did China agree to send weapons to Russia?", "Who wrote the Impakter piece?"]
+
+
+def warm(index_dir: Path, rounds: int) -> dict[str, float]:
+    from bot.answer import Answerer
+    from index.embed import SentenceTransformerEmbedder
+    from index.live import LiveIndex
+
+    embedder = SentenceTransformerEmbedder()
+    live = LiveIndex(index_dir, embedder)
+    answerer = Answerer(live)
+    qs = questions()
+    for q in qs[:5]:
+        answerer.ask(q)
+    total, embed = [], []
+    for _ in range(rounds):
+        for q in qs:
+            t0 = time.perf_counter()
+            embedder.embed_with_tokens([q])
+            t1 = time.perf_counter()
+            answerer.ask(q)
+            t2 = time.perf_counter()
+            embed.append((t1 - t0) * 1000)
+            total.append((t2 - t1) * 1000)
+    return {
+        "questions": len(total),
+        "p50_ms": round(percentile(total, 0.5), 1),
+        "p95_ms": round(percentile(total, 0.95), 1),
+        "mean_ms": round(statistics.fmean(total), 1),
+        "embed_p50_ms": round(percentile(embed, 0.5), 1),
+    }
+
+
+def cold(index_dir: Path, runs: int) -> dict[str, float]:
+    exe = Path(sys.executable).with_name("dossier-bot")
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([str(exe), "ask", "--json", "--index", str(index_dir),
+                        "Did Moscow deny asking Beijing for help?"],
+                       check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        times.append(time.perf_counter() - t0)
+    return {"runs": runs, "median_s": round(statistics.median(times), 2),
+            "min_s": round(min(times), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the questions")
+    parser.add_argument("--cold", type=int, default=3, help="cold-start runs of the CLI")
+    parser.add_argument("--index", type=Path, help="existing index (default: build one)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with tempfile.TemporaryDirectory() as tmp:
+        index_dir = args.index
+        if index_dir is None:
+            from index.build import build_index
+            from index.embed import SentenceTransformerEmbedder
+
+            index_dir = Path(tmp) / "index"
+            build_index(REPO / "corpus", index_dir, SentenceTransformerEmbedder())
+        result = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                       f"load {os.getloadavg()[0]:.1f}",
+            "warm": warm(index_dir, args.rounds),
+            "cold_start": cold(index_dir, args.cold),
+        }
+    if args.json:
+        print(json.dumps(result))
+        return
+    w, c = result["warm"], result["cold_start"]
+    print(f"machine:     {result['machine']}")
+    print(f"warm ask:    p50 {w['p50_ms']} ms, p95 {w['p95_ms']} ms, mean {w['mean_ms']} ms "
+          f"over {w['questions']} questions (question embedding alone: p50 {w['embed_p50_ms']} ms)")
+    print(f"cold start:  `dossier-bot ask` median {c['median_s']} s (min {c['min_s']} s) "
+          f"over {c['runs']} runs")
+
+
+if __name__ == "__main__":
+    main()
