@@ -393,24 +393,28 @@ def _secret(name: str, raw: str) -> str:
     return raw
 
 
-_SLACK_KINDS = {"bot": ("xoxb-", "SLACK_BOT_TOKEN", "Bot User OAuth Token (OAuth & Permissions)"),
-                "app": ("xapp-", "SLACK_APP_TOKEN", "App-Level Token (Basic Information)")}
+_SLACK_KINDS = {
+    "bot": ("xoxb-", "SLACK_BOT_TOKEN", "Bot User OAuth Token", "OAuth & Permissions"),
+    "app": ("xapp-", "SLACK_APP_TOKEN", "app-level token", "Basic Information → App-Level Tokens"),
+}
 
 
 def _slack_token(name: str, raw: str, *, kind: str) -> str:
-    prefix, _, where = _SLACK_KINDS[kind]
+    prefix, _, what, where = _SLACK_KINDS[kind]
     _secret(name, raw)
     if raw.startswith(prefix):
         return raw
-    for other, (other_prefix, other_name, _) in _SLACK_KINDS.items():
+    for other, (other_prefix, other_name, other_what, _) in _SLACK_KINDS.items():
         if other != kind and raw.startswith(other_prefix):
-            raise ConfigError(f"{name} holds a {other_prefix}… token, which belongs in "
-                              f"{other_name}; put the {where} ({prefix}…) in {name}.")
+            article = "an" if other_what[0] in "aeiou" else "a"
+            raise ConfigError(f"{name} holds {article} {other_what} ({other_prefix}…), which "
+                              f"belongs in {other_name}; {name} takes the {what} ({prefix}…) "
+                              f"from {where}.")
     if raw.startswith("xoxp-"):
-        raise ConfigError(f"{name} holds a user token (xoxp-…); the bot needs its own "
-                          f"{where}, which starts with {prefix}.")
-    raise ConfigError(f"{name} does not look like a Slack token (it should start with {prefix}); "
-                      f"copy the {where} again from your app's settings page.")
+        raise ConfigError(f"{name} holds a user token (xoxp-…); the bot needs its own {what} "
+                          f"({prefix}…) from {where}.")
+    raise ConfigError(f"{name} does not look like a Slack {what} (it should start with "
+                      f"{prefix}); copy it again from your app's {where} page.")
 
 
 def _discord_token(name: str, raw: str) -> str:

@@ -193,3 +193,9 @@ def test_config_check_fails_with_every_problem(clean_env: dict[str, str]) -> Non
     assert result.exit_code == 1 and not report["ok"]
     assert any("DOSSIER_CORPUS_DIR" in p for p in report["problems"])
     assert any("SLACK_SIGNING_SECRET is not set" in p for p in report["problems"])
+
+
+def test_every_variable_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in doc]
+    assert missing == []
