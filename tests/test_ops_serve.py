@@ -303,3 +303,43 @@ def test_serve_refuses_to_start_with_a_clear_message(tmp_path: Path, args: tuple
     assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_socket_mode_server_in_process_readiness_and_shutdown(tmp_path: Path, answerer) -> None:
+    """`Server` embedded in a thread (no signals): Socket Mode, readiness, request_shutdown."""
+    from fakes.fake_slack import FakeSocketMode
+
+    from bot.config import Settings
+    from bot.health import Metrics, Readiness
+    from bot.serve import Server
+
+    with FakeSlack() as api, FakeSocketMode() as socket_mode:
+        api.socket_url = socket_mode.url
+        settings = Settings(corpus_dir=REPO / "corpus", index_dir=tmp_path / "unused",
+                            feedback_db=tmp_path / "f.sqlite3", health_port=0,
+                            slack_bot_token=api.bot_token, slack_app_token=api.app_token,
+                            slack_api_url=api.api_url, rate_limit_per_minute=0)
+        ready = threading.Event()
+        server = Server(settings=settings, platforms=settings.platforms, answerer=answerer,
+                        metrics=Metrics(), readiness=Readiness(), install_signals=False,
+                        on_ready=lambda _s: ready.set())
+        result: list[int] = []
+        thread = threading.Thread(target=lambda: result.append(server.run()))
+        thread.start()
+        try:
+            assert ready.wait(30), "never ready"
+            assert server.slack_service.mode == "socket"
+            status, body = http_get(server.health.url + "/readyz")
+            assert status == 200 and json.loads(body)["platforms"] == {"slack": True}
+            envelope = socket_mode.send("events_api", event_body({
+                "type": "app_mention", "user": "U0ASKER", "ts": "1700000300.000300",
+                "text": f"<@{BOT_USER_ID}> {OFF_TOPIC}", "channel": "C0GENERAL",
+                "event_ts": "1700000300.000300"}))
+            socket_mode.wait_ack(envelope)
+            api.wait_for("chat.postMessage", 1)
+            assert server.metrics.count("slack", "declined") == 1
+        finally:
+            server.request_shutdown()
+            thread.join(30)
+        assert result == [0]
+        assert not thread.is_alive()
