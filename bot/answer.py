@@ -68,7 +68,7 @@ class Answerer:
         problem = question_problem(question)
         if problem:
             return Answer(question=question, reason=problem)
-        result = self._live.current().search(question)
+        result = self._live.current().search(clean_question(question))
         if not result.covered:
             return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
         quotes = tuple(Quote(text=e.text, start=e.start, end=e.end, score=e.score,
@@ -90,9 +90,15 @@ class Answerer:
         return report
 
 
+def clean_question(question: str) -> str:
+    """The question as searched: control characters (terminal escapes, bells) become spaces."""
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in question)
+    return " ".join(text.split())
+
+
 def question_problem(question: str) -> str | None:
     """A short, friendly reason why a question cannot be searched, or None."""
-    text = question.strip()
+    text = clean_question(question)
     if not text:
         return "Please ask a question, e.g. “Did China agree to send weapons to Russia?”"
     if len(text) > MAX_QUESTION_CHARS:

@@ -171,10 +171,10 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
 
 
 def _stdin_questions() -> Iterator[str]:
+    # Every input line gets exactly one output object (blank ones a reason), so scripts
+    # can pair questions and answers by line number.
     for line in sys.stdin:
-        line = line.rstrip("\n")
-        if line.strip():
-            yield line
+        yield line.rstrip("\r\n")
 
 
 @main.command("chat")
