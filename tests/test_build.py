@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import random
@@ -12,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -203,11 +203,13 @@ def test_a_running_answerer_switches_to_the_rebuilt_index(small, embedder):
     assert other.reload_if_changed() is False
 
 
-def test_new_chunking_parameters_re_embed_everything(small, embedder, base):
+def test_new_chunking_parameters_re_embed_everything(small, embedder):
     corpus, index_dir = small
+    (corpus / SMALL[1]).unlink()  # one article is enough, and quicker
     params = ChunkParams(max_sentences=1)
     report = build_index(corpus, index_dir, embedder, params=params)
-    assert report.embedded == report.chunks == base[1].chunks  # one passage per sentence still
+    assert report.embedded == report.chunks == passages_of(corpus / SMALL[0])
+    assert report.removed == 1
     assert IndexDir(index_dir).read_manifest().chunking == params.as_dict()
     assert build_index(corpus, index_dir, embedder, params=params).embedded == 0
 
@@ -291,93 +293,103 @@ def _start_build(corpus: Path, index_dir: Path) -> tuple[subprocess.Popen, queue
     def pump() -> None:
         for line in proc.stdout:
             lines.put(line.strip())
-        lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
     return proc, lines
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-
-
-def _snapshot(index_dir: Path) -> tuple[str, list[str]]:
+def _state(index_dir: Path) -> tuple[str, list[str]]:
     return ((index_dir / CURRENT).read_text(),
             sorted(p.name for p in (index_dir / "generations").iterdir()))
 
 
-def _assert_previous_index_serves(index_dir: Path, embedder, before) -> None:
-    assert _snapshot(index_dir) == before
+@dataclass
+class KilledBuild:
+    corpus: Path
+    index_dir: Path
+    before: tuple[str, list[str]]
+    killed_at: str = ""  # the progress line, or "segment" / "finished"
+    returncode: int | None = None
+
+
+@pytest.fixture(scope="module")
+def killed_builds(tmp_path_factory, base) -> dict[str, KilledBuild]:
+    """Two builds of copies of the base, run side by side and killed with SIGKILL.
+
+    "embedding": killed at its first progress report, while it embeds a large new article;
+    "writing": killed as soon as its new segment folder appears (mid-write, or just after).
+    """
+    root = tmp_path_factory.mktemp("killed")
+    runs: dict[str, KilledBuild] = {}
+    procs: dict[str, tuple[subprocess.Popen, queue.Queue]] = {}
+    segments: dict[str, set[str]] = {}
+    for name, size in (("embedding", 600), ("writing", 20)):
+        corpus, index_dir = root / name / "corpus", root / name / "index"
+        shutil.copytree(base[0] / "corpus", corpus)
+        shutil.copytree(base[0] / "index", index_dir)
+        (corpus / "020-logistics.txt").write_text(large_article(size, seed=len(name)), "utf-8")
+        runs[name] = KilledBuild(corpus, index_dir, _state(index_dir))
+        segments[name] = set(os.listdir(index_dir / "segments"))
+        procs[name] = _start_build(corpus, index_dir)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and any(p.poll() is None for p, _ in procs.values()):
+            proc, lines = procs["embedding"]
+            while proc.poll() is None and not lines.empty():
+                line = lines.get()
+                if line.startswith("progress"):
+                    runs["embedding"].killed_at = line
+                    proc.send_signal(signal.SIGKILL)
+            proc = procs["writing"][0]
+            if proc.poll() is None and set(os.listdir(runs["writing"].index_dir / "segments")) \
+                    - segments["writing"]:
+                proc.send_signal(signal.SIGKILL)
+                runs["writing"].killed_at = "segment"
+            time.sleep(0.002)
+    finally:
+        for name, (proc, _) in procs.items():
+            if proc.poll() is None:
+                proc.kill()
+            runs[name].returncode = proc.wait(timeout=30)
+    return runs
+
+
+def _assert_serves_the_previous_articles(index_dir: Path, embedder, prefixes: list[str]) -> None:
     live = LiveIndex(index_dir, embedder)
-    assert live.current().generation == before[0].strip()
+    assert sorted(a.prefix for a in live.current().articles) == prefixes
     got = Answerer(live).ask(SUN_YUN_QUESTION)
     assert got.answered, got.reason
     assert got.quotes[0].article.prefix == "003"
     assert all(q.article.body[q.start:q.end] == q.text for q in got.quotes)
-    assert sorted(a.prefix for a in live.current().articles) == ["001", "003"]
 
 
-def test_a_build_killed_while_embedding_leaves_the_previous_index(small, embedder):
-    corpus, index_dir = small
-    before = _snapshot(index_dir)
-    (corpus / "020-logistics.txt").write_text(large_article(600, seed=1), encoding="utf-8")
+def test_a_build_killed_while_embedding_leaves_the_previous_index(killed_builds, embedder):
+    run = killed_builds["embedding"]
+    assert run.returncode == -signal.SIGKILL, "the build ended before it was killed"
+    done, total = (int(x) for x in run.killed_at.split()[1:])
+    assert done < total  # it was killed mid-embedding
 
-    proc, lines = _start_build(corpus, index_dir)
-    try:
-        deadline = time.monotonic() + 240
-        progress = None
-        while time.monotonic() < deadline:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, "the build ended before it embedded anything"
-            if line.startswith("progress"):
-                progress = [int(x) for x in line.split()[1:]]
-                break
-        _kill(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert progress is not None and progress[0] < progress[1]  # killed mid-embedding
-
-    _assert_previous_index_serves(index_dir, embedder, before)
-    (corpus / "020-logistics.txt").unlink()
-    after = build_index(corpus, index_dir, embedder)  # the next build starts from it cleanly
+    assert _state(run.index_dir) == run.before
+    assert LiveIndex(run.index_dir, embedder).current().generation == run.before[0].strip()
+    _assert_serves_the_previous_articles(run.index_dir, embedder, ["001", "003"])
+    (run.corpus / "020-logistics.txt").unlink()
+    after = build_index(run.corpus, run.index_dir, embedder)  # the next build starts cleanly
     assert (after.embedded, after.removed, after.changed) == (0, 0, False)
 
 
-def test_a_build_killed_while_writing_its_segment_leaves_a_complete_index(small, embedder):
-    corpus, index_dir = small
-    before = _snapshot(index_dir)
-    old_segments = set(os.listdir(index_dir / "segments"))
-    (corpus / "020-logistics.txt").write_text(large_article(80, seed=2), encoding="utf-8")
-
-    proc, _lines = _start_build(corpus, index_dir)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if set(os.listdir(index_dir / "segments")) - old_segments:
-                break
-            time.sleep(0.002)
-        assert proc.poll() is None or proc.returncode == 0, "the build failed by itself"
-        if proc.poll() is None:
-            _kill(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+def test_a_build_killed_while_writing_its_segment_leaves_a_complete_index(
+        killed_builds, embedder):
+    run = killed_builds["writing"]
+    assert run.returncode in (0, -signal.SIGKILL)
+    assert run.returncode == 0 or run.killed_at == "segment"
 
     # Whether the kill landed before or after the switch, CURRENT names a complete generation.
-    live = LiveIndex(index_dir, embedder)
-    current = live.current()
-    got = Answerer(live).ask(SUN_YUN_QUESTION)
-    assert got.answered and got.quotes[0].article.prefix == "003"
-    if _snapshot(index_dir)[0] == before[0]:
-        assert sorted(a.prefix for a in current.articles) == ["001", "003"]
-    else:
-        assert sorted(a.prefix for a in current.articles) == ["001", "003", "020"]
+    switched = _state(run.index_dir)[0] != run.before[0]
+    assert switched or run.returncode == -signal.SIGKILL
+    _assert_serves_the_previous_articles(
+        run.index_dir, embedder, ["001", "003", "020"] if switched else ["001", "003"])
 
-    report = build_index(corpus, index_dir, embedder)  # a half-written segment is never reused
-    manifest = json.loads((index_dir / "generations" / f"{report.generation}.json").read_text())
-    assert sorted(manifest["articles"]) == sorted(p.stem for p in corpus.iterdir())
-    live = LiveIndex(index_dir, embedder)
-    assert sorted(a.prefix for a in live.current().articles) == ["001", "003", "020"]
+    report = build_index(run.corpus, run.index_dir, embedder)  # no half-written segment reused
+    assert report.articles == 3
+    assert report.embedded == (0 if switched else passages_of(run.corpus / "020-logistics.txt"))
+    _assert_serves_the_previous_articles(run.index_dir, embedder, ["001", "003", "020"])

@@ -223,8 +223,6 @@ BAD_FILES: dict[str, bytes] = {
     "truncated.pdf": make_pdf(PDF_PAGES)[:400],
     "no-text.pdf": make_pdf([[]]),
     "only-front-matter.md": b"---\ntitle: Nothing else\n---\n\n\n",
-    "menu-only.html": b"<html><head><title>Menu</title></head><body><nav><ul><li>Home</li>"
-                      b"<li>World</li></ul></nav></body></html>",
 }
 
 
@@ -263,6 +261,19 @@ def test_each_problem_says_what_is_wrong(tmp_path, name, words):
     path = write(tmp_path / name, BAD_FILES[name])
     with pytest.raises(ArticleError, match=re.escape(words)):
         load_article(path)
+
+
+def test_an_html_page_without_article_text_is_reported_and_the_rest_is_loaded(tmp_path):
+    write(tmp_path / "001-good.txt", GOOD_TEXT)
+    write(tmp_path / "002-menu.html", "<html><head><title>Menu</title></head><body><nav><ul>"
+                                      "<li>Home</li><li>World</li></ul></nav></body></html>")
+    write(tmp_path / "003-page.html", HTML_PAGE)
+
+    loaded = load_corpus(tmp_path)
+
+    assert [a.path for a in loaded.articles] == ["001-good.txt", "003-page.html"]
+    assert [p.path for p in loaded.problems] == ["002-menu.html"]
+    assert "HTML" in loaded.problems[0].reason or "text" in loaded.problems[0].reason
 
 
 def test_two_files_with_one_name_are_not_both_loaded(tmp_path):
