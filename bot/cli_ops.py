@@ -153,11 +153,15 @@ def watch_cmd(corpus: Path | None, index_dir: Path | None, as_json: bool,
 
 
 def _index_builder(settings: Settings) -> Any:
-    """A function that rebuilds the index incrementally and returns its BuildReport."""
-    from bot.serve import open_answerer
+    """A function that rebuilds the index incrementally and returns its BuildReport.
 
-    answerer = open_answerer(settings)
-    return lambda: answerer.rebuild(settings.corpus_dir)
+    The model is loaded once, here; each build embeds only new and changed articles.
+    """
+    from bot.runtime import make_live_index
+
+    live = make_live_index(settings)
+    live.embedder  # noqa: B018 - load the model before the first build, not inside it
+    return lambda: live.rebuild(settings.corpus_dir)
 
 
 def _settings_or_exit() -> Settings:

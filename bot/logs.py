@@ -146,6 +146,8 @@ def setup_logging(fmt: str = "text", level: str = "INFO", *, secrets: Iterable[s
     inner = JsonFormatter() if fmt == "json" else TextFormatter()
     handler.setFormatter(_Redacting(inner, _redactor))
     handler.addFilter(RedactingFilter(_redactor))
+    # The handler filters too: some libraries (bm25s) set DEBUG on their own logger.
+    handler.setLevel(level.upper())
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Libraries that log whole request bodies (message texts) at DEBUG stay at INFO unless
@@ -154,6 +156,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO", *, secrets: Iterable[s
                   "websockets", "aiohttp", "sentence_transformers", "filelock", "bm25s"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one line per file event
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # which CPU build it tried, at INFO
     return handler
 
 
