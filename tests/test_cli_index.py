@@ -65,6 +65,17 @@ def one_json_object(stdout: str) -> dict:
     return obj
 
 
+@pytest.fixture
+def in_process(monkeypatch, embedder) -> CliRunner:
+    """A CliRunner whose commands use the session's model instead of loading their own."""
+    import bot.runtime
+
+    monkeypatch.setattr(bot.runtime, "SentenceTransformerEmbedder", lambda *_a, **_k: embedder)
+    for name in ("DOSSIER_CORPUS_DIR", "DOSSIER_INDEX_DIR", "DOSSIER_EMBED_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner()
+
+
 # --- --help --------------------------------------------------------------------------------
 
 
@@ -110,7 +121,7 @@ def test_help_of_the_installed_script(tmp_path):
 # --- index build --json and index status --json ------------------------------------------
 
 
-def test_index_build_and_status_json(tmp_path):
+def test_index_build_and_status_json(tmp_path, in_process):
     corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
     corpus.mkdir()
     (corpus / "001-a.txt").write_text(ARTICLE_A, encoding="utf-8")
@@ -153,7 +164,7 @@ def test_index_build_and_status_json(tmp_path):
     for name in ("003-c.txt", "001-a.txt", "002-b.txt", "dossier-bot index build"):
         assert name in text.stdout
 
-    second = CliRunner().invoke(main, ["index", "build", "--json", *where])
+    second = in_process.invoke(main, ["index", "build", "--json", *where])
     assert second.exit_code == 0, second.output
     report = one_json_object(second.stdout)
     new = passages_of(corpus / "003-c.txt") + passages_of(corpus / "001-a.txt")
@@ -164,7 +175,7 @@ def test_index_build_and_status_json(tmp_path):
     assert (status["changed"], status["removed"]) == ([], [])
     assert "003-c.txt" not in status["added"]
 
-    third = CliRunner().invoke(main, ["index", "build", "--json", *where])
+    third = in_process.invoke(main, ["index", "build", "--json", *where])
     assert third.exit_code == 0, third.output
     report = one_json_object(third.stdout)
     assert (report["embedded"], report["removed"], report["articles"]) == (0, 0, 2)
@@ -216,19 +227,18 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "truncated npy": _truncate("passage_vectors.npy"),
     "garbled manifest": _garble,
     "generation deleted": _delete_generation,
-    "other model": _edit(model_fingerprint="e" * 64, model="someone/other-model"),
     "other format": _edit(format=FORMAT_VERSION + 7),
 }
 
 
 @pytest.fixture(scope="module")
 def ask_runs(tmp_path_factory, embedder) -> dict[str, subprocess.CompletedProcess]:
-    """`dossier-bot ask` over a good index and over each damaged copy, run side by side."""
+    """`dossier-bot ask` (and `index status`) over damaged copies of one index, side by side."""
     root = tmp_path_factory.mktemp("cli-ask")
     (root / "corpus").mkdir()
     (root / "corpus" / "001-a.txt").write_text(ARTICLE_A, encoding="utf-8")
     build_index(root / "corpus", root / "good", embedder)
-    procs = {"good": start(["ask", "--json", "--index", str(root / "good"), QUESTION], root)}
+    procs = {}
     for name, damage in DAMAGE.items():
         index_dir = root / name.replace(" ", "-")
         shutil.copytree(root / "good", index_dir)
@@ -244,15 +254,36 @@ def ask_runs(tmp_path_factory, embedder) -> dict[str, subprocess.CompletedProces
     return results
 
 
-def test_ask_over_a_good_index_answers(ask_runs):
-    result = ask_runs["good"]
-    assert result.returncode == 0, result.stderr
+def test_ask_json_over_a_good_index_answers(tmp_path, embedder, in_process):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "001-a.txt").write_text(ARTICLE_A, encoding="utf-8")
+    build_index(tmp_path / "corpus", tmp_path / "index", embedder)
+
+    result = in_process.invoke(main, ["ask", "--json", "--index", str(tmp_path / "index"),
+                                      QUESTION])
+
+    assert result.exit_code == 0, result.output
     answer = one_json_object(result.stdout)
     assert answer["answered"] is True
     quote = answer["quotes"][0]
     assert "forty freight wagons" in quote["text"]
     assert ARTICLE_A[quote["start"]:quote["end"]] == quote["text"]
     assert quote["article"]["path"] == "001-a.txt"
+
+
+def test_ask_with_an_index_of_another_model_is_one_error_line(tmp_path, embedder, in_process):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "001-a.txt").write_text(ARTICLE_A, encoding="utf-8")
+    build_index(tmp_path / "corpus", tmp_path / "index", embedder)
+    _edit(model_fingerprint="e" * 64, model="someone/other-model")(tmp_path / "index")
+
+    result = in_process.invoke(main, ["ask", "--index", str(tmp_path / "index"), QUESTION])
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.stdout == ""
+    assert_one_error_line(result.stderr)
+    assert "someone/other-model" in result.stderr and "index build" in result.stderr
 
 
 @pytest.mark.parametrize("damage", [*DAMAGE, "status of garbled"])
