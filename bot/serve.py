@@ -141,8 +141,12 @@ class ObservedAnswerer:
             "question_id": question_digest(question), **fields})
 
 
-class _StopLoading(Exception):
-    """SIGTERM while the model loads: nothing is in flight yet, so just leave."""
+class _StopLoading(BaseException):
+    """SIGTERM while the model loads: nothing is in flight yet, so just leave.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way
+    (the model loader has one) turns it into a load error.
+    """
 
 
 def _stop_loading(signum: int, _frame: object) -> None:
@@ -209,30 +213,34 @@ class Server:
         self.check()
         for platform in self.platforms:
             self.readiness.expect(platform)
-        self.health = HealthServer(self.settings.health_host, self.settings.health_port,
-                                   metrics=self.metrics, readiness=self.readiness).start()
-        previous = {sig: signal.signal(sig, _stop_loading) for sig in (signal.SIGTERM,
-                                                                         signal.SIGINT)
-                    if self.install_signals}
+        # Until the event loop takes over, SIGTERM/Ctrl-C just end the start-up.
+        previous = {sig: signal.signal(sig, _stop_loading)
+                    for sig in (signal.SIGTERM, signal.SIGINT) if self.install_signals}
         try:
-            if self.answerer is None:
-                started = time.perf_counter()
-                self.answerer = open_answerer(self.settings)
-                log.info("index loaded", extra={"event": "index.loaded",
-                                                "seconds": round(time.perf_counter() - started, 2)})
-            self._report_index_size()
-            self.readiness.set_index_loaded()
+            try:
+                self.health = HealthServer(self.settings.health_host, self.settings.health_port,
+                                           metrics=self.metrics, readiness=self.readiness).start()
+                self._load()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            return asyncio.run(self._main())
         except _StopLoading:
-            log.info("stopped while loading the index", extra={"event": "shutdown.done"})
-            self.health.stop()
+            log.info("stopped while loading the index", extra={"event": "shutdown.done",
+                                                                "status": EXIT_OK})
             return EXIT_OK
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        try:
-            return asyncio.run(self._main())
-        finally:
-            self.health.stop()
+            if self.health is not None:
+                self.health.stop()
+
+    def _load(self) -> None:
+        if self.answerer is None:
+            started = time.perf_counter()
+            self.answerer = open_answerer(self.settings)
+            log.info("index loaded", extra={"event": "index.loaded",
+                                            "seconds": round(time.perf_counter() - started, 2)})
+        self._report_index_size()
+        self.readiness.set_index_loaded()
 
     # -- the event loop -----------------------------------------------------------------
 

@@ -343,3 +343,13 @@ def test_socket_mode_server_in_process_readiness_and_shutdown(tmp_path: Path, an
             thread.join(30)
         assert result == [0]
         assert not thread.is_alive()
+
+
+def test_sigterm_while_the_model_loads_exits_0(world: World) -> None:
+    proc = world.start("slack", "--http")
+    poll(lambda: proc.poll() is None and _port_open(world.health_port), 60, "/healthz listening")
+    assert _readyz(world) is None  # alive, not ready: the index is still loading
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert world.slack.calls() == []  # never connected to Slack
+    assert any(r.get("event") == "shutdown.done" for r in world.logs())
