@@ -17,6 +17,7 @@ import bm25s
 import faiss
 import numpy as np
 
+from index import vectors as vectors_module
 from index.model import Article
 from index.text import terms
 
@@ -138,7 +139,7 @@ def load_segment(path: Path) -> Segment:
         data = SegmentData(articles, np.asarray(arr(SENTENCES)), np.asarray(arr(PASSAGES)),
                            arr(SENT_VECTORS), arr(PASSAGE_VECTORS), arr(TOKEN_IDS),
                            arr(TOKEN_VECTORS), np.asarray(arr(TOKEN_OFFSETS)))
-        vector_index = faiss.read_index(str(path / FAISS_FILE))
+        vector_index = vectors_module.configure_search(faiss.read_index(str(path / FAISS_FILE)))
         bm25 = None
         if (path / BM25_DIR).is_dir():
             bm25 = bm25s.BM25.load(str(path / BM25_DIR), mmap=False, load_vocab=True)
@@ -156,13 +157,38 @@ def load_segment(path: Path) -> Segment:
     return Segment(path, data, vector_index, bm25, term_df)
 
 
+def segment_intact(path: Path) -> bool:
+    """A cheap check that a segment can be reused by a build: every file present at its
+    recorded size, JSON files framed as JSON, array headers readable. (Cheap so that adding
+    one article does not cost a read of the whole index.)"""
+    try:
+        sizes = json.loads((path / SIZES).read_text())
+        for name, size in sizes.items():
+            if (path / name).stat().st_size != size:
+                return False
+        for name in (ARTICLES, TERM_COUNTS):
+            with (path / name).open("rb") as fh:
+                head = fh.read(1)
+                fh.seek(-1, os.SEEK_END)
+                tail = fh.read(1)
+            if (head, tail) not in ((b"[", b"]"), (b"{", b"}")):
+                return False
+        for name in (SENTENCES, PASSAGES, SENT_VECTORS, PASSAGE_VECTORS, TOKEN_IDS,
+                     TOKEN_VECTORS, TOKEN_OFFSETS):
+            np.load(path / name, mmap_mode="r", allow_pickle=False)
+        with (path / FAISS_FILE).open("rb") as fh:
+            fourcc = fh.read(4)  # FAISS files start with the index type's four letters
+        if len(fourcc) != 4 or not fourcc.isalnum():
+            return False
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
 def build_vector_index(vectors: np.ndarray) -> faiss.Index:
-    """Inner product on unit vectors = cosine similarity. Exact search for now."""
-    dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 1
-    index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+    """Inner product on unit vectors = cosine similarity: exact while small, IVF above
+    ``index.vectors.EXACT_MAX`` passages (see index.vectors)."""
+    return vectors_module.build_vector_index(vectors)
 
 
 def _vocab_ids(tokenised: list[list[str]]) -> tuple[list[list[int]], dict[str, int]]:
