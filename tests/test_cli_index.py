@@ -129,6 +129,11 @@ def test_index_build_and_status_json(tmp_path, in_process):
     (corpus / "junk.txt").write_bytes(b"\x00\x01binary\xff" * 50)
     where = ["--corpus", str(corpus), "--index", str(index_dir)]
 
+    def status_json() -> dict:
+        result = in_process.invoke(main, ["index", "status", "--json", *where])
+        assert result.exit_code == 0, result.output
+        return one_json_object(result.stdout)
+
     status = one_json_object(run(["index", "status", "--json", *where], tmp_path).stdout)
     assert status["built"] is False
     assert sorted(status["added"]) == ["001-a.txt", "002-b.txt", "junk.txt"]
@@ -144,7 +149,7 @@ def test_index_build_and_status_json(tmp_path, in_process):
     assert "Skipped junk.txt:" in first.stderr  # named on stderr; stdout stays one object
 
     # Nothing changed since the build: the unreadable file was reported then, not "added" now.
-    status = one_json_object(run(["index", "status", "--json", *where], tmp_path).stdout)
+    status = status_json()
     assert status["built"] is True
     assert (status["articles"], status["passages"]) == (2, both)
     assert (status["added"], status["changed"], status["removed"]) == ([], [], [])
@@ -154,13 +159,13 @@ def test_index_build_and_status_json(tmp_path, in_process):
     (corpus / "001-a.txt").write_text(ARTICLE_A + "\nA closing line was added.\n", "utf-8")
     (corpus / "002-b.txt").unlink()
 
-    status = one_json_object(run(["index", "status", "--json", *where], tmp_path).stdout)
+    status = status_json()
     assert status["added"] == ["003-c.txt"]
     assert status["changed"] == ["001-a.txt"]
     assert status["removed"] == ["002-b.txt"]
     assert status["up_to_date"] is False
-    text = run(["index", "status", *where], tmp_path)
-    assert text.returncode == 0
+    text = in_process.invoke(main, ["index", "status", *where])
+    assert text.exit_code == 0
     for name in ("003-c.txt", "001-a.txt", "002-b.txt", "dossier-bot index build"):
         assert name in text.stdout
 
@@ -171,9 +176,9 @@ def test_index_build_and_status_json(tmp_path, in_process):
     assert (report["articles"], report["chunks"], report["embedded"], report["removed"]) == (
         2, new, new, 1)
 
-    status = one_json_object(run(["index", "status", "--json", *where], tmp_path).stdout)
-    assert (status["changed"], status["removed"]) == ([], [])
-    assert "003-c.txt" not in status["added"]
+    status = status_json()
+    assert (status["added"], status["changed"], status["removed"]) == ([], [], [])
+    assert status["up_to_date"] is True
 
     third = in_process.invoke(main, ["index", "build", "--json", *where])
     assert third.exit_code == 0, third.output
