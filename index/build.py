@@ -15,7 +15,7 @@ from index.clean import CLEANING_VERSION
 from index.embed import Embedder
 from index.load import corpus_files, file_sha256, load_corpus
 from index.model import Article, LoadProblem
-from index.segment import SegmentData, load_segment, write_segment
+from index.segment import SegmentData, load_segment, segment_intact, write_segment
 from index.store import (
     ArticleEntry,
     IndexDir,
@@ -63,7 +63,7 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"The corpus folder {corpus_dir} does not exist; create it and "
                                 "put articles (.md, .txt, .html, .pdf) in it.")
-    previous = _reusable_manifest(store, embedder, params)
+    previous, repaired = _reusable_manifest(store, embedder, params)
     old = previous.articles if previous else {}
 
     files = corpus_files(corpus_dir)
@@ -72,18 +72,30 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
         current.setdefault(path.stem, (path, file_sha256(path)))
     keep = {aid: e for aid, e in old.items()
             if aid in current and current[aid][1] == e.sha256}
-    todo = [path for aid, (path, sha) in current.items() if aid not in keep]
-    removed = [aid for aid in old if aid not in current]
+    known_bad = previous.skipped if previous else {}
+    # A file that could not be read last time is not parsed again until it changes.
+    still_bad = [LoadProblem(path.name, known_bad[path.name]["reason"])
+                 for aid, (path, sha) in current.items()
+                 if aid not in keep and known_bad.get(path.name, {}).get("sha256") == sha]
+    retry = {p.path for p in still_bad}
+    todo = [path for aid, (path, sha) in current.items()
+            if aid not in keep and path.name not in retry]
+    # Count removals against the index as it was, even when its vectors cannot be reused.
+    was = _indexed_ids(store)
+    removed = [aid for aid in (was if was is not None else old) if aid not in current]
 
     loaded = load_corpus(corpus_dir, todo)
+    problems = (*still_bad, *loaded.problems)
+    skipped = {p.path: {"sha256": file_sha256(corpus_dir / p.path), "reason": p.reason}
+               for p in problems if (corpus_dir / p.path).is_file()}
     fresh = list(loaded.articles)
     updated = sum(1 for a in fresh if a.id in old)
     data = _prepare(fresh, embedder, params, progress) if fresh else None
 
-    if previous is not None and not fresh and not removed and len(keep) == len(old):
+    if (previous is not None and not repaired and not fresh and not removed
+            and len(keep) == len(old) and skipped == previous.skipped):
         return BuildReport(len(old), previous.passages, 0, 0, time.perf_counter() - started,
-                           changed=False, generation=previous.generation,
-                           problems=loaded.problems)
+                           changed=False, generation=previous.generation, problems=problems)
 
     articles = dict(keep)
     segments = [s for s in (previous.segments if previous else ()) if
@@ -101,7 +113,7 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
         generation=new_generation_name(), format=_format(), model=embedder.name,
         model_fingerprint=embedder.fingerprint, dimension=embedder.dimension,
         chunking=params.as_dict(), cleaning=CLEANING_VERSION, built_at=time.time(),
-        segments=tuple(segments), articles=articles,
+        segments=tuple(segments), articles=articles, skipped=skipped,
     )
     manifest = _maybe_compact(store, manifest)
     store.publish(manifest)
@@ -111,8 +123,15 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
         embedded=int(data.passages.shape[0]) if data is not None else 0,
         removed=len(removed), seconds=time.perf_counter() - started,
         added=len(fresh) - updated, updated=updated, changed=True,
-        generation=manifest.generation, problems=loaded.problems,
+        generation=manifest.generation, problems=problems,
     )
+
+
+def _indexed_ids(store: IndexDir) -> set[str] | None:
+    try:
+        return set(store.read_manifest().articles) if store.exists() else None
+    except IndexError_:
+        return None
 
 
 def _format() -> int:
@@ -121,24 +140,31 @@ def _format() -> int:
     return FORMAT_VERSION
 
 
-def _reusable_manifest(store: IndexDir, embedder: Embedder, params: ChunkParams) -> Manifest | None:
-    """The current manifest if its vectors can be reused by this build, else None."""
+def _reusable_manifest(store: IndexDir, embedder: Embedder,
+                       params: ChunkParams) -> tuple[Manifest | None, bool]:
+    """The current manifest as far as its vectors can be reused by this build (None when
+    nothing can), and whether damaged segments were left out of it."""
     if not store.exists():
-        return None
+        return None, False
     try:
         manifest = store.read_manifest()
     except IndexError_ as exc:
         log.warning("Previous index not reusable, building from scratch: %s", exc)
-        return None
+        return None, False
     if (manifest.model_fingerprint != embedder.fingerprint
+            or manifest.dimension != embedder.dimension
             or manifest.chunking != params.as_dict() or manifest.cleaning != CLEANING_VERSION):
         log.info("Model, chunking or cleaning changed since the last build; re-embedding all.")
-        return None
-    for seg in manifest.segments:
-        if not (store.segments_dir / seg).is_dir():
-            log.warning("Segment %s of the previous index is missing; re-embedding all.", seg)
-            return None
-    return manifest
+        return None, False
+    damaged = [s for s in manifest.segments if not segment_intact(store.segments_dir / s)]
+    if damaged:
+        # Only the articles stored in damaged segments are embedded again.
+        log.warning("Index segments %s are damaged; their articles will be re-embedded.",
+                    ", ".join(damaged))
+        articles = {k: e for k, e in manifest.articles.items() if e.segment not in damaged}
+        segments = tuple(s for s in manifest.segments if s not in damaged)
+        return Manifest(**{**vars(manifest), "articles": articles, "segments": segments}), True
+    return manifest, False
 
 
 def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,

@@ -63,6 +63,8 @@ class Manifest:
     built_at: float
     segments: tuple[str, ...]
     articles: dict[str, ArticleEntry] = field(default_factory=dict)
+    # corpus files that could not be read: name -> {"sha256", "reason"}; retried when changed
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def passages(self) -> int:
@@ -75,6 +77,7 @@ class Manifest:
             "chunking": self.chunking, "cleaning": self.cleaning, "built_at": self.built_at,
             "segments": list(self.segments),
             "articles": {k: vars(v) for k, v in sorted(self.articles.items())},
+            "skipped": dict(sorted(self.skipped.items())),
         }, indent=1)
 
     @classmethod
@@ -86,6 +89,7 @@ class Manifest:
             chunking=dict(raw["chunking"]), cleaning=int(raw["cleaning"]),
             built_at=float(raw["built_at"]), segments=tuple(raw["segments"]),
             articles={k: ArticleEntry(**v) for k, v in raw["articles"].items()},
+            skipped=dict(raw.get("skipped", {})),
         )
 
 

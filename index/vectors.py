@@ -26,9 +26,10 @@ MIN_PROBES = 16
 ADD_CHUNK = 65_536  # vectors converted and added at a time, so a memory-mapped input stays lazy
 
 
-def build_vector_index(vectors: np.ndarray, *, exact_max: int = EXACT_MAX,
+def build_vector_index(vectors: np.ndarray, *, exact_max: int | None = None,
                        seed: int = 1234) -> faiss.Index:
     """Inner product on unit vectors = cosine similarity; exact while small, IVF above."""
+    exact_max = EXACT_MAX if exact_max is None else exact_max
     dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 1
     n = int(vectors.shape[0]) if vectors.ndim == 2 else 0
     if n <= exact_max:
