@@ -54,13 +54,13 @@ DEFAULT_WORKDIR = Path("/tmp/dossier-bench")
 
 # -- phases (each in a child process) -------------------------------------------------------
 
-def phase_build(size: int, work: Path, mode: str) -> dict:
+def phase_build(size: int, work: Path, mode: str, real=None) -> dict:
     from bench.synth import Pool, PoolEmbedder, PoolVectors, synth_articles, write_corpus
     from index.build import build_index
     from index.embed import SentenceTransformerEmbedder
 
     corpus, index = work / "corpus", work / "index"
-    real = SentenceTransformerEmbedder()
+    real = real or SentenceTransformerEmbedder()
     pool = Pool.from_corpus(CORPUS)
     articles = list(synth_articles(pool, size, seed=size))
     write_corpus(corpus, articles)
@@ -157,20 +157,21 @@ def _timed_stages(stages: dict[str, float]) -> Iterator[None]:
         vectors.build_vector_index, bm25s.BM25.index = originals
 
 
-def phase_serve(size: int, work: Path, rounds: int) -> dict:
+def phase_serve(size: int, work: Path, rounds: int, real=None,
+                questions: list[str] | None = None) -> dict:
     from bot.answer import Answerer
     from index.embed import SentenceTransformerEmbedder
     from index.live import LiveIndex
     from index.text import query_terms
     from index.vectors import describe
 
-    real = SentenceTransformerEmbedder()
+    real = real or SentenceTransformerEmbedder()
     live = LiveIndex(work / "index", real)
     t = time.perf_counter()
     snap = live.current()
     load_s = time.perf_counter() - t
     answerer = Answerer(live)
-    questions = dev_questions()
+    questions = questions or dev_questions()
     for q in questions[:3]:
         answerer.ask(q)
     total: list[float] = []
@@ -268,13 +269,14 @@ def _breakdown(live) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def phase_add(size: int, work: Path, profile: bool) -> dict:
+def phase_add(size: int, work: Path, profile: bool, real=None,
+              lengths: tuple[int, ...] = (20, 80)) -> dict:
     from bench.synth import Pool, make_article
     from index.build import build_index
     from index.embed import SentenceTransformerEmbedder
     from index.live import LiveIndex
 
-    real = SentenceTransformerEmbedder()
+    real = real or SentenceTransformerEmbedder()
     corpus, index = work / "corpus", work / "index"
     live = LiveIndex(index, real)
     live.current()
@@ -282,7 +284,8 @@ def phase_add(size: int, work: Path, profile: bool) -> dict:
     rng = np.random.default_rng(size + 1)
     out: dict = {}
     added: list[Path] = []
-    for n_sent in (20, 80):
+    before = len(live.current().articles)
+    for n_sent in lengths:
         art = make_article(pool, rng, f"zz-added-{n_sent}", n_sent)
         path = corpus / art.name
         path.write_text(art.text, encoding="utf-8")
@@ -315,6 +318,8 @@ def phase_add(size: int, work: Path, profile: bool) -> dict:
     build_index(corpus, index, real)
     live.reload_if_changed()
     out["remove_s"] = round(time.perf_counter() - t, 2)
+    if len(live.current().articles) != before:
+        raise RuntimeError("removing the added articles did not restore the index")
     out["peak_rss_mb"] = round(peak_rss_mb())
     return out
 
