@@ -49,6 +49,8 @@ class Weights:
     # (``confident``), the quoted window must share at least one content term with the
     # question: an off-topic question's nearest passages match it in neither way.
     decline_below: float = 1.15
+    tie_margin: float = 0.1  # a runner-up this close in the same article is quoted too
+    quote_margin: float = 0.5  # further quotes score at most this much below the best
     confident: float = 1.5
 
 
@@ -373,33 +375,55 @@ class Retriever:
         return best.score >= w.decline_below and (best.cover > 0 or best.score >= w.confident)
 
     def _quotes(self, ranked: list[_Candidate]) -> tuple[Evidence, ...]:
-        chosen: list[_Candidate] = []
-        spans: list[tuple[str, int, int]] = []
-        used_articles: set[str] = set()
+        """Up to ``max_quotes`` non-overlapping windows, the best first.
+
+        A near-tie within the best article is shown next (the evidence is split between two
+        places); then the best of *other* articles that bear on the question, so readers see
+        how different outlets report it; then anything else that scores close.
+        """
+        w = self.weights
         top = ranked[0].score
-        # The best quote first; then the best of *other* articles that bear on the question,
-        # so readers see how different outlets report it; then more from the same article.
-        for same_article_ok in (False, True):
-            for c in ranked:
+        close = [c for c in ranked if c.score >= top - w.quote_margin]
+        best_article = self._article(ranked[0]).id
+        passes = (
+            [ranked[0]],
+            [c for c in close if self._article(c).id == best_article
+             and c.score >= top - w.tie_margin],
+            [c for c in close if self._article(c).id != best_article],
+            close,
+        )
+        chosen: list[Evidence] = []
+        taken: list[tuple[str, int, int]] = []  # (segment, first row, last row) quoted
+        seen_articles: set[str] = set()
+        for n, group in enumerate(passes):
+            for c in group:
                 if len(chosen) >= self.max_quotes:
                     break
-                art = c.seg.articles[int(c.seg.sentences[c.row, 0])]
-                if chosen and c.score < top - 0.6:
-                    break
-                if not same_article_ok and art.id in used_articles and chosen:
-                    continue
+                art = self._article(c)
+                if n == 2 and art.id in seen_articles:
+                    continue  # one quote per other outlet in this pass
                 lo, hi = self._window(c.seg, c.row)
-                start, end = int(c.seg.sentences[lo, 1]), int(c.seg.sentences[hi, 2])
-                if any(a == art.id and start < e and s < end for a, s, e in spans):
+                # Sentences already quoted are not repeated: keep the part of the window
+                # around its own sentence, or nothing if that sentence is already shown.
+                for seg_id, a, b in taken:
+                    if seg_id != c.seg.id or b < lo or a > hi:
+                        continue
+                    if a <= c.row <= b:
+                        lo, hi = 1, 0
+                        break
+                    lo, hi = (b + 1, hi) if a < c.row else (lo, a - 1)
+                if lo > hi:
                     continue
-                chosen.append(c)
-                spans.append((art.id, start, end))
-                used_articles.add(art.id)
-        out = []
-        for c, (_, start, end) in zip(chosen, spans, strict=True):
-            art = c.seg.articles[int(c.seg.sentences[c.row, 0])]
-            out.append(Evidence(art, start, end, round(c.score, 4), round(c.cover, 4)))
-        return tuple(out)
+                start, end = int(c.seg.sentences[lo, 1]), int(c.seg.sentences[hi, 2])
+                chosen.append(Evidence(art, start, end, round(c.score, 4), round(c.cover, 4)))
+                taken.append((c.seg.id, lo, hi))
+                seen_articles.add(art.id)
+                if n in (0, 1):
+                    break
+        return tuple(chosen)
+
+    def _article(self, c: _Candidate) -> Article:
+        return c.seg.articles[int(c.seg.sentences[c.row, 0])]
 
     def _closest(self, ranked: list[_Candidate]) -> tuple[Article, ...]:
         out: list[Article] = []
