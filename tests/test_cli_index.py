@@ -185,6 +185,9 @@ def test_index_build_and_status_json(tmp_path, in_process):
     report = one_json_object(third.stdout)
     assert (report["embedded"], report["removed"], report["articles"]) == (0, 0, 2)
 
+    noise = [line for line in first.stderr.splitlines() if not line.startswith("Skipped ")]
+    assert noise == []  # no library log lines on stderr at the default verbosity
+
 
 # --- ask with a damaged or mismatched index --------------------------------------------------
 
