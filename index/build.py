@@ -68,8 +68,13 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
 
     files = corpus_files(corpus_dir)
     current: dict[str, tuple[Path, str]] = {}
+    clashes: list[LoadProblem] = []
     for path in files:
-        current.setdefault(path.stem, (path, file_sha256(path)))
+        if path.stem in current:
+            clashes.append(LoadProblem(path.name, (
+                f"{current[path.stem][0].name} has the same name; rename one of them")))
+            continue
+        current[path.stem] = (path, file_sha256(path))
     keep = {aid: e for aid, e in old.items()
             if aid in current and current[aid][1] == e.sha256}
     known_bad = previous.skipped if previous else {}
@@ -85,9 +90,13 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     removed = [aid for aid in (was if was is not None else old) if aid not in current]
 
     loaded = load_corpus(corpus_dir, todo)
-    problems = (*still_bad, *loaded.problems)
+    problems = (*clashes, *still_bad, *loaded.problems)
+    # An indexed article whose file has become unreadable keeps serving its indexed version.
+    unreadable = {Path(p.path).stem for p in (*still_bad, *loaded.problems)}
+    for aid in unreadable & set(old) - set(keep):
+        keep[aid] = old[aid]
     skipped = {p.path: {"sha256": file_sha256(corpus_dir / p.path), "reason": p.reason}
-               for p in problems if (corpus_dir / p.path).is_file()}
+               for p in (*still_bad, *loaded.problems) if (corpus_dir / p.path).is_file()}
     fresh = list(loaded.articles)
     updated = sum(1 for a in fresh if a.id in old)
     data = _prepare(fresh, embedder, params, progress) if fresh else None
