@@ -47,6 +47,7 @@ EVENTS_PATH = "/slack/events"
 COMMANDS = ("/ask", "/sources", "/reindex")  # slack-manifest.yaml declares the same
 BOT_EVENTS = ("app_mention", "message.im")
 SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history")
+SOCKET_CLOSE_TIMEOUT = 10.0
 MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd unread
 ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
               "Please try again in a minute; the error has been logged.")
@@ -484,7 +485,15 @@ class SlackService:
             self._server.shutdown()
             self._server.server_close()
         if self._socket is not None:
-            self._socket.close()
+            # slack_sdk's close() joins its reader threads; bound it so that a wedged socket
+            # can never hold up the shutdown of the whole process.
+            closer = threading.Thread(target=self._socket.close, name="slack-socket-close",
+                                      daemon=True)
+            closer.start()
+            closer.join(SOCKET_CLOSE_TIMEOUT)
+            if closer.is_alive():
+                log.warning("the Socket Mode connection did not close within %.0f s; moving on",
+                            SOCKET_CLOSE_TIMEOUT)
         self.executor.shutdown(wait=wait)
         log.info("Slack adapter stopped")
 
