@@ -108,6 +108,9 @@ def index_build(corpus: Path | None, index_dir: Path | None, as_json: bool) -> N
 def _build(live, settings: Settings, progress):
     from index.build import build_index
 
+    if not settings.corpus_dir.is_dir():  # checked before the model loads: fail fast
+        raise FileNotFoundError(f"The corpus folder {settings.corpus_dir} does not exist; "
+                                "create it and put articles (.md, .txt, .html, .pdf) in it.")
     return build_index(settings.corpus_dir, settings.index_dir, live.embedder, progress=progress)
 
 

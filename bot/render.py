@@ -40,9 +40,11 @@ def render_text(answer: Answer, *, width: int = 88) -> str:
 
 
 def _quote_block(n: int, quote: Quote, width: int) -> str:
+    # A margin bar marks the quote: wrapping it in quotation marks would clash with the
+    # article's own, which a verbatim quote often starts or ends with.
     text = " ".join(quote.text.split())
-    wrapped = textwrap.fill(text, width=width - 4, initial_indent="  “", subsequent_indent="   ")
-    return f"[{n}] {attribution(quote.article)}\n{wrapped}”"
+    wrapped = textwrap.fill(text, width=width - 4, initial_indent="  │ ", subsequent_indent="  │ ")
+    return f"[{n}] {attribution(quote.article)}\n{wrapped}"
 
 
 def answer_to_json(answer: Answer) -> dict[str, Any]:

@@ -29,7 +29,13 @@ def make_answerer(settings: Settings, *, build_if_missing: bool = True,
     """An answerer over the index; builds the index first when there is none yet."""
     say = say or (lambda msg: print(msg, file=sys.stderr))
     live = make_live_index(settings)
-    if not live.dir.exists():
+    if live.dir.exists():
+        live.check()  # a damaged or foreign index is reported before the model loads
+    else:
+        if not settings.corpus_dir.is_dir():
+            raise FileNotFoundError(
+                f"No index at {settings.index_dir}, and no corpus folder {settings.corpus_dir} "
+                "to build one from; set DOSSIER_CORPUS_DIR or pass --corpus.")
         if not build_if_missing:
             from index.store import IndexMissing
 

@@ -92,11 +92,25 @@ class SentenceTransformerEmbedder:
             self.name = model
             self.fingerprint = sha256_file(weights) if weights.is_file() else f"path:{path}"
             source = str(path)
-        self._model = _load(source, device)
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or (
-            self._model.get_sentence_embedding_dimension)
-        self.dimension = int(get_dim() or 0)
+        self._source = source
+        self._device = device
+        self._model_obj = None
+        # The model itself loads on first use: a build with nothing to embed, `--help` or a
+        # configuration error never pays for it.
+        self.dimension = _dimension_from_config(path) or self._model_dimension()
         self._lock = threading.Lock()  # torch modules are not safe to call from two threads
+
+    def _model_dimension(self) -> int:
+        model = self._model
+        get = (getattr(model, "get_embedding_dimension", None)
+               or model.get_sentence_embedding_dimension)
+        return int(get() or 0)
+
+    @property
+    def _model(self):
+        if self._model_obj is None:
+            self._model_obj = _load(self._source, self._device)
+        return self._model_obj
 
     @property
     def max_tokens(self) -> int:
@@ -132,6 +146,17 @@ class SentenceTransformerEmbedder:
             tokens.append(TokenVectors(ids.cpu().numpy().astype(np.int32),
                                        vec.cpu().numpy().astype(np.float16)))
         return np.ascontiguousarray(sentence, dtype=np.float32), tokens
+
+
+def _dimension_from_config(path: Path) -> int | None:
+    """The output size as the model folder declares it (sentence-transformers' pooling)."""
+    import json
+
+    try:
+        pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+        return int(pooling["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _load(source: str, device: str | None):

@@ -17,7 +17,7 @@ from index.build import BuildReport, Progress, build_index
 from index.embed import Embedder
 from index.model import Article
 from index.search import Retriever, SearchResult
-from index.segment import Segment, SegmentError, load_segment
+from index.segment import Segment, SegmentError, load_segment, segment_intact
 from index.store import IndexCorrupt, IndexDir, IndexMismatch, Manifest
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,15 @@ class LiveIndex:
 
     def loaded(self) -> bool:
         return self._snapshot is not None
+
+    def check(self) -> Manifest:
+        """Validate the index on disk without loading the model (fast, for early errors)."""
+        manifest = self.dir.read_manifest()
+        for seg_id in manifest.segments:
+            if not segment_intact(self.dir.segments_dir / seg_id):
+                raise IndexCorrupt(f"The index at {self.dir.root} is damaged (segment {seg_id}); "
+                                   "rebuild it with `dossier-bot index build`.")
+        return manifest
 
     def current(self) -> Snapshot:
         snap = self._snapshot

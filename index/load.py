@@ -162,8 +162,13 @@ def _from_html(data: bytes) -> dict[str, str | None]:
 
 
 def _from_pdf(path: Path) -> dict[str, str | None]:
+    import logging
+
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
+
+    # A damaged PDF is reported once, as a skipped file; pypdf's own warnings would repeat it.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
         reader = PdfReader(path)

@@ -8,6 +8,7 @@ written, so a build only writes what changed, and a reader never sees a half-wri
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ import numpy as np
 from index import vectors as vectors_module
 from index.model import Article
 from index.text import terms
+
+# bm25s sets its own logger to DEBUG on import, which would print on every build.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 # Files of a segment, with what they hold. Arrays are loaded memory-mapped.
 ARTICLES = "articles.json"  # metadata and body of each article
