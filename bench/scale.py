@@ -185,6 +185,11 @@ def phase_serve(size: int, work: Path, rounds: int, real=None,
             total.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
             answered += a.answered
+    prof = cProfile.Profile()
+    prof.enable()
+    for q in questions[:10]:
+        answerer.ask(q)
+    prof.disable()
     segments = snap.retriever.segments
     k = getattr(snap.retriever, "k", 40)
     embed, dense, lexical = [], [], []
@@ -218,6 +223,7 @@ def phase_serve(size: int, work: Path, rounds: int, real=None,
         "bm25_p50_ms": round(1000 * percentile(lexical, 50), 1),
         "bm25_p95_ms": round(1000 * percentile(lexical, 95), 1),
         "ann": describe(big.vector_index), **recall,
+        "ask_profile_10": _top(prof, 16),
         "rss_mb": round(rss_mb()), "peak_rss_mb": round(peak_rss_mb()),
         "index_bytes": _index_bytes(live), "index_breakdown": _breakdown(live),
     }
@@ -328,7 +334,8 @@ def _top(prof: cProfile.Profile, n: int = 12) -> list[tuple[str, float]]:
     stats = pstats.Stats(prof)
     rows = []
     for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
-        if "/index/" in file or "/bench/" in file or func in ("sha256", "loads"):
+        if ("/index/" in file or "/bench/" in file or "/bot/" in file
+                or func in ("sha256", "loads", "retrieve", "search", "encode")):
             rows.append((f"{Path(file).name}:{func}", round(ct, 3)))
     rows.sort(key=lambda r: -r[1])
     return rows[:n]
