@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -90,9 +91,13 @@ class Answerer:
         return report
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+
+
 def clean_question(question: str) -> str:
-    """The question as searched: control characters (terminal escapes, bells) become spaces."""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in question)
+    """The question as searched: terminal escapes removed, control characters made spaces."""
+    text = _ANSI_ESCAPE.sub("", question)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
     return " ".join(text.split())
 
 

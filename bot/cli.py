@@ -225,12 +225,15 @@ def evaluate(file: Path, index_dir: Path | None, corpus: Path | None, as_json: b
     lenient: any quote shown contains it; refusal: off-topic questions (doc null) declined,
     answerable ones not.
     """
-    from bot.evaluate import load_cases, render_report, run_eval
+    from bot.evaluate import EvalFileError, load_cases, render_report, run_eval
     from bot.runtime import make_answerer
 
     settings = load_settings(index_dir=index_dir, corpus_dir=corpus)
-    with friendly_errors():
+    try:
         cases = load_cases(file)
+    except EvalFileError as exc:
+        raise Failure(str(exc)) from None
+    with friendly_errors():
         answerer = make_answerer(settings)
     started = time.perf_counter()
     report = run_eval(answerer, cases)

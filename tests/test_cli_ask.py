@@ -1,0 +1,98 @@
+"""The command line on the real index: ask (text, --json, stdin), chat, sources, eval."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import DEV_SET
+
+import bot.runtime
+from bot.cli import main
+from bot.config import Settings
+from bot.console import handle, run_console
+
+
+@pytest.fixture
+def cli(monkeypatch, embedder, built_index, tmp_path):
+    """Run commands in-process on the session index, with the session's model."""
+    monkeypatch.setattr(bot.runtime, "SentenceTransformerEmbedder", lambda *_a, **_k: embedder)
+    monkeypatch.setenv("DOSSIER_INDEX_DIR", str(built_index))
+    monkeypatch.chdir(tmp_path)  # no .env or corpus/ of the developer's leaks in
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None):
+        return runner.invoke(main, list(args), input=stdin, catch_exceptions=False)
+
+    return invoke
+
+
+def test_ask_prints_quotes_with_their_source(cli):
+    result = cli("ask", "Which program does Michael Raska coordinate?")
+    assert result.exit_code == 0
+    assert "Military Transformation Program" in result.output
+    assert result.output.startswith("[1] ")
+
+
+def test_ask_json_is_one_object(cli):
+    result = cli("ask", "--json", "Which state-sponsored outlet circulated Hu Xijin's video?")
+    data = json.loads(result.output)
+    assert data["answered"] and "Global Times" in data["quotes"][0]["text"]
+
+
+def test_ask_json_stdin_answers_every_line_in_order(cli):
+    questions = ["Where does Alexander Korolev teach?", "", "Tell me a joke about cats.",
+                 "How much are Russian natural gas exports to China expected to grow?"]
+    result = cli("ask", "--json", "-", stdin="\n".join(questions) + "\n")
+    lines = result.output.splitlines()
+    assert len(lines) == len(questions)
+    objects = [json.loads(line) for line in lines]
+    assert [o["question"] for o in objects] == questions
+    assert [o["answered"] for o in objects] == [True, False, False, True]
+
+
+def test_sources_lists_the_five_articles(cli):
+    result = cli("sources", "--json")
+    items = json.loads(result.output)
+    assert [i["id"][:3] for i in items] == ["000", "001", "002", "003", "004"]
+    assert all(i["passages"] > 0 for i in items)
+
+
+def test_eval_prints_the_three_figures(cli):
+    result = cli("eval", str(DEV_SET))
+    assert result.exit_code == 0
+    for word in ("strict:", "lenient:", "refusal:"):
+        assert word in result.output
+    data = json.loads(cli("eval", "--json", str(DEV_SET)).output)
+    assert data["answerable"] == 34 and data["off_topic"] == 6
+    assert data["off_topic_declined"] == 6
+
+
+def test_eval_rejects_a_malformed_file_in_one_line(cli, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"q": "fine", "doc": null, "phrase": null}\nnot json\n')
+    result = CliRunner().invoke(main, ["eval", str(bad)])
+    assert result.exit_code != 0
+    assert "bad.jsonl:2" in result.output
+
+
+def test_console_commands(answerer, built_index):
+    settings = Settings(index_dir=built_index)
+    assert handle("/quit", answerer, settings) is None
+    assert "/sources" in handle("/help", answerer, settings)
+    assert "Impakter" in handle("/sources", answerer, settings)
+    assert "Unknown command" in handle("/frobnicate", answerer, settings)
+    reply = handle("Which program does Michael Raska coordinate?", answerer, settings)
+    assert "Military Transformation Program" in " ".join(reply.replace("│", " ").split())
+
+
+def test_console_session_reads_lines_until_quit(answerer, built_index):
+    out: list[str] = []
+    run_console(answerer, Settings(index_dir=built_index),
+                lines=iter(["", "Who wrote the Impakter piece?", "/quit", "never asked"]),
+                write=out.append)
+    text = " ".join("\n".join(out).replace("│", " ").split())
+    assert "5 article(s) loaded" in text
+    assert "Claude Forthomme" in text
+    assert "never asked" not in text
