@@ -173,6 +173,7 @@ class Retriever:
         self._n_sentences = max(1, sum(len(s.sentences) for s in segments))
         self._skip_pieces = self._function_pieces()
         self._term_cache: dict[str, dict[int, frozenset[str]]] = {}
+        self._meta_terms: dict[str, frozenset[str]] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -290,7 +291,7 @@ class Retriever:
                 known = [t for t in qterms if t in seg.bm25.vocab_dict]
                 if known:
                     res, scores = seg.bm25.retrieve([known], k=min(self.k, seg.n_passages),
-                                                    show_progress=False, n_threads=1)
+                                                    show_progress=False, n_threads=0)
                     rows.extend(int(r) for r, s in zip(res[0], scores[0], strict=True) if s > 0)
             chosen: set[int] = set()
             for r in rows:
@@ -364,8 +365,10 @@ class Retriever:
 
     def _meta_cover(self, article: Article, qterms: list[str], idf: dict[str, float],
                     total: float) -> float:
-        meta = " ".join(x for x in (article.title, article.outlet, article.author) if x)
-        have = set(terms(meta))
+        have = self._meta_terms.get(article.id)
+        if have is None:
+            meta = " ".join(x for x in (article.title, article.outlet, article.author) if x)
+            have = self._meta_terms[article.id] = frozenset(terms(meta))
         return sum(idf[t] for t in qterms if t in have) / total
 
     # -- decisions ----------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from index.text import terms
 # bm25s sets its own logger to DEBUG on import, which would print on every build.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
+MMAP_THRESHOLD = 256 << 20  # bytes
+
 # Files of a segment, with what they hold. Arrays are loaded memory-mapped.
 ARTICLES = "articles.json"  # metadata and body of each article
 SENTENCES = "sentences.npy"  # int64 (n, 4): article row, start, end, block
@@ -101,7 +103,7 @@ def write_segment(path: Path, data: SegmentData) -> None:
     for name, array in (
         (SENTENCES, data.sentences), (PASSAGES, data.passages),
         (SENT_VECTORS, data.sentence_vectors), (PASSAGE_VECTORS, data.passage_vectors),
-        (TOKEN_IDS, data.token_ids), (TOKEN_VECTORS, data.token_vectors),
+        (TOKEN_IDS, data.token_ids), (TOKEN_VECTORS, data.token_vectors.astype(np.float16)),
         (TOKEN_OFFSETS, data.token_offsets),
     ):
         with (path / name).open("wb") as fh:
@@ -138,11 +140,15 @@ def load_segment(path: Path) -> Segment:
         ]
 
         def arr(name: str) -> np.ndarray:
-            return np.load(path / name, mmap_mode="r", allow_pickle=False)
+            # Small arrays are read into memory (gathering rows from a memory map costs more
+            # than the search itself); large ones stay mapped so memory follows use.
+            mapped = (path / name).stat().st_size > MMAP_THRESHOLD
+            return np.load(path / name, mmap_mode="r" if mapped else None, allow_pickle=False)
 
         data = SegmentData(articles, np.asarray(arr(SENTENCES)), np.asarray(arr(PASSAGES)),
                            arr(SENT_VECTORS), arr(PASSAGE_VECTORS), arr(TOKEN_IDS),
-                           arr(TOKEN_VECTORS), np.asarray(arr(TOKEN_OFFSETS)))
+                           _as_float32_in_memory(arr(TOKEN_VECTORS)),
+                           np.asarray(arr(TOKEN_OFFSETS)))
         vector_index = vectors_module.configure_search(faiss.read_index(str(path / FAISS_FILE)))
         bm25 = None
         if (path / BM25_DIR).is_dir():
@@ -159,6 +165,12 @@ def load_segment(path: Path) -> Segment:
             or vector_index.ntotal != data.passages.shape[0]):
         raise SegmentError(f"segment {path.name} is inconsistent (array sizes disagree)")
     return Segment(path, data, vector_index, bm25, term_df)
+
+
+def _as_float32_in_memory(array: np.ndarray) -> np.ndarray:
+    """Token vectors are stored as float16 to halve the disk; in memory, small segments keep
+    them as float32 so that scoring does not convert them again for every question."""
+    return array if isinstance(array, np.memmap) else array.astype(np.float32)
 
 
 def segment_intact(path: Path) -> bool:
