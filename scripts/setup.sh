@@ -23,8 +23,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
 
+# Some machines list local package folders that hold only part of the index; pip warns
+# about every one it skips. Those lines say nothing about this install.
+quiet_pip() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+pip=(quiet_pip "$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip >/dev/null 2>&1 || true
 if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     echo "Installing PyTorch (CPU build: $TORCH_SPEC)…" >&2
