@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunk import ChunkParams, make_passages, split_sentences
+from index.chunk import ChunkParams, embedding_text, make_passages, split_sentences
 from index.clean import CLEANING_VERSION
 from index.embed import Embedder
 from index.load import corpus_files, file_sha256, load_corpus
@@ -194,7 +194,7 @@ def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,
             last = first + p.n_sentences - 1
             centre = base + p.centre_sentence
             pass_rows.append((first, last, centre))
-            pass_texts.append(p.text)
+            pass_texts.append(embedding_text(article, sentences, p.centre_sentence))
     total = len(sent_texts) + len(pass_texts)
     done = 0
     step = 64

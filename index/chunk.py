@@ -18,6 +18,7 @@ _CLOSING = "”»\"’"
 # A piece that starts with a comma or closing bracket continues the sentence before it.
 _CONTINUATION = re.compile(r"^[,;:)\]]")
 SPLITTER_VERSION = 2  # bump when sentence boundaries would change
+EMBEDDING_TEXT_VERSION = 2  # bump when embedding_text() changes
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class ChunkParams:
 
     def as_dict(self) -> dict[str, int]:
         return {"max_sentences": self.max_sentences, "max_words": self.max_words,
-                "splitter": SPLITTER_VERSION, "terms": TERMS_VERSION}
+                "splitter": SPLITTER_VERSION, "terms": TERMS_VERSION,
+                "embedding_text": EMBEDDING_TEXT_VERSION}
 
 
 @lru_cache(maxsize=1)
@@ -128,3 +130,18 @@ def make_passages(article: Article, sentences: list[Sentence],
 
 def _words(body: str, sentence: Sentence) -> int:
     return len(body[sentence.start:sentence.end].split())
+
+
+def embedding_text(article: Article, sentences: list[Sentence], i: int, *, reach: int = 2) -> str:
+    """What is embedded for the passage around sentence ``i``: the article's title, then the
+    sentence with up to ``reach`` sentences before it in its block.
+
+    The passage *quoted* stays the window centred on the sentence; the vector instead reads
+    what a reader would have just read (who "he" is, what "the measures" are) and which
+    article it is in, so questions that name a source or a topic find the right sentence.
+    """
+    lo = i
+    while lo > 0 and i - lo < reach and sentences[lo - 1].block == sentences[i].block:
+        lo -= 1
+    text = article.body[sentences[lo].start:sentences[i].end]
+    return f"{article.title}. {text}" if article.title else text
