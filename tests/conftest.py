@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -16,6 +19,19 @@ CORPUS = REPO / "corpus"
 SHARED = REPO.parent / "shared"
 DEV_SET = SHARED / "eval" / "dev_questions.jsonl"
 RAW_DOSSIER = SHARED / "dossier"
+
+T = TypeVar("T")
+
+
+def poll(probe: Callable[[], T], timeout: float, what: str) -> T:
+    """Wait until ``probe()`` returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 @pytest.fixture(scope="session")

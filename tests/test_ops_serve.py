@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from conftest import poll
 from fakes.fake_discord import FakeDiscord
 from fakes.fake_slack import BOT_USER_ID, SIGNING_SECRET, FakeSlack, event_body, post_to_app
 from test_ops_health import parse_metrics
@@ -103,15 +103,6 @@ def http_get(url: str) -> tuple[int, str]:
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
 
-
-def poll(probe: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 class World:

@@ -8,10 +8,11 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import poll
 
 from bot.answer import Answer, Answerer
 from bot.health import Metrics
@@ -36,15 +37,6 @@ boats to see in fog. The work took eleven days and cost 40,000 kroner.
 NEW_QUESTION = "What colour was the Kalvik lighthouse painted?"
 ON_TOPIC = "Did Russia ask China for military aid?"
 
-
-def poll(probe: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def quotes_from(answer: Answer, article_id: str) -> bool:
