@@ -234,8 +234,10 @@ def run(questions: Path, embedder=None) -> dict:
     lexical = BM25Baseline(articles, splitter)
     rows.append(evaluate("plain BM25 (bm25s) over the same chunks, top 1", lexical.ask, cases,
                          time.perf_counter() - t))
+    import torch
+
     return {"machine": machine(), "questions": str(questions), "chunks": len(dense.items),
-            "rows": rows}
+            "torch_threads": torch.get_num_threads(), "rows": rows}
 
 
 def table(result: dict) -> str:
@@ -255,9 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--questions", type=Path, default=DEV_SET)
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--torch-threads", type=int, default=0,
+                    help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args(argv)
     if not args.questions.is_file():
         ap.error(f"{args.questions} does not exist")
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     result = run(args.questions)
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
