@@ -43,7 +43,6 @@ class Weights:
     asked_question: float = 0.5  # is itself a question, when a question is asked for
     other_question: float = -0.1  # is a question, otherwise (rhetorical, not an answer)
     metadata: float = 1.0  # question terms in the article's title, outlet and author
-    article: float = 0.0  # the article's best window score (applied in ``rank``)
     # Declining takes two kinds of evidence. The combined score must clear ``decline_below``
     # (dev set: off-topic at most 1.26, answerable at least 1.51); and unless it is high
     # (``confident``), the quoted window must share at least one content term with the
@@ -57,7 +56,6 @@ class Weights:
 FEATURES = ("sentence_dense", "window_dense", "sentence_cover", "window_cover", "context_cover",
             "sentence_late", "window_late", "answer_type", "author", "new_name",
             "asked_question", "other_question", "metadata")
-_BASE = ("window_dense", "window_cover", "window_late")  # what an article's best window is
 
 
 @dataclass(frozen=True)
@@ -85,8 +83,7 @@ class SearchResult:
 class Features:
     question: str
     rows: list  # (segment, sentence row) per candidate
-    matrix: np.ndarray  # one row per candidate, columns as in Retriever.features
-    articles: np.ndarray  # a key per candidate identifying its article
+    matrix: np.ndarray  # one row per candidate, one column per name in FEATURES
 
 
 @dataclass
@@ -239,22 +236,13 @@ class Retriever:
                 rows.append((seg, row))
             blocks.append(np.column_stack([cols[name] for name in FEATURES]))
         matrix = np.vstack(blocks).astype(np.float32)
-        articles = np.array([hash((seg.id, int(seg.sentences[row, 0]))) for seg, row in rows])
-        return Features(question, rows, matrix, articles)
+        return Features(question, rows, matrix)
 
     def rank(self, feats: Features, weights: Weights | None = None) -> list[_Candidate]:
         w = weights or self.weights
         m = feats.matrix
         vector = np.array([getattr(w, name) for name in FEATURES], dtype=np.float32)
         score = m @ vector
-        if w.article:
-            # Evidence for an article as a whole (its best window) lifts all its sentences.
-            base = m[:, [FEATURES.index(n) for n in _BASE]] @ np.array(
-                [getattr(w, n) for n in _BASE], dtype=np.float32)
-            best: dict[int, float] = {}
-            for key, b in zip(feats.articles.tolist(), base.tolist(), strict=True):
-                best[key] = max(best.get(key, -1e9), b)
-            score = score + w.article * np.array([best[k] for k in feats.articles.tolist()])
         order = np.argsort(-score, kind="stable")
         cover = m[:, FEATURES.index("window_cover")]
         return [_Candidate(feats.rows[i][0], feats.rows[i][1], float(score[i]),
