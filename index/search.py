@@ -3,10 +3,11 @@
 Candidates come from two retrievers over passages (dense FAISS and lexical BM25). Each
 candidate *sentence* is then scored on evidence that a single passage score misses:
 late interaction between the question's and the sentence's token vectors (which matches
-"shipped" to "sent" and "proof" to "evidence"), dense similarity of the sentence and of its
-window, how much of the question's content the window covers, how well the article as a
-whole matches (its best windows and its title, outlet and author), and whether the
-sentence holds the kind of thing asked for (a date for "when", a name for "who").
+"shipped" to "sent" and "proof" to "evidence"), the passage vector (which reads the
+article's title and the sentences leading in), how much of the question's content the
+window and its lead-in cover, the article's title, outlet and author, and whether the
+sentence holds the kind of thing asked for (a date for "when", a name for "who"). The
+weights are in ``Weights``; ``dossier-bot eval`` shows what they achieve.
 """
 
 from __future__ import annotations
