@@ -156,8 +156,7 @@ def make_article(pool: Pool, rng: np.random.Generator, stem: str, size: int) -> 
             parts.append("\n\n")
             pos += 2
     body = "".join(parts) + "\n"
-    first = pool.sentences[int(picks[0])].split()
-    title = " ".join(first[: min(9, len(first))]).rstrip(",.;:")
+    title = title_of(pool.sentences[int(picks[0])])
     day = int(rng.integers(0, 900))
     published = f"{2022 + day // 365}-{1 + (day % 365) // 31:02d}-{1 + day % 28:02d}"
     outlet = OUTLETS[int(rng.integers(len(OUTLETS)))]
@@ -168,6 +167,12 @@ def make_article(pool: Pool, rng: np.random.Generator, stem: str, size: int) -> 
                              for k, v in front.items()) + "---\n"
     return SynthArticle(f"{stem}.md", head + body, body, tuple(int(p) for p in picks),
                         tuple(blocks), tuple(starts))
+
+
+def title_of(sentence: str) -> str:
+    """A synthetic article's title: the first words of its first sentence."""
+    words = sentence.split()
+    return " ".join(words[: min(9, len(words))]).rstrip(",.;:")
 
 
 def write_corpus(corpus_dir: Path, articles: list[SynthArticle]) -> None:
@@ -221,7 +226,9 @@ def segment_data(pool: Pool, pv: PoolVectors, articles: list[SynthArticle],
     passages = np.asarray(pass_rows, dtype=np.int64).reshape(-1, 3)
     idx = np.asarray(pool_idx, dtype=np.int64)
     sent_vecs = pv.vectors[idx]
-    pass_vecs = passage_vectors(sent_vecs, passages)
+    title_rows = np.repeat([a.sentences[0] for a in articles], [len(a.sentences) for a in articles])
+    pass_vecs = passage_vectors(sent_vecs, _embedded_spans(sentences, passages),
+                                pv.vectors[title_rows])
     lengths = np.array([len(t) for t in pv.token_ids], dtype=np.int64)[idx]
     offsets = np.zeros(len(idx) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -234,11 +241,29 @@ def segment_data(pool: Pool, pv: PoolVectors, articles: list[SynthArticle],
                        token_ids.astype(np.int32), tok_vecs.astype(np.float16), offsets)
 
 
-def passage_vectors(sent_vecs: np.ndarray, passages: np.ndarray) -> np.ndarray:
-    """Normalised sum of each window's sentence vectors (a stand-in for embedding it)."""
+def _embedded_spans(sentences: np.ndarray, passages: np.ndarray, reach: int = 2) -> np.ndarray:
+    """(first, last) sentence of the text embedded for each passage, as
+    ``index.chunk.embedding_text`` picks it: the centre sentence and up to ``reach``
+    sentences before it in the same block (the title is added separately)."""
+    centre = passages[:, 2]
+    lo = centre.copy()
+    for _ in range(reach):
+        prev = np.maximum(lo - 1, 0)
+        same = (lo > 0) & (sentences[prev, 0] == sentences[centre, 0]) & (
+            sentences[prev, 3] == sentences[centre, 3])
+        lo = np.where(same, prev, lo)
+    return np.column_stack([lo, centre])
+
+
+def passage_vectors(sent_vecs: np.ndarray, spans: np.ndarray,
+                    title_vecs: np.ndarray | None = None) -> np.ndarray:
+    """Normalised sum of the vectors of each span's sentences (and of its article's title,
+    approximated by its first sentence): a stand-in for embedding the passage text."""
     csum = np.zeros((len(sent_vecs) + 1, sent_vecs.shape[1]), dtype=np.float32)
     np.cumsum(sent_vecs, axis=0, out=csum[1:])
-    out = csum[passages[:, 1] + 1] - csum[passages[:, 0]]
+    out = csum[spans[:, 1] + 1] - csum[spans[:, 0]]
+    if title_vecs is not None:
+        out += title_vecs
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out.astype(np.float32)
 
@@ -252,16 +277,15 @@ def stream_token_vectors(segment_dir: Path, pool_idx: np.ndarray, pv: PoolVector
     total = int(lengths[pool_idx].sum())
     dim = pv.vectors.shape[1]
     path = segment_dir / TOKEN_VECTORS
-    path.unlink(missing_ok=True)
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(total, dim))
-    pos = 0
-    for i in range(0, len(pool_idx), chunk):
-        block = np.vstack([pv.token_vectors[p] for p in pool_idx[i:i + chunk]])
-        out[pos:pos + len(block)] = block
-        pos += len(block)
-    out.flush()
-    del out
-    with path.open("rb+") as fh:
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+              "fortran_order": False, "shape": (total, dim)}
+    # Plain writes, not a memmap: a memmap's written pages would count as this process's RSS.
+    with path.open("wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for i in range(0, len(pool_idx), chunk):
+            block = np.vstack([pv.token_vectors[p] for p in pool_idx[i:i + chunk]])
+            fh.write(np.ascontiguousarray(block, dtype=np.float16).tobytes())
+        fh.flush()
         os.fsync(fh.fileno())
     sizes = json.loads((segment_dir / SIZES).read_text())
     sizes[TOKEN_VECTORS] = path.stat().st_size
@@ -285,6 +309,7 @@ class PoolEmbedder:
         self.pv = pv
         self._sentences = pool.sentences
         self._index = {s: i for i, s in enumerate(pool.sentences)}
+        self._titles = {title_of(s): i for i, s in enumerate(pool.sentences)}
         self._by_prefix: dict[str, list[int]] = {}
         for i, s in enumerate(pool.sentences):
             self._by_prefix.setdefault(s[:16], []).append(i)
@@ -292,9 +317,21 @@ class PoolEmbedder:
         self.hits = 0
 
     def _split(self, text: str) -> list[int] | None:
-        """Pool sentences that make up ``text`` (separated by whitespace), or None."""
+        """Pool sentences that make up ``text`` (separated by whitespace), or None; a leading
+        "Title. " (as ``embedding_text`` writes it) counts as the sentence it was cut from."""
+        parts = self._split_from(text, 0)
+        cut = text.find(". ")
+        while parts is None and 0 < cut < 200:
+            title = self._titles.get(text[:cut])
+            rest = self._split_from(text, cut + 2) if title is not None else None
+            if rest:
+                parts = [title, *rest]
+            cut = text.find(". ", cut + 1)
+        return parts
+
+    def _split_from(self, text: str, pos: int) -> list[int] | None:
         out: list[int] = []
-        pos, n = 0, len(text)
+        n = len(text)
         while pos < n:
             while pos < n and text[pos].isspace():
                 pos += 1

@@ -18,6 +18,7 @@ from bench.synth import (
     PoolVectors,
     article_record,
     synth_articles,
+    title_of,
     write_corpus,
 )
 from index import vectors
@@ -62,6 +63,8 @@ def test_pool_embedder_reuses_real_vectors_and_embeds_the_rest(embedder, pool, t
     window = fake.embed_batch([f"{one} {two}"])[0]
     expected = pv.vectors[0] + pv.vectors[1]
     assert np.allclose(window, expected / np.linalg.norm(expected), atol=1e-5)
+    titled = fake.embed_batch([f"{title_of(one)}. {two}"])[0]  # as embedding_text writes it
+    assert np.allclose(titled, expected / np.linalg.norm(expected), atol=1e-5)
     assert fake.misses == 0
     other = fake.embed_batch(["Completely unrelated text about gardening."])
     assert fake.misses == 1 and abs(float(np.linalg.norm(other[0])) - 1) < 1e-3
