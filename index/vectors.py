@@ -22,7 +22,7 @@ EXACT_MAX = 50_000  # passages; below this a flat scan is cheap and exact
 TRAIN_PER_LIST = 40  # k-means points per list (faiss warns below 39)
 NITER = 12  # k-means iterations: beyond ~10 the lists barely move for this purpose
 PROBE_FRACTION = 1 / 20  # share of lists scanned per question: recall@10 >= 0.95 (benchmarks)
-MIN_PROBES = 32  # small indexes have few lists; fewer probes than this lose recall
+MIN_PROBES = 48  # small indexes have few lists; fewer probes than this lose recall
 ADD_CHUNK = 65_536  # vectors converted and added at a time, so a memory-mapped input stays lazy
 
 
