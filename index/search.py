@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index import lexical
 from index.model import Article
 from index.segment import Segment
 from index.text import STOPWORDS, query_terms, terms
@@ -277,11 +278,8 @@ class Retriever:
             _, idx = seg.vector_index.search(qvec.reshape(1, -1).astype(np.float32), k)
             rows.extend(int(i) for i in idx[0] if i >= 0)
             if seg.bm25 is not None and qterms:
-                known = [t for t in qterms if t in seg.bm25.vocab_dict]
-                if known:
-                    res, scores = seg.bm25.retrieve([known], k=min(self.k, seg.n_passages),
-                                                    show_progress=False, n_threads=0)
-                    rows.extend(int(r) for r, s in zip(res[0], scores[0], strict=True) if s > 0)
+                found, _ = lexical.top_k(seg.bm25, qterms, self.k)
+                rows.extend(found.tolist())
             chosen: set[int] = set()
             for r in rows:
                 first, last, centre = (int(x) for x in seg.passages[r])
@@ -313,18 +311,26 @@ class Retriever:
         lengths = ends - starts
         nonempty = lengths > 0
         span, starts, lengths = span[nonempty], starts[nonempty], lengths[nonempty]
-        per = np.zeros((len(seg.token_offsets) - 1, qt.shape[0]), np.float32)
+        # Rows of ``per`` follow ``span`` (the sentences in any candidate's window, sorted), so
+        # the work is proportional to the candidates, not to the segment; a last row of zeros
+        # stands for sentences without tokens.
+        per = np.zeros((len(span) + 1, qt.shape[0]), np.float32)
         if len(span):
-            gather = np.concatenate([np.arange(a, a + n_) for a, n_ in zip(starts, lengths,
-                                                                           strict=True)])
+            gather = np.concatenate([np.arange(a, a + k) for a, k in zip(starts, lengths,
+                                                                         strict=True)])
             sims = qt @ np.asarray(seg.token_vectors[gather], dtype=np.float32).T
             cuts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-            per_span = np.maximum.reduceat(sims, cuts, axis=1).T  # (sentences, q tokens)
-            per[span] = per_span
-        sentence = per[rows] @ weights
-        window = np.array([per[a:b + 1].max(axis=0) @ weights for a, b in zip(lo, hi,
-                                                                                strict=True)],
-                          dtype=np.float32)
+            per[:-1] = np.maximum.reduceat(sims, cuts, axis=1).T  # (sentences, q tokens)
+
+        def at(sentences: np.ndarray) -> np.ndarray:
+            pos = np.searchsorted(span, sentences)
+            found = (pos < len(span)) & (span[np.minimum(pos, len(span) - 1)] == sentences) \
+                if len(span) else np.zeros(len(sentences), bool)
+            return np.where(found, pos, len(span))
+
+        sentence = per[at(rows)] @ weights
+        window = np.array([per[at(np.arange(a, b + 1))].max(axis=0) @ weights
+                           for a, b in zip(lo, hi, strict=True)], dtype=np.float32)
         return sentence.astype(np.float32), window
 
     def _terms(self, seg: Segment, row: int) -> frozenset[str]:
