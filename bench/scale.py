@@ -3,7 +3,8 @@
 For each size it measures build throughput, the time to add one article (through the real
 incremental ``build_index`` and the running process's reload), warm question latency
 (``Answerer.ask``, question embedding included) with the share of the dense, lexical and
-embedding steps, peak memory, the index size on disk, and recall@10 of the approximate
+embedding steps (lexical: ``index.lexical.top_k`` as the retriever calls it, and bm25s's own
+``retrieve`` for comparison), peak memory, the index size on disk, and recall@10 of the approximate
 vector index against exact search.
 
     .venv/bin/python -m bench.scale --sizes 10000,100000,1000000
@@ -158,9 +159,10 @@ def _timed_stages(stages: dict[str, float]) -> Iterator[None]:
 
 
 def phase_serve(size: int, work: Path, rounds: int, real=None,
-                questions: list[str] | None = None, bm25: str = "bm25s") -> dict:
+                questions: list[str] | None = None) -> dict:
     from bot.answer import Answerer
     from index.embed import SentenceTransformerEmbedder
+    from index.lexical import top_k
     from index.live import LiveIndex
     from index.text import query_terms
     from index.vectors import describe
@@ -170,10 +172,6 @@ def phase_serve(size: int, work: Path, rounds: int, real=None,
     t = time.perf_counter()
     snap = live.current()
     load_s = time.perf_counter() - t
-    if bm25 == "vectorised":
-        for seg in snap.retriever.segments:
-            if seg.bm25 is not None:
-                seg.bm25.retrieve = _vectorised_retrieve(seg.bm25)
     answerer = Answerer(live)
     questions = questions or dev_questions()
     # Warm up: torch is slow on the first calls of a process (hundreds of ms per question
@@ -201,7 +199,7 @@ def phase_serve(size: int, work: Path, rounds: int, real=None,
     prof.disable()
     segments = snap.retriever.segments
     k = getattr(snap.retriever, "k", 40)
-    embed, dense, lexical = [], [], []
+    embed, dense, lexical, bm25s_times = [], [], [], []
     for q in questions:
         t = time.perf_counter()
         vecs, _ = real.embed_with_tokens([q])
@@ -214,16 +212,21 @@ def phase_serve(size: int, work: Path, rounds: int, real=None,
         qterms = query_terms(q)
         t = time.perf_counter()
         for seg in segments:
+            if seg.bm25 is not None:
+                top_k(seg.bm25, qterms, k)
+        lexical.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for seg in segments:
             known = [w for w in qterms if seg.bm25 is not None and w in seg.bm25.vocab_dict]
             if known:
                 seg.bm25.retrieve([known], k=min(k, seg.n_passages), show_progress=False,
                                   n_threads=1)
-        lexical.append(time.perf_counter() - t)
+        bm25s_times.append(time.perf_counter() - t)
     big = max(segments, key=lambda s: s.n_passages)
     recall = _recall(big, real, questions)
     p50 = percentile(total, 50)
     return {
-        "segments": len(segments), "load_s": round(load_s, 2), "bm25": bm25,
+        "segments": len(segments), "load_s": round(load_s, 2),
         "torch_threads": __import__("torch").get_num_threads(),
         "ask_p50_ms": round(1000 * p50, 1), "ask_p95_ms": round(1000 * percentile(total, 95), 1),
         "ask_cpu_p50_ms": round(1000 * percentile(cpu, 50), 1),
@@ -232,22 +235,13 @@ def phase_serve(size: int, work: Path, rounds: int, real=None,
         "faiss_p50_ms": round(1000 * percentile(dense, 50), 2),
         "bm25_p50_ms": round(1000 * percentile(lexical, 50), 1),
         "bm25_p95_ms": round(1000 * percentile(lexical, 95), 1),
+        "bm25s_retrieve_p50_ms": round(1000 * percentile(bm25s_times, 50), 1),
+        "bm25s_retrieve_p95_ms": round(1000 * percentile(bm25s_times, 95), 1),
         "ann": describe(big.vector_index), **recall,
         "ask_profile_10": _top(prof, 16),
         "rss_mb": round(rss_mb()), "peak_rss_mb": round(peak_rss_mb()),
         "index_bytes": _index_bytes(live), "index_breakdown": _breakdown(live),
     }
-
-
-def _vectorised_retrieve(bm25):
-    """bm25s's ``retrieve`` signature, answered by ``index.lexical.top_k``."""
-    from index.lexical import top_k
-
-    def retrieve(queries, k=10, **_ignored):
-        rows, scores = top_k(bm25, list(queries[0]), k)
-        return rows[None, :], scores[None, :]
-
-    return retrieve
 
 
 def _recall(seg, embedder, questions: list[str], extra: int = 160, k: int = 10) -> dict:
@@ -374,7 +368,7 @@ def run_phase(phase: str, size: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "bench.scale", "--phase", phase, "--size", str(size),
            "--workdir", str(args.workdir), "--real-max", str(args.real_max),
            "--segment-min", str(args.segment_min), "--rounds", str(args.rounds),
-           "--torch-threads", str(args.torch_threads), "--bm25", args.bm25]
+           "--torch-threads", str(args.torch_threads)]
     if args.profile_add:
         cmd.append("--profile-add")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -426,9 +420,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="phases to run; without build, the indexes in --workdir are reused")
     ap.add_argument("--torch-threads", type=int, default=0,
                     help="torch intra-op threads in every phase (0: torch's default)")
-    ap.add_argument("--bm25", choices=("bm25s", "vectorised"), default="bm25s",
-                    help="serve phase: bm25s's retrieve (as index/search.py calls it) or "
-                         "index.lexical.top_k in its place")
     ap.add_argument("--out", type=Path, help="write all results as JSON here")
     ap.add_argument("--phase", choices=("build", "serve", "add"), help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -444,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.phase == "build":
             result = phase_build(args.size, work, mode)
         elif args.phase == "serve":
-            result = phase_serve(args.size, work, args.rounds, bm25=args.bm25)
+            result = phase_serve(args.size, work, args.rounds)
         else:
             result = phase_add(args.size, work, args.profile_add)
         result["loadavg_1m"] = round(os.getloadavg()[0], 2)
@@ -454,8 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     phases = [p for p in ("build", "serve", "add") if p in args.phases.split(",")]
     results = {"machine": machine(), "settings": {
-        "torch_threads": args.torch_threads or "default", "bm25": args.bm25,
-        "phases": phases}, "sizes": []}
+        "torch_threads": args.torch_threads or "default", "phases": phases}, "sizes": []}
     previous = {}
     if "build" not in phases and args.out and args.out.is_file():
         previous = {r["size"]: r for r in json.loads(args.out.read_text())["sizes"]}
