@@ -76,7 +76,7 @@ def test_scale_phases_end_to_end_at_a_tiny_size(embedder, workroot, monkeypatch)
     built = scale.phase_build(400, work, "segment", real=embedder)
     assert built["passages"] == 400 and built["index_bytes"] > 0
     served = scale.phase_serve(400, work, 1, real=embedder, questions=QUESTIONS)
-    assert served["asks"] == 2 and served["ask_p50_ms"] > 0
+    assert served["asks"] == 2 and served["ask_p50_ms"] > 0 and served["answered"] <= 2
     assert served["ann"].startswith("IVF")
     assert 0.9 <= served["recall_at_10"] <= 1.0
     assert served["index_breakdown"]["token_vectors.npy"] > 0
