@@ -15,8 +15,15 @@ from index.clean import CLEANING_VERSION
 from index.embed import Embedder
 from index.load import corpus_files, file_sha256, load_corpus
 from index.model import Article, LoadProblem
-from index.segment import SegmentData, load_segment, segment_intact, write_segment
+from index.segment import (
+    PASSAGES,
+    SegmentData,
+    load_segment,
+    segment_intact,
+    write_segment,
+)
 from index.store import (
+    FORMAT_VERSION,
     ArticleEntry,
     IndexDir,
     IndexError_,
@@ -119,7 +126,7 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
             articles[a.id] = ArticleEntry(seg_path.name, a.sha256, a.path, n_sent, n_pass)
 
     manifest = Manifest(
-        generation=new_generation_name(), format=_format(), model=embedder.name,
+        generation=new_generation_name(), format=FORMAT_VERSION, model=embedder.name,
         model_fingerprint=embedder.fingerprint, dimension=embedder.dimension,
         chunking=params.as_dict(), cleaning=CLEANING_VERSION, built_at=time.time(),
         segments=tuple(segments), articles=articles, skipped=skipped,
@@ -141,12 +148,6 @@ def _indexed_ids(store: IndexDir) -> set[str] | None:
         return set(store.read_manifest().articles) if store.exists() else None
     except IndexError_:
         return None
-
-
-def _format() -> int:
-    from index.store import FORMAT_VERSION
-
-    return FORMAT_VERSION
 
 
 def _reusable_manifest(store: IndexDir, embedder: Embedder,
@@ -269,12 +270,9 @@ def _maybe_compact(store: IndexDir, manifest: Manifest) -> Manifest:
 
 
 def _segment_passages(store: IndexDir, seg: str) -> int:
-    import json
-
+    """Passages a segment holds, live or dead: read from the array header alone."""
     try:
-        art = json.loads((store.segments_dir / seg / "articles.json").read_text())
-        return int(np.load(store.segments_dir / seg / "passages.npy", mmap_mode="r").shape[0]) \
-            if art else 0
+        return int(np.load(store.segments_dir / seg / PASSAGES, mmap_mode="r").shape[0])
     except (OSError, ValueError):
         return 0
 

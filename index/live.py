@@ -44,8 +44,9 @@ class LiveIndex:
     def __init__(self, index_dir: Path, embedder: Embedder | Callable[[], Embedder]) -> None:
         self.dir = IndexDir(index_dir)
         self._embedder_source = embedder
-        self._embedder: Embedder | None = None if callable(embedder) and not hasattr(
-            embedder, "embed_batch") else embedder  # type: ignore[assignment]
+        # Either an embedder, or a factory called on first use (the model loads lazily).
+        self._embedder: Embedder | None = (
+            embedder if hasattr(embedder, "embed_batch") else None)  # type: ignore[assignment]
         self._lock = threading.Lock()
         self._segments: dict[str, Segment] = {}
         self._snapshot: Snapshot | None = None
