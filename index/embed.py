@@ -110,17 +110,16 @@ class SentenceTransformerEmbedder:
 
         A single short text gains little from a second thread, and when the other core is
         busy (a rebuild beside a question, another process) two threads wait on each other:
-        a question took 360 ms instead of 15 ms here. Calls hold ``_lock``, so the setting
-        is theirs alone.
+        a question took 360 ms instead of 15 ms here. The setting is left as it is after the
+        call: resizing torch's thread pool costs ~5 ms, so a serving process stays on one
+        thread and only a batch (a build) switches. Calls hold ``_lock``, so it is theirs.
         """
         import torch
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(1 if n_texts <= SMALL_BATCH else self._batch_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        wanted = 1 if n_texts <= SMALL_BATCH else self._batch_threads
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
+        yield
 
     def _model_dimension(self) -> int:
         model = self._model
