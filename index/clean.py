@@ -19,7 +19,7 @@ _END_MARKERS = re.compile(
     r"|all rights reserved|sign up for|subscribe to)",
     re.IGNORECASE,
 )
-CLEANING_VERSION = 1  # bump when a change would alter which spans are indexed
+CLEANING_VERSION = 2  # bump when a change would alter which spans are indexed
 
 _BULLET = re.compile(r"^\s*[•·▪●◦‣*–-]\s+")
 _EMBED_ATTRIBUTION = re.compile(  # "— AFP News Agency (@AFP) March 14, 2022"
@@ -28,6 +28,10 @@ _URL = re.compile(r"(?:https?://|www\.|pic\.twitter\.com/)\S+")
 _TRAILING_JUNK = re.compile(r"^(?:\s|\d+/\d*|" + _URL.pattern + r")*$")
 _PROMO = re.compile(r"\bclick here\b|\bfree (?:\d+-month )?trial\b|\bsubscribe now\b",
                     re.IGNORECASE)
+# Publishers' disclaimers: "Editor's Note: The opinions expressed here by ... are their own".
+_DISCLAIMER = re.compile(r"^editor[’']s note\b|\b(?:opinions|views) expressed (?:here|in this)"
+                         r"\b.*\bare (?:their|his|her|the author[’']s) own\b|"
+                         r"\b(?:featured )?photo credit:", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?:;…\"”’)]\s*$")
 _WORD = re.compile(r"\w+")
 
@@ -81,7 +85,7 @@ def _is_furniture_line(text: str, started: bool) -> bool:
         return True  # menu entries and link lists
     if _EMBED_ATTRIBUTION.match(text):
         return True
-    if _PROMO.search(text):
+    if _PROMO.search(text) or _DISCLAIMER.search(text):
         return True
     if not _URL.sub("", text).strip():
         return True

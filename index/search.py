@@ -47,15 +47,18 @@ class Weights:
     asked_question: float = 0.5  # is itself a question, when a question is asked for
     other_question: float = -0.1  # is a question, otherwise (rhetorical, not an answer)
     metadata: float = 1.0  # question terms in the article's title, outlet and author
-    # Declining takes two kinds of evidence. The combined score must clear ``decline_below``
-    # (dev set: answerable at least 1.51; off-topic at most 1.23, or 1.46 where the window
-    # shares no content term); and unless it is high (``confident``), the quoted window must
-    # share at least one content term with the question: an off-topic question's nearest
-    # passages match it in neither way.
+    # Declining weighs three kinds of evidence. The combined score must clear
+    # ``decline_below`` (dev set: answerable at least 1.51; off-topic at most 1.23, or 1.46
+    # where the window shares no content term); unless it is high (``confident``), the quoted
+    # window must share at least one content term with the question; and the dossier must
+    # mention most of what the question asks about: at ``unknown_above`` of the question's
+    # content (idf) absent from every article, it is declined ("Who won the 2022 FIFA World
+    # Cup?" matches "2022" and a name; answerable questions, paraphrased, reach 0.5).
     decline_below: float = 1.4
+    confident: float = 1.9
+    unknown_above: float = 0.6
     tie_margin: float = 0.1  # a runner-up this close in the same article is quoted too
     quote_margin: float = 0.5  # further quotes score at most this much below the best
-    confident: float = 1.9
 
 
 FEATURES = ("sentence_dense", "window_dense", "sentence_cover", "window_cover", "context_cover",
@@ -89,6 +92,7 @@ class Features:
     question: str
     rows: list  # (segment, sentence row) per candidate
     matrix: np.ndarray  # one row per candidate, one column per name in FEATURES
+    unknown: float = 0.0  # share of the question's content (idf) the dossier never mentions
 
 
 @dataclass
@@ -206,6 +210,7 @@ class Retriever:
         self._skip_pieces = self._function_pieces()
         self._term_cache: dict[str, dict[int, frozenset[str]]] = {}
         self._meta_terms: dict[str, frozenset[str]] = {}
+        self._known: frozenset[str] | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -219,7 +224,7 @@ class Retriever:
             return SearchResult(question, (), False, ())
         ranked = self.rank(feats)
         best = ranked[0]
-        covered = self._covered(best)
+        covered = self._covered(best, feats.unknown)
         evidence = self._quotes(ranked) if covered else ()
         return SearchResult(question, evidence, covered and bool(evidence), self._closest(ranked))
 
@@ -275,7 +280,7 @@ class Retriever:
                 rows.append((seg, row))
             blocks.append(np.column_stack([cols[name] for name in FEATURES]))
         matrix = np.vstack(blocks).astype(np.float32)
-        return Features(question, rows, matrix)
+        return Features(question, rows, matrix, self._unknown(qterms, idf))
 
     def rank(self, feats: Features, weights: Weights | None = None) -> list[_Candidate]:
         w = weights or self.weights
@@ -405,9 +410,31 @@ class Retriever:
 
     # -- decisions ----------------------------------------------------------------------------
 
-    def _covered(self, best: _Candidate) -> bool:
+    def _covered(self, best: _Candidate, unknown: float = 0.0) -> bool:
         w = self.weights
-        return best.score >= w.decline_below and (best.cover > 0 or best.score >= w.confident)
+        if best.score < w.decline_below or unknown >= w.unknown_above:
+            return False
+        return best.score >= w.confident or best.cover > 0
+
+    def _unknown(self, qterms: list[str], idf: dict[str, float]) -> float:
+        # Acronym terms are left out: "Putin and Xi" makes a made-up "acr:px".
+        plain = [t for t in qterms if not t.startswith("acr:")]
+        total = sum(idf[t] for t in plain)
+        if not total:
+            return 0.0
+        known = self._known_terms()
+        return sum(idf[t] for t in plain if t not in known) / total
+
+    def _known_terms(self) -> frozenset[str]:
+        """Every term of the dossier: its passages and its articles' titles, outlets, authors."""
+        if self._known is None:
+            meta: set[str] = set()
+            for seg in self.segments:
+                for article in seg.articles:
+                    meta.update(terms(" ".join(x for x in (article.title, article.outlet,
+                                                           article.author) if x)))
+            self._known = frozenset(self._df) | meta
+        return self._known
 
     def _quotes(self, ranked: list[_Candidate]) -> tuple[Evidence, ...]:
         """Up to ``max_quotes`` non-overlapping windows, the best first.

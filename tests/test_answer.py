@@ -74,6 +74,17 @@ def test_further_quotes_do_not_repeat_text(dev_answers):
 
 
 @pytest.mark.parametrize("question", [
+    "Who won the 2022 FIFA World Cup?",  # shares only a year and "who" with the dossier
+    "Who is the president of France?",  # "president" is everywhere in it
+    "What did Elon Musk tweet in March 2022?",
+])
+def test_questions_about_what_the_dossier_never_mentions_are_declined(answerer, question):
+    answer = answerer.ask(question)
+    assert not answer.answered and not answer.quotes
+    assert "does not cover" in answer.reason
+
+
+@pytest.mark.parametrize("question", [
     "", "   \t\n ", "?" * 20, "🙂🙂🙂🔥", "\x00\x07\x1b[31m", "x" * 10_000,
 ])
 def test_unusable_questions_get_a_clear_reason(answerer, question):

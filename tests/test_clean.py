@@ -201,6 +201,8 @@ def test_impakter_furniture_is_in_no_passage(articles, furniture):
     ("000", "pic.twitter.com"),
     ("000", "https://t.co/"),
     ("002", "click here to enjoy a free 2-month trial membership"),
+    ("000", "Editor’s Note: The opinions expressed here by Impakter.com columnists"),
+    ("000", "Featured Photo Credit"),
 ])
 def test_page_furniture_is_not_indexed(articles, prefix, furniture):
     article = articles[prefix]
