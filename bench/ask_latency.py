@@ -100,7 +100,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"load {os.getloadavg()[0]:.1f}",
             "warm": warm(index_dir, args.rounds),
-            "cold_start": cold(index_dir, args.cold),
+            "cold_start": cold(index_dir, args.cold) if args.cold > 0 else None,
         }
     if args.json:
         print(json.dumps(result))
@@ -109,8 +109,9 @@ def main() -> None:
     print(f"machine:     {result['machine']}")
     print(f"warm ask:    p50 {w['p50_ms']} ms, p95 {w['p95_ms']} ms, mean {w['mean_ms']} ms "
           f"over {w['questions']} questions (question embedding alone: p50 {w['embed_p50_ms']} ms)")
-    print(f"cold start:  `dossier-bot ask` median {c['median_s']} s (min {c['min_s']} s) "
-          f"over {c['runs']} runs")
+    if c:
+        print(f"cold start:  `dossier-bot ask` median {c['median_s']} s (min {c['min_s']} s) "
+              f"over {c['runs']} runs")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from threadpoolctl import ThreadpoolController
 from index import lexical
 from index.model import Article
 from index.segment import Segment
+from index.speakers import speaker_sentences
 from index.text import STOPWORDS, query_terms, terms
 
 
@@ -39,6 +40,7 @@ class Weights:
     sentence_cover: float = 0.0  # share of the question's content terms (idf) in the sentence
     window_cover: float = 0.0  # ... in the window
     context_cover: float = 0.3  # ... in the window and the sentences leading up to it
+    speaker_cover: float = 0.2  # ... in the sentences that introduce who is speaking
     sentence_late: float = 1.0  # late interaction (MaxSim over token vectors), sentence
     window_late: float = 1.0  # ... window
     answer_type: float = 0.5  # holds what is asked for: a date for "when", a name for "who", ...
@@ -62,7 +64,7 @@ class Weights:
 
 
 FEATURES = ("sentence_dense", "window_dense", "sentence_cover", "window_cover", "context_cover",
-            "sentence_late", "window_late", "answer_type", "author", "new_name",
+            "speaker_cover", "sentence_late", "window_late", "answer_type", "author", "new_name",
             "asked_question", "other_question", "metadata")
 
 
@@ -211,6 +213,7 @@ class Retriever:
         self._term_cache: dict[str, dict[int, frozenset[str]]] = {}
         self._meta_terms: dict[str, frozenset[str]] = {}
         self._known: frozenset[str] | None = None
+        self._speakers: dict[str, dict[int, tuple[int, ...]]] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -267,6 +270,10 @@ class Retriever:
                 cols["sentence_cover"][k] = cover(sent)
                 cols["window_cover"][k] = cover(win)
                 cols["context_cover"][k] = cover(ctx)
+                spk = self._speaker_rows(seg, row)
+                if spk:
+                    cols["speaker_cover"][k] = cover(set().union(*(self._terms(seg, j)
+                                                                   for j in spk)))
                 text = self._text(seg, row, row)
                 article = seg.articles[int(seg.sentences[row, 0])]
                 if kind == "author":
@@ -374,6 +381,19 @@ class Retriever:
         window = np.array([per[at(np.arange(a, b + 1))].max(axis=0) @ weights
                            for a, b in zip(lo, hi, strict=True)], dtype=np.float32)
         return sentence.astype(np.float32), window
+
+    def _speaker_rows(self, seg: Segment, row: int) -> tuple[int, ...]:
+        cache = self._speakers.setdefault(seg.id, {})
+        found = cache.get(row)
+        if found is None:
+            article = int(seg.sentences[row, 0])
+            col = seg.sentences[:, 0]
+            first = int(np.searchsorted(col, article, side="left"))
+            last = int(np.searchsorted(col, article, side="right"))
+            spans = [(int(a), int(b)) for a, b in seg.sentences[first:last, 1:3]]
+            found = cache[row] = tuple(first + j for j in speaker_sentences(
+                seg.articles[article].body, spans, row - first))
+        return found
 
     def _terms(self, seg: Segment, row: int) -> frozenset[str]:
         cache = self._term_cache.setdefault(seg.id, {})
