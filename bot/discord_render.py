@@ -111,6 +111,20 @@ def _byline(article: Article) -> str:
                                   article.published) if p)
 
 
+def escape_quote(text: str) -> str:
+    """Quote text that Discord shows exactly as written, with a backslash before each markup
+    character (Discord hides the backslash).
+
+    ``escape_markdown`` covers ``* _ ~ ` | \\``, masked links and line-start markup, but not
+    ``<``: ``<@id>``, ``<@&id>``, ``<#id>``, ``<:emoji:id>``, ``<t:…>`` and ``</cmd:id>``
+    would show as a mention, channel, emoji, timestamp or command instead of their text.
+    Mentions can never notify anyone (embeds do not, and every message sets
+    ``allowed_mentions`` to none); ``escape_mentions`` is not used, since its zero-width
+    space would change the quote's characters.
+    """
+    return discord.utils.escape_markdown(text).replace("<", "\\<")
+
+
 def question_line(question: str) -> str:
     return clip(QUESTION_PREFIX + discord.utils.escape_markdown(one_line(question)), CONTENT_MAX)
 
@@ -118,7 +132,7 @@ def question_line(question: str) -> str:
 def quote_embed(quote: Quote, n: int, of: int, *, description_max: int = DESCRIPTION_MAX
                 ) -> discord.Embed:
     article = quote.article
-    text = discord.utils.escape_markdown(one_line(quote.text))
+    text = escape_quote(one_line(quote.text))
     embed = discord.Embed(
         title=clip(one_line(article.label), TITLE_MAX),
         url=_web_url(article.url),

@@ -27,6 +27,11 @@ _TOKEN_PATTERNS = (
     (re.compile(r"\b((?:Bearer|Bot) )[A-Za-z0-9._~+/=-]{20,}"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)(['\"]?Authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s][^'\",}]*"),
      rf"\1{REDACTED}"),
+    # Discord webhook and interaction URLs carry a token in the path: /webhooks/<id>/<token>
+    # and /interactions/<id>/<token>/callback (discord.py logs them at DEBUG).
+    (re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?#'\"]+"), rf"\1{REDACTED}"),
+    # Slack's response_url and incoming webhooks: whoever has the URL can post with it.
+    (re.compile(r"(\bhooks\.slack\.com/)[^\s'\"]+"), rf"\1{REDACTED}"),
 )
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is data.
@@ -150,10 +155,12 @@ def setup_logging(fmt: str = "text", level: str = "INFO", *, secrets: Iterable[s
     handler.setLevel(level.upper())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # Libraries that log whole request bodies (message texts) at DEBUG stay at INFO unless
-    # asked: our DEBUG is for our code.
-    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "discord.http", "discord.gateway",
-                  "websockets", "aiohttp", "sentence_transformers", "filelock", "bm25s"):
+    # Libraries that log whole request bodies (message texts) or URLs with tokens in them
+    # (discord.webhook logs interaction webhook URLs) at DEBUG stay at INFO: our DEBUG is
+    # for our code. "discord" covers all of discord.py (http, gateway, webhook, state, ...).
+    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "discord", "discord.http",
+                  "discord.gateway", "discord.webhook", "websockets", "aiohttp",
+                  "sentence_transformers", "filelock", "bm25s"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one line per file event
     logging.getLogger("faiss").setLevel(logging.WARNING)  # which CPU build it tried, at INFO

@@ -1,4 +1,8 @@
-"""Block Kit for Slack: answers, sources and notices, escaped and within Slack's limits."""
+"""Block Kit for Slack: answers, sources and notices, escaped and within Slack's limits.
+
+Quotes go into rich-text quote blocks as literal text, so they show exactly as written;
+everything else is mrkdwn with Slack's control characters escaped.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ from bot.render import attribution
 from index.model import Article
 
 SECTION_LIMIT = 3000  # characters of mrkdwn in one section or context element
+# Characters of quote in one rich_text block. Slack documents no limit for a rich-text
+# `text` element; we keep each block to the section limit, the largest Slack documents for
+# the text of one block, so that no one block is larger than what the section code sent.
+QUOTE_LIMIT = 3000
 BLOCK_LIMIT = 50  # blocks in one message
 TEXT_LIMIT = 3900  # the plain `text` fallback; Slack advises staying under 4,000
 VALUE_LIMIT = 2000  # characters in a button's value
@@ -56,18 +64,40 @@ def source_line(article: Article) -> str:
     return " · ".join(parts)
 
 
-def _quote_sections(text: str) -> list[str]:
-    """The quote as mrkdwn block-quote text, split at spaces into sections Slack accepts."""
-    # Escaping makes entities like &amp; longer, so measure the escaped text.
-    sections: list[str] = []
+def _quote_chunks(text: str, limit: int = QUOTE_LIMIT) -> list[str]:
+    """The quote on one line, split at spaces into pieces of at most ``limit`` characters.
+
+    Joined with single spaces the pieces give back the whole quote: nothing is clipped (a
+    "word" longer than ``limit`` is cut into ``limit``-sized parts).
+    """
+    chunks: list[str] = []
     current = ""
-    for word in escape(_one_line(text)).split(" "):
-        if current and len(current) + 1 + len(word) > SECTION_LIMIT - 2:
-            sections.append(current)
+    for word in _one_line(text).split(" "):
+        while len(word) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(word[:limit])
+            word = word[limit:]
+        if current and len(current) + 1 + len(word) > limit:
+            chunks.append(current)
             current = ""
         current = f"{current} {word}" if current else word
-    sections.append(current)
-    return [_clip("> " + s, SECTION_LIMIT) for s in sections]
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _quote_block(text: str) -> dict[str, Any]:
+    """A Block Kit rich-text quote holding ``text`` as one literal text element.
+
+    Text in a rich-text ``text`` element is shown as it is: no mrkdwn (``*``, ``_``, ``~``,
+    backticks stay characters) and no mentions (those are separate element types, which we
+    never emit), so the quote is neither formatted nor escaped.
+    """
+    return {"type": "rich_text",
+            "elements": [{"type": "rich_text_quote",
+                          "elements": [{"type": "text", "text": text}]}]}
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -150,7 +180,7 @@ def render_answer(answer: Answer, *, answer_id: str | None = None,
     if answer.answered:
         shown = 0
         for n, quote in enumerate(answer.quotes, 1):
-            quote_blocks = [_section(s) for s in _quote_sections(quote.text)]
+            quote_blocks = [_quote_block(c) for c in _quote_chunks(quote.text)]
             quote_blocks.append(_context(f"[{n}] {source_line(quote.article)}"))
             if len(blocks) + len(quote_blocks) > BLOCK_LIMIT - reserve - 1:
                 break

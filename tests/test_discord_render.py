@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 
 import discord
 
@@ -11,8 +13,10 @@ from bot.discord_render import (
     DESCRIPTION_MAX,
     EMBED_TOTAL_MAX,
     EMBEDS_MAX,
+    NO_PINGS,
     clip,
     embed_size,
+    escape_quote,
     limit_problems,
     render_answer,
     render_sources,
@@ -99,3 +103,39 @@ def test_limit_problems_sees_what_discord_would_reject() -> None:
     many = [discord.Embed(description="x" * 1000) for _ in range(7)]
     assert any("total" in p for p in limit_problems(None, many))
     assert any("embeds" in p for p in limit_problems(None, [discord.Embed(title="t")] * 11))
+
+
+MARKUP = ("He said *bold* and **strong** and _italic_ and __under__ and ~~struck~~ with `code` "
+          "and ||spoiler|| to <@123456789012345678> <@&123456789012345678> "
+          "<#123456789012345678> <:fire:123456789012345678> <t:1700000000:R> "
+          "</ask:123456789012345678> @everyone @here [click](https://evil.example) "
+          "a \\ backslash, a < b > c & d, https://example.org/a_b*c_d and # not a header.")
+
+
+def _shown(markdown: str) -> str:
+    """What Discord displays for escaped text: each backslash escape stands for its character."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def test_a_quote_with_markup_and_mentions_shows_verbatim_and_pings_nobody() -> None:
+    body = MARKUP
+    article = Article(id="000_x", path="000_x.md", body=body,
+                      sha256=hashlib.sha256(body.encode()).hexdigest(), title="T")
+    reply = render_answer(Answer("q?", (Quote(body, 0, len(body), 0.9, article),)))
+    [embed] = reply.embeds
+    # Through discord.py's own serialisation, as it goes over the wire.
+    description = discord.Embed.from_dict(embed.to_dict()).description
+    assert _shown(description) == f"“{body}”"  # verbatim, with nothing added
+    # Outside URLs, every character Discord treats as markup is escaped: no formatting,
+    # no mention, channel, emoji, timestamp or command, no masked link.
+    prose = re.sub(r"https://\S+", "", description)
+    unescaped = re.sub(r"\\.", "", prose)
+    assert not re.search(r"[*_~`|<\\]|\[[^\]]*\]\(", unescaped), unescaped
+    assert "@everyone" in description  # shown as text: embeds never ping, nor does
+    assert NO_PINGS.to_dict() == {"parse": []}  # allowed_mentions on every message we send
+    assert limit_problems(reply.content, reply.embeds) == []
+
+
+def test_escape_quote_matches_discord_escape_markdown_plus_angle_brackets() -> None:
+    assert escape_quote("*a* <@1>") == discord.utils.escape_markdown("*a* ") + "\\<@1>"
+    assert _shown(escape_quote(MARKUP)) == MARKUP

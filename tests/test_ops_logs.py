@@ -87,3 +87,59 @@ def test_question_digest_is_stable_and_short() -> None:
     assert question_digest("Who?") == question_digest("Who?")
     assert len(question_digest("Who?")) == 10
     assert question_digest("Who?") != question_digest("Why?")
+
+
+INTERACTION_TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDEyMzQ1Njc4OlNlQ3JFdEludGVyYWN0aW9u"
+WEBHOOK_URL = f"https://discord.com/api/v10/webhooks/1098765432109876543/{INTERACTION_TOKEN}"
+CALLBACK_URL = (f"https://discord.com/api/v10/interactions/1200000000000000001/"
+                f"{INTERACTION_TOKEN}/callback")
+
+
+def test_discord_py_stays_at_info_when_we_log_at_debug(capture: io.StringIO) -> None:
+    import discord.http
+    import discord.webhook.async_
+
+    setup_logging("text", "DEBUG", stream=capture)
+    # discord.py's own module loggers: webhook/interaction URLs (with their token) and
+    # request bodies are logged at DEBUG, which must not be on even though ours is.
+    for lib in (discord.webhook.async_._log, discord.http._log, logging.getLogger("discord")):
+        assert not lib.isEnabledFor(logging.DEBUG), lib.name
+        assert lib.isEnabledFor(logging.INFO), lib.name
+    discord.webhook.async_._log.debug("Webhook ID %s with %s %s has returned status code %s",
+                                      1098765432109876543, "POST", WEBHOOK_URL, 204)
+    logging.getLogger("bot.discord").debug("ours still logs at DEBUG")
+    out = capture.getvalue()
+    assert INTERACTION_TOKEN not in out and "Webhook ID" not in out
+    assert "ours still logs at DEBUG" in out
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_webhook_and_interaction_tokens_are_redacted_from_urls(capture: io.StringIO,
+                                                               fmt: str) -> None:
+    import discord.webhook.async_
+
+    setup_logging(fmt, "DEBUG", stream=capture)
+    lib = discord.webhook.async_._log
+    lib.setLevel(logging.DEBUG)  # as if someone turned discord.py's DEBUG on anyway
+    try:
+        # The exact line discord.py writes, for a follow-up and for an interaction callback.
+        for url in (WEBHOOK_URL, f"{WEBHOOK_URL}/messages/@original", CALLBACK_URL):
+            lib.debug("Webhook ID %s with %s %s has returned status code %s",
+                      1098765432109876543, "POST", url, 200)
+        logging.getLogger("bot").warning("reply failed", extra={"url": CALLBACK_URL})
+        logging.getLogger("bot").info(
+            "response_url https://hooks.slack.com/actions/T0001/123456/SeCrEtHoOkToKeN failed")
+    finally:
+        lib.setLevel(logging.NOTSET)
+    out = capture.getvalue()
+    assert INTERACTION_TOKEN not in out and "SeCrEt" not in out
+    assert out.count(REDACTED) >= 5
+    # The rest of the URL stays, so the line still says which webhook and route it was.
+    assert f"/webhooks/1098765432109876543/{REDACTED}/messages/@original" in out
+    assert f"/interactions/1200000000000000001/{REDACTED}/callback" in out
+
+
+def test_redactor_leaves_other_webhook_looking_paths_alone() -> None:
+    r = Redactor()
+    text = "see /docs/webhooks/overview and /interactions/receiving"
+    assert r(text) == text

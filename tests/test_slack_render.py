@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Any
+
+from slack_sdk.models.blocks import Block
 
 from bot.answer import Answer, Quote, Source
 from bot.slack_app import slack_text_to_plain
@@ -13,10 +16,10 @@ from bot.slack_render import (
     ACTION_SHARE,
     ACTION_UP,
     BLOCK_LIMIT,
+    QUOTE_LIMIT,
     SECTION_LIMIT,
     VALUE_LIMIT,
     button_value,
-    escape,
     parse_button_value,
     render_answer,
     render_sources,
@@ -41,31 +44,78 @@ def quote_of(art: Article, text: str, score: float = 0.8) -> Quote:
 
 
 def texts(message: dict) -> list[str]:
+    """The fallback text and every mrkdwn/plain text of the blocks: what Slack parses."""
     out = [message["text"]]
     for block in message["blocks"]:
         if "text" in block:
             out.append(block["text"]["text"])
+        if block["type"] == "rich_text":
+            continue  # literal text, see quote_elements()
         for element in block.get("elements", []):
             text = element.get("text")
             out.append(text["text"] if isinstance(text, dict) else text)
     return out
 
 
+def quote_elements(message: dict) -> list[list[dict[str, Any]]]:
+    """For each rich-text quote block, the elements inside its rich_text_quote."""
+    out = []
+    for block in message["blocks"]:
+        if block["type"] == "rich_text":
+            [quote] = block["elements"]
+            assert quote["type"] == "rich_text_quote"
+            out.append(quote["elements"])
+    return out
+
+
+def quote_texts(message: dict) -> list[str]:
+    return ["".join(e["text"] for e in elements) for elements in quote_elements(message)]
+
+
+def assert_slack_sdk_accepts(message: dict) -> None:
+    """slack_sdk's Block Kit models read every block back unchanged and find nothing wrong."""
+    for block in message["blocks"]:
+        parsed = Block.parse(block)
+        assert parsed is not None and parsed.type == block["type"], block
+        parsed.validate_json()
+        assert parsed.to_dict() == block
+
+
 def test_article_text_cannot_ping_or_inject_links() -> None:
     body = ("Officials said <!channel> & <!here> should read <@U024BE7LH> and "
-            "<https://evil.example|this> at once.")
+            "<https://evil.example|this> at once, @everyone.")
     art = article(body, title="A <!everyone> title & more", outlet="<@U1> News",
                   author="Bob <b>", url="https://example.org/a?x=1&y=2")
     answer = Answer(question="What <!channel> said?", quotes=(quote_of(art, body),))
     message = render_answer(answer, answer_id="abc123", shareable=True)
+    assert_slack_sdk_accepts(message)
     for text in texts(message):
         assert not PING.search(text), text
         assert "<https://evil" not in text
+    # The quote is one literal rich-text element: shown as written, and no user, broadcast
+    # or link element that could notify anyone or link anywhere.
+    [[element]] = quote_elements(message)
+    assert element == {"type": "text", "text": body}
     joined = "\n".join(texts(message))
-    assert "&lt;!channel&gt; &amp; &lt;!here&gt;" in joined
+    assert "&lt;!channel&gt; &amp; &lt;!here&gt;" in message["text"]  # the fallback is escaped
     assert "A &lt;!everyone&gt; title &amp; more" in joined
     # The real link survives, with its & escaped as Slack requires.
     assert "<https://example.org/a?x=1&amp;y=2|A &lt;!everyone&gt; title &amp; more>" in joined
+
+
+def test_markup_in_a_quote_comes_out_byte_for_byte() -> None:
+    body = ("He said *bold* and _italic_ and ~struck~ with `code` and ```block``` "
+            "to <!channel> <!here|here> <@U123> <#C123|news> @everyone @here "
+            "&amp; &lt;b&gt; a < b > c & d :fire: > not a quote \\*x\\* "
+            "<https://evil.example|click> https://example.org/a_b_c.")
+    art = article(body)
+    message = render_answer(Answer("q?", (quote_of(art, body),)), answer_id="id0")
+    assert_slack_sdk_accepts(message)
+    [[element]] = quote_elements(message)
+    assert element == {"type": "text", "text": body}  # no style, no escaping, nothing added
+    assert element["text"].encode() == body.encode()
+    # Nothing Slack parses as mrkdwn carries the quote's markup unescaped.
+    assert not any(PING.search(t) for t in texts(message))
 
 
 def test_an_unsafe_url_is_shown_without_a_link() -> None:
@@ -75,16 +125,27 @@ def test_an_unsafe_url_is_shown_without_a_link() -> None:
     assert "<https://" not in source and "Russia asks for help from China" in source
 
 
-def test_long_quote_is_split_into_sections_within_the_limit() -> None:
-    sentence = "The pipeline & the port <were> closed for the winter season again. "
+def test_long_quote_is_split_into_quote_blocks_within_the_limit() -> None:
+    sentence = "The pipeline & the port <were> *closed* for the winter season again. "
     body = sentence * 120  # ~8,000 characters
     art = article(body)
     message = render_answer(Answer("q?", (quote_of(art, body.strip()),)), answer_id="id1")
-    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
-    assert len(sections) >= 3
-    assert all(len(s) <= SECTION_LIMIT and s.startswith("> ") for s in sections)
-    rebuilt = " ".join(s[2:] for s in sections)
-    assert rebuilt == escape(" ".join(body.split()))  # nothing lost, nothing reordered
+    assert_slack_sdk_accepts(message)
+    chunks = quote_texts(message)
+    assert len(chunks) >= 3
+    assert all(0 < len(c) <= QUOTE_LIMIT for c in chunks)
+    assert " ".join(chunks) == " ".join(body.split())  # nothing lost, nothing reordered
+    types = [b["type"] for b in message["blocks"]]
+    assert types == ["context", *["rich_text"] * len(chunks), "context", "actions"]
+
+
+def test_a_word_longer_than_the_limit_is_cut_not_lost() -> None:
+    body = "start " + "x" * (2 * QUOTE_LIMIT + 10) + " end"
+    art = article(body)
+    message = render_answer(Answer("q?", (quote_of(art, body),)))
+    chunks = quote_texts(message)
+    assert all(len(c) <= QUOTE_LIMIT for c in chunks)
+    assert "".join(chunks).replace(" ", "") == body.replace(" ", "")
 
 
 def test_many_quotes_stay_under_fifty_blocks_and_say_what_was_left_out() -> None:
@@ -95,6 +156,9 @@ def test_many_quotes_stay_under_fifty_blocks_and_say_what_was_left_out() -> None
     assert len(message["blocks"]) <= BLOCK_LIMIT
     assert message["blocks"][-1]["type"] == "actions"
     assert any("more quote(s) left out" in t for t in texts(message))
+    assert_slack_sdk_accepts(message)
+    shown = quote_texts(message)
+    assert shown == [f"Sentence number {i} of the article." for i in range(len(shown))]
     assert len(message["text"]) <= 4000
 
 

@@ -51,7 +51,7 @@ class Call:
         return list(self.params.get("blocks") or [])
 
     def block_texts(self) -> list[str]:
-        """Every mrkdwn/plain text in the blocks, in order."""
+        """Every mrkdwn/plain text in the blocks, in order (not the literal rich-text quotes)."""
         out: list[str] = []
         for block in self.blocks:
             if isinstance(block.get("text"), dict):
@@ -62,6 +62,28 @@ class Call:
                 elif isinstance(element.get("text"), str):
                     out.append(element["text"])
         return out
+
+    def rich_text_leaves(self) -> list[dict[str, Any]]:
+        """Every leaf element (text, user, broadcast, link, ...) of the rich_text blocks."""
+        out: list[dict[str, Any]] = []
+
+        def walk(element: dict[str, Any]) -> None:
+            if isinstance(element.get("elements"), list):
+                for child in element["elements"]:
+                    walk(child)
+            else:
+                out.append(element)
+
+        for block in self.blocks:
+            if block.get("type") == "rich_text":
+                walk(block)
+        return out
+
+    def quotes(self) -> list[str]:
+        """The literal text of each rich-text quote, its text elements joined."""
+        return ["".join(leaf.get("text", "") for leaf in quote["elements"])
+                for block in self.blocks if block.get("type") == "rich_text"
+                for quote in block["elements"] if quote.get("type") == "rich_text_quote"]
 
     def buttons(self) -> list[dict[str, Any]]:
         return [e for b in self.blocks if b.get("type") == "actions" for e in b["elements"]]

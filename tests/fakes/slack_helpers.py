@@ -6,6 +6,8 @@ import html
 import re
 from pathlib import Path
 
+from slack_sdk.models.blocks import Block
+
 from bot.answer import Answer
 from bot.config import Settings
 
@@ -38,22 +40,25 @@ def norm(text: str) -> str:
 
 
 def quoted(call: Call) -> str:
-    """The block-quoted text of a posted answer, sections joined, markup stripped."""
-    parts = [t[2:] for t in call.block_texts() if t.startswith("> ")]
-    return norm(" ".join(parts))
+    """The rich-text quotes of a posted answer, joined, whitespace runs collapsed."""
+    return norm(" ".join(call.quotes()))
 
 
 def assert_quotes_posted(call: Call, expected: Answer) -> None:
-    """Every quote of ``expected`` appears verbatim (escaped) in the blocks, in order, and
-    the plain-text fallback carries the first one."""
+    """Every quote of ``expected`` appears verbatim (literal, unescaped) in the rich-text
+    quote blocks, in order, and the plain-text fallback carries the first one."""
     assert expected.answered, f"the dossier should answer {expected.question!r}: {expected.reason}"
+    for block in call.blocks:  # as sent over the wire, read back by slack_sdk's models
+        parsed = Block.parse(block)
+        assert parsed is not None and parsed.to_dict() == block, block
+        parsed.validate_json()
     body = quoted(call)
     position = 0
     for quote in expected.quotes:
-        escaped = norm(quote.text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        found = body.find(escaped, position)
+        text = norm(quote.text)
+        found = body.find(text, position)
         assert found >= 0, f"quote missing or out of order: {quote.text[:80]!r}"
-        position = found + len(escaped)
+        position = found + len(text)
     first = norm(expected.quotes[0].text)
     assert first[:200] in html.unescape(norm(call.text)), "fallback text lacks the first quote"
 
@@ -62,7 +67,12 @@ PING = re.compile(r"<[!@#]|<(?:!?)(?:channel|here|everyone)")
 
 
 def assert_cannot_ping(calls: list[Call]) -> None:
-    """Nothing posted holds Slack markup that would notify anyone."""
+    """Nothing posted holds Slack markup that would notify anyone: no mention syntax in any
+    mrkdwn or fallback text, and only plain text elements (no user, broadcast, channel or
+    usergroup element) in the rich-text quotes, whose text Slack shows literally."""
     for call in calls:
         for text in [call.text, *call.block_texts()]:
             assert not PING.search(text), f"{call.method} could ping: {text[:200]!r}"
+        for leaf in call.rich_text_leaves():
+            assert set(leaf) == {"type", "text"} and leaf["type"] == "text", (
+                f"{call.method} has a rich-text element other than plain text: {leaf!r}")
