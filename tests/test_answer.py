@@ -77,6 +77,8 @@ def test_further_quotes_do_not_repeat_text(dev_answers):
     "Who won the 2022 FIFA World Cup?",  # shares only a year and "who" with the dossier
     "Who is the president of France?",  # "president" is everywhere in it
     "What did Elon Musk tweet in March 2022?",
+    "Did Japan join the sanctions on Russia?",  # near the story, but Japan is never mentioned
+    "How many goals did Messi score in 2022?",
 ])
 def test_questions_about_what_the_dossier_never_mentions_are_declined(answerer, question):
     answer = answerer.ask(question)
