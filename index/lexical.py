@@ -9,8 +9,9 @@ Above ``DIRECT_MAX`` postings per question, candidates come MaxScore-style: the 
 full score among the passages of the rarest terms is a threshold; the commonest terms whose
 largest scores together stay below it cannot lift a passage into the top k on their own, so
 their long posting lists are only looked up (binary search) for the passages the other terms
-found, never scattered. The top k is the same as scoring everything (up to ties and float
-rounding); scores are bm25s's own precomputed ones.
+found, never scattered, and only while a passage can still reach the threshold (which rises as
+the lookups go). The top k is the same as scoring everything (up to ties and float rounding);
+scores are bm25s's own precomputed ones.
 """
 
 from __future__ import annotations
@@ -39,20 +40,35 @@ def top_k(bm25: bm25s.BM25, terms: list[str], k: int) -> tuple[np.ndarray, np.nd
             scores[indices[a:b]] += data[a:b]  # one entry per passage in a posting list
         return _best(scores, np.arange(n), k)
     lists = [(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
-    lookup, scatter = _split(data, indices, lists, k)
+    theta, lookup, scatter = _split(data, indices, lists, k)
     for a, b in scatter:
         scores[indices[a:b]] += data[a:b]
     cand = np.flatnonzero(scores)
-    sub = scores[cand]
-    for a, b in lookup:
-        sub += _lookup(indices, data, a, b, cand)
-    return _best(sub, cand, k)
+    part = scores[cand]
+    # Highest bound first: each lookup tightens the bound of the passages still in the race.
+    lookup.sort(key=lambda ab: -_bound(data, ab))
+    rest = sum(_bound(data, ab) for ab in lookup)
+    for i, (a, b) in enumerate([(0, 0), *lookup]):
+        if i:
+            part += _lookup(indices, data, a, b, cand)
+            rest -= _bound(data, (a, b))
+        if part.size >= k:
+            theta = max(theta, float(np.partition(part, part.size - k)[part.size - k]))
+        alive = part + rest >= theta * (1 - 1e-4)  # margin for float32 rounding
+        cand, part = cand[alive], part[alive]
+    return _best(part, cand, k)
+
+
+def _bound(data: np.ndarray, ab: tuple[int, int]) -> float:
+    a, b = ab
+    return float(data[a:b].max()) if b > a else 0.0
 
 
 def _split(data: np.ndarray, indices: np.ndarray, lists: list[tuple[int, int]],
-           k: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Posting lists to look up only (common terms) and to scatter (the rest)."""
-    # First threshold: full scores of the passages in the shortest lists.
+           k: int) -> tuple[float, list[tuple[int, int]], list[tuple[int, int]]]:
+    """A first threshold (no passage below it can be in the top k), and the posting lists to
+    look up only (common terms) and to scatter (the rest)."""
+    # The threshold: the k-th best full score among the passages in the shortest lists.
     seed: list[np.ndarray] = []
     total = 0
     for a, b in sorted(lists, key=lambda ab: ab[1] - ab[0]):
@@ -62,22 +78,21 @@ def _split(data: np.ndarray, indices: np.ndarray, lists: list[tuple[int, int]],
             break
     docs = np.unique(np.concatenate(seed))
     if docs.size < k:
-        return [], lists
+        return 0.0, [], lists
     full = np.zeros(docs.size, np.float32)
     for a, b in lists:
         full += _lookup(indices, data, a, b, docs)
     theta = float(np.partition(full, docs.size - k)[docs.size - k])
     # Terms, lowest upper bound first, while their bounds sum below the threshold (with a
-    # margin for float32 rounding: a passage in only these lists scores below the k-th).
-    bounds = sorted(((float(data[a:b].max()), (a, b)) for a, b in lists if b > a))
+    # margin for float32 rounding): a passage in only these lists scores below the k-th.
     lookup: list[tuple[int, int]] = []
     acc = 0.0
-    for bound, ab in bounds:
+    for bound, ab in sorted((_bound(data, ab), ab) for ab in lists if ab[1] > ab[0]):
         if acc + bound >= theta * (1 - 1e-4):
             break
         acc += bound
         lookup.append(ab)
-    return lookup, [ab for ab in lists if ab not in lookup]
+    return theta, lookup, [ab for ab in lists if ab not in lookup]
 
 
 def _lookup(indices: np.ndarray, data: np.ndarray, a: int, b: int,

@@ -20,6 +20,7 @@ import numpy as np
 
 from index import vectors as vectors_module
 from index.model import Article
+from index.rows import RowFile
 from index.text import terms
 
 # bm25s sets its own logger to DEBUG on import, which would print on every build.
@@ -270,13 +271,14 @@ def load_segment(path: Path) -> Segment:
         ]
 
         def arr(name: str) -> np.ndarray:
-            # Small arrays are read into memory (gathering rows from a memory map costs more
-            # than the search itself); large ones stay mapped so memory follows use.
-            mapped = (path / name).stat().st_size > MMAP_THRESHOLD
-            return np.load(path / name, mmap_mode="r" if mapped else None, allow_pickle=False)
+            # Small arrays are read into memory (gathering rows from a file costs more than
+            # the search itself); large ones stay on disk, rows read per question (RowFile).
+            if (path / name).stat().st_size > MMAP_THRESHOLD:
+                return RowFile(path / name)  # type: ignore[return-value]
+            return np.load(path / name, allow_pickle=False)
 
         tokens, scales = arr(TOKEN_VECTORS), arr(TOKEN_SCALES)
-        if not isinstance(tokens, np.memmap):
+        if not isinstance(tokens, RowFile):
             # Small segments keep float32 in memory: no conversion per question.
             tokens, scales = tokens.astype(np.float32) * np.asarray(scales)[:, None], None
         data = SegmentData(articles, np.asarray(arr(SENTENCES)), np.asarray(arr(PASSAGES)),

@@ -154,3 +154,20 @@ def test_quantise_keeps_every_vector_within_half_a_step():
     back = q.astype(np.float32) * scale[:, None]
     assert q.dtype == np.int8 and np.all(back[7] == 0)
     assert np.all(np.abs(back - v) <= scale[:, None] / 2 + 1e-6)
+
+
+def test_row_file_reads_the_same_rows_as_numpy(tmp_path):
+    from index.rows import RowFile
+
+    rng = np.random.default_rng(1)
+    array = rng.normal(size=(1000, 8)).astype(np.float16)
+    np.save(tmp_path / "a.npy", array)
+    rows = RowFile(tmp_path / "a.npy")
+    pick = np.array([5, 6, 7, 900, 3, 3, 999, 0])
+    assert rows.shape == array.shape and len(rows) == 1000 and rows.dtype == np.float16
+    assert np.array_equal(rows[pick], array[pick])
+    assert np.array_equal(rows[10:20], array[10:20]) and np.array_equal(rows[-1], array[-1])
+    assert np.array_equal(np.asarray(rows), array)
+    assert rows[np.zeros(0, np.int64)].shape == (0, 8)
+    with pytest.raises(IndexError):
+        rows[np.array([1000])]
