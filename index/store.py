@@ -84,15 +84,16 @@ class Manifest:
     def to_json(self, catalog: Catalog) -> str:
         """The manifest names segments; each segment's catalog lists the articles written into
         it, and ``dead`` the ones among them that are no longer live in this generation."""
+        cats = {seg: catalog(seg) for seg in self.segments}
         dead: dict[str, list[str]] = {}
-        for seg in self.segments:
-            gone = [aid for aid in catalog(seg)
+        for seg, cat in cats.items():
+            gone = [aid for aid in cat
                     if (e := self.articles.get(aid)) is None or e.segment != seg]
             if gone:
                 dead[seg] = sorted(gone)
         # Articles whose entry differs from their segment's catalog (none today; kept exact).
         extra = {aid: vars(e) for aid, e in sorted(self.articles.items())
-                 if catalog(e.segment).get(aid) != e}
+                 if cats.get(e.segment, {}).get(aid) != e}
         return json.dumps({
             "format": self.format, "generation": self.generation, "model": self.model,
             "model_fingerprint": self.model_fingerprint, "dimension": self.dimension,
