@@ -103,10 +103,14 @@ def _build_segment(pool, pv, articles, index: Path, real, stages: dict[str, floa
     from index.chunk import ChunkParams
     from index.clean import CLEANING_VERSION
     from index.segment import write_segment
-    from index.store import FORMAT_VERSION, ArticleEntry, IndexDir, Manifest, new_generation_name
+    from index.store import FORMAT_VERSION, IndexDir, Manifest, new_generation_name
 
     t = time.perf_counter()
     data = segment_data(pool, pv, articles, token_vectors=False)
+    corpus = index.parent / "corpus"
+    for a in data.articles:  # as a build records them, so that an add does not rehash all
+        st = (corpus / a.path).stat()
+        data.stats[a.id] = (st.st_size, st.st_mtime_ns)
     stages["assemble"] = time.perf_counter() - t
     store = IndexDir(index)
     seg = store.new_segment_path()
@@ -118,9 +122,7 @@ def _build_segment(pool, pv, articles, index: Path, real, stages: dict[str, floa
     pool_idx = np.concatenate([np.asarray(a.sentences, np.int64) for a in articles])
     stream_token_vectors(seg, pool_idx, pv)
     stages["token_vectors"] = time.perf_counter() - t
-    per_article = np.bincount(data.sentences[:, 0], minlength=len(data.articles))
-    entries = {a.id: ArticleEntry(seg.name, a.sha256, a.path, int(n), int(n))
-               for a, n in zip(data.articles, per_article, strict=True)}
+    entries = dict(store.catalog(seg.name))
     params = ChunkParams()
     store.publish(Manifest(
         generation=new_generation_name(), format=FORMAT_VERSION, model=real.name,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -270,26 +269,18 @@ def passage_vectors(sent_vecs: np.ndarray, spans: np.ndarray,
 
 def stream_token_vectors(segment_dir: Path, pool_idx: np.ndarray, pv: PoolVectors,
                          chunk: int = 20_000) -> None:
-    """Write the segment's token vectors chunk by chunk and record the new file size."""
-    from index.segment import SIZES, TOKEN_VECTORS
+    """Write the segment's token vectors chunk by chunk (as ``index.segment`` stores them:
+    int8 + scales) and record the new file sizes."""
+    from index.segment import record_sizes, write_token_vectors
 
     lengths = np.array([len(t) for t in pv.token_ids], dtype=np.int64)
     total = int(lengths[pool_idx].sum())
     dim = pv.vectors.shape[1]
-    path = segment_dir / TOKEN_VECTORS
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
-              "fortran_order": False, "shape": (total, dim)}
     # Plain writes, not a memmap: a memmap's written pages would count as this process's RSS.
-    with path.open("wb") as fh:
-        np.lib.format.write_array_header_1_0(fh, header)
-        for i in range(0, len(pool_idx), chunk):
-            block = np.vstack([pv.token_vectors[p] for p in pool_idx[i:i + chunk]])
-            fh.write(np.ascontiguousarray(block, dtype=np.float16).tobytes())
-        fh.flush()
-        os.fsync(fh.fileno())
-    sizes = json.loads((segment_dir / SIZES).read_text())
-    sizes[TOKEN_VECTORS] = path.stat().st_size
-    (segment_dir / SIZES).write_text(json.dumps(sizes))
+    blocks = (np.vstack([pv.token_vectors[p] for p in pool_idx[i:i + chunk]])
+              for i in range(0, len(pool_idx), chunk))
+    write_token_vectors(segment_dir, blocks, (total, dim))
+    record_sizes(segment_dir)
 
 
 class PoolEmbedder:

@@ -12,16 +12,11 @@ import numpy as np
 
 from index.chunk import ChunkParams, embedding_text, make_passages, split_sentences
 from index.clean import CLEANING_VERSION
+from index.compact import maybe_compact
 from index.embed import Embedder
 from index.load import corpus_files, file_sha256, load_corpus
 from index.model import Article, LoadProblem
-from index.segment import (
-    PASSAGES,
-    SegmentData,
-    load_segment,
-    segment_intact,
-    write_segment,
-)
+from index.segment import SegmentData, quantise, segment_intact, write_segment
 from index.store import (
     FORMAT_VERSION,
     ArticleEntry,
@@ -36,8 +31,6 @@ log = logging.getLogger(__name__)
 # Called with (passages embedded so far, total to embed) while a build embeds.
 Progress = Callable[[int, int], None]
 
-MAX_SEGMENTS = 12  # beyond this, segments are merged so search stays one pass per few segments
-MAX_DEAD_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,13 +68,15 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
 
     files = corpus_files(corpus_dir)
     current: dict[str, tuple[Path, str]] = {}
+    stats: dict[str, tuple[int, int]] = {}
     clashes: list[LoadProblem] = []
     for path in files:
         if path.stem in current:
             clashes.append(LoadProblem(path.name, (
                 f"{current[path.stem][0].name} has the same name; rename one of them")))
             continue
-        current[path.stem] = (path, file_sha256(path))
+        sha, stats[path.stem] = _hash(path, old.get(path.stem))
+        current[path.stem] = (path, sha)
     keep = {aid: e for aid, e in old.items()
             if aid in current and current[aid][1] == e.sha256}
     known_bad = previous.skipped if previous else {}
@@ -93,7 +88,7 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     todo = [path for aid, (path, sha) in current.items()
             if aid not in keep and path.name not in retry]
     # Count removals against the index as it was, even when its vectors cannot be reused.
-    was = _indexed_ids(store)
+    was = set(old) if previous is not None and not repaired else _indexed_ids(store)
     removed = [aid for aid in (was if was is not None else old) if aid not in current]
 
     loaded = load_corpus(corpus_dir, todo)
@@ -107,6 +102,8 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     fresh = list(loaded.articles)
     updated = sum(1 for a in fresh if a.id in old)
     data = _prepare(fresh, embedder, params, progress) if fresh else None
+    if data is not None:
+        data.stats = {a.id: stats[a.id] for a in fresh if a.id in stats}
 
     if (previous is not None and not repaired and not fresh and not removed
             and len(keep) == len(old) and skipped == previous.skipped):
@@ -114,16 +111,13 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
                            changed=False, generation=previous.generation, problems=problems)
 
     articles = dict(keep)
-    segments = [s for s in (previous.segments if previous else ()) if
-                any(e.segment == s for e in keep.values())]
+    in_use = {e.segment for e in keep.values()}
+    segments = [s for s in (previous.segments if previous else ()) if s in in_use]
     if data is not None:
         seg_path = store.new_segment_path()
         write_segment(seg_path, data)
         segments.append(seg_path.name)
-        counts = _counts(data)
-        for a in fresh:
-            n_sent, n_pass = counts.get(a.id, (0, 0))
-            articles[a.id] = ArticleEntry(seg_path.name, a.sha256, a.path, n_sent, n_pass)
+        articles.update(store.catalog(seg_path.name))
 
     manifest = Manifest(
         generation=new_generation_name(), format=FORMAT_VERSION, model=embedder.name,
@@ -131,7 +125,7 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
         chunking=params.as_dict(), cleaning=CLEANING_VERSION, built_at=time.time(),
         segments=tuple(segments), articles=articles, skipped=skipped,
     )
-    manifest = _maybe_compact(store, manifest)
+    manifest = maybe_compact(store, manifest)
     store.publish(manifest)
     store.collect_garbage()
     return BuildReport(
@@ -141,6 +135,23 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
         added=len(fresh) - updated, updated=updated, changed=True,
         generation=manifest.generation, problems=problems,
     )
+
+
+RACY_NS = 2_000_000_000  # a file modified this close to its hashing may change unseen
+
+
+def _hash(path: Path, entry: ArticleEntry | None) -> tuple[str, tuple[int, int]]:
+    """The file's SHA-256, and its (size, mtime_ns) to record. An unchanged size and
+    modification time since the last build means unchanged content, so the file is not read
+    again (adding one article then reads one file, not the corpus). A file modified within
+    ``RACY_NS`` of being hashed records an unknown mtime, so the next build hashes it again."""
+    st = path.stat()
+    if (entry is not None and entry.path == path.name and entry.mtime_ns >= 0
+            and (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns)):
+        return entry.sha256, (entry.size, entry.mtime_ns)
+    sha = file_sha256(path)
+    racy = st.st_mtime_ns > time.time_ns() - RACY_NS
+    return sha, (st.st_size, -1 if racy else st.st_mtime_ns)
 
 
 def _indexed_ids(store: IndexDir) -> set[str] | None:
@@ -156,8 +167,15 @@ def _reusable_manifest(store: IndexDir, embedder: Embedder,
     nothing can), and whether damaged segments were left out of it."""
     if not store.exists():
         return None, False
+    intact: dict[str, bool] = {}
+
+    def keep(seg: str) -> bool:
+        if seg not in intact:
+            intact[seg] = segment_intact(store.segments_dir / seg)
+        return intact[seg]
+
     try:
-        manifest = store.read_manifest()
+        manifest = store.read_manifest(keep=keep)
     except IndexError_ as exc:
         log.warning("Previous index not reusable, building from scratch: %s", exc)
         return None, False
@@ -166,15 +184,12 @@ def _reusable_manifest(store: IndexDir, embedder: Embedder,
             or manifest.chunking != params.as_dict() or manifest.cleaning != CLEANING_VERSION):
         log.info("Model, chunking or cleaning changed since the last build; re-embedding all.")
         return None, False
-    damaged = [s for s in manifest.segments if not segment_intact(store.segments_dir / s)]
+    damaged = [s for s, ok in intact.items() if not ok]
     if damaged:
         # Only the articles stored in damaged segments are embedded again.
         log.warning("Index segments %s are damaged; their articles will be re-embedded.",
                     ", ".join(damaged))
-        articles = {k: e for k, e in manifest.articles.items() if e.segment not in damaged}
-        segments = tuple(s for s in manifest.segments if s not in damaged)
-        return Manifest(**{**vars(manifest), "articles": articles, "segments": segments}), True
-    return manifest, False
+    return manifest, bool(damaged)
 
 
 def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,
@@ -201,18 +216,21 @@ def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,
     step = 64
     sent_vecs: list[np.ndarray] = []
     token_ids: list[np.ndarray] = []
-    token_vecs: list[np.ndarray] = []
+    token_vecs: list[np.ndarray] = []  # int8, quantised per batch (a quarter of float32)
+    token_scales: list[np.ndarray] = []
     embed_tokens = getattr(embedder, "embed_with_tokens", None)
     for i in range(0, len(sent_texts), step):
         batch = sent_texts[i:i + step]
         if embed_tokens is not None:
             vecs, toks = embed_tokens(batch)
             token_ids.extend(t.ids for t in toks)
-            token_vecs.extend(t.vectors for t in toks)
+            if toks:
+                q, scale = quantise(np.vstack([t.vectors for t in toks]))
+                token_vecs.append(q)
+                token_scales.append(scale)
         else:
             vecs = embedder.embed_batch(batch)
             token_ids.extend(np.zeros(0, np.int32) for _ in batch)
-            token_vecs.extend(np.zeros((0, embedder.dimension), np.float16) for _ in batch)
         sent_vecs.append(vecs)
         done += len(batch)
         if progress:
@@ -234,101 +252,8 @@ def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,
         sentence_vectors=np.vstack(sent_vecs) if sent_vecs else np.zeros((0, dim), np.float32),
         passage_vectors=np.vstack(pass_vecs) if pass_vecs else np.zeros((0, dim), np.float32),
         token_ids=np.concatenate(token_ids) if token_ids else np.zeros(0, np.int32),
-        token_vectors=(np.vstack(token_vecs) if token_vecs else np.zeros((0, dim), np.float16)
-                       ).astype(np.float16),
+        token_vectors=np.vstack(token_vecs) if token_vecs else np.zeros((0, dim), np.int8),
         token_offsets=offsets,
+        token_scales=(np.concatenate(token_scales) if token_scales
+                      else np.zeros(0, np.float32)),
     )
-
-
-def _counts(data: SegmentData) -> dict[str, tuple[int, int]]:
-    sent_per = np.bincount(data.sentences[:, 0], minlength=len(data.articles))
-    first_rows = data.sentences[data.passages[:, 0], 0] if len(data.passages) else np.zeros(0, int)
-    pass_per = np.bincount(first_rows, minlength=len(data.articles))
-    return {a.id: (int(sent_per[i]), int(pass_per[i])) for i, a in enumerate(data.articles)}
-
-
-def _maybe_compact(store: IndexDir, manifest: Manifest) -> Manifest:
-    """Merge segments when there are many, or when most of their passages are dead."""
-    live = {s: 0 for s in manifest.segments}
-    for e in manifest.articles.values():
-        live[e.segment] += e.passages
-    if len(manifest.segments) <= MAX_SEGMENTS:
-        dead_heavy = False
-        for seg in manifest.segments:
-            total = _segment_passages(store, seg)
-            if total and 1 - live[seg] / total > MAX_DEAD_FRACTION:
-                dead_heavy = True
-        if not dead_heavy:
-            return manifest
-    parts = [_live_part(store, seg, manifest) for seg in manifest.segments]
-    merged = _concat([p for p in parts if p is not None])
-    seg_path = store.new_segment_path()
-    write_segment(seg_path, merged)
-    articles = {aid: ArticleEntry(seg_path.name, e.sha256, e.path, e.sentences, e.passages)
-                for aid, e in manifest.articles.items()}
-    return Manifest(**{**vars(manifest), "segments": (seg_path.name,), "articles": articles})
-
-
-def _segment_passages(store: IndexDir, seg: str) -> int:
-    """Passages a segment holds, live or dead: read from the array header alone."""
-    try:
-        return int(np.load(store.segments_dir / seg / PASSAGES, mmap_mode="r").shape[0])
-    except (OSError, ValueError):
-        return 0
-
-
-def _live_part(store: IndexDir, seg: str, manifest: Manifest) -> SegmentData | None:
-    segment = load_segment(store.segments_dir / seg)
-    rows = [i for i, a in enumerate(segment.articles)
-            if manifest.articles.get(a.id, None) is not None
-            and manifest.articles[a.id].segment == seg]
-    if not rows:
-        return None
-    keep_art = np.zeros(len(segment.articles), bool)
-    keep_art[rows] = True
-    new_row = np.cumsum(keep_art) - 1
-    s_mask = keep_art[segment.sentences[:, 0]]
-    new_sent = np.cumsum(s_mask) - 1
-    p_mask = s_mask[segment.passages[:, 0]]
-    sentences = np.array(segment.sentences[s_mask])
-    sentences[:, 0] = new_row[sentences[:, 0]]
-    passages = new_sent[np.array(segment.passages[p_mask])]
-    tok_ids, tok_vecs = [], []
-    offsets = [0]
-    for i in np.flatnonzero(s_mask):
-        a, b = segment.token_offsets[i], segment.token_offsets[i + 1]
-        tok_ids.append(np.asarray(segment.token_ids[a:b]))
-        tok_vecs.append(np.asarray(segment.token_vectors[a:b]))
-        offsets.append(offsets[-1] + (b - a))
-    dim = segment.sentence_vectors.shape[1]
-    return SegmentData(
-        articles=[segment.articles[i] for i in rows], sentences=sentences, passages=passages,
-        sentence_vectors=np.asarray(segment.sentence_vectors[s_mask]),
-        passage_vectors=np.asarray(segment.passage_vectors[p_mask]),
-        token_ids=np.concatenate(tok_ids) if tok_ids else np.zeros(0, np.int32),
-        token_vectors=np.vstack(tok_vecs) if tok_vecs else np.zeros((0, dim), np.float16),
-        token_offsets=np.asarray(offsets, dtype=np.int64),
-    )
-
-
-def _concat(parts: list[SegmentData]) -> SegmentData:
-    articles: list[Article] = []
-    sentences, passages, svec, pvec, tids, tvec, offs = [], [], [], [], [], [], [np.zeros(1, int)]
-    n_art = n_sent = n_tok = 0
-    for p in parts:
-        s = p.sentences.copy()
-        s[:, 0] += n_art
-        sentences.append(s)
-        passages.append(p.passages + n_sent)
-        svec.append(p.sentence_vectors)
-        pvec.append(p.passage_vectors)
-        tids.append(p.token_ids)
-        tvec.append(p.token_vectors)
-        offs.append(p.token_offsets[1:] + n_tok)
-        articles.extend(p.articles)
-        n_art += len(p.articles)
-        n_sent += len(p.sentences)
-        n_tok += int(p.token_offsets[-1])
-    return SegmentData(articles, np.vstack(sentences), np.vstack(passages), np.vstack(svec),
-                       np.vstack(pvec), np.concatenate(tids), np.vstack(tvec),
-                       np.concatenate(offs).astype(np.int64))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,10 +30,13 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     """The files of a corpus folder that dossier-bot reads, in a stable order."""
     if not corpus_dir.is_dir():
         return []
-    return sorted(
-        p for p in corpus_dir.iterdir()
-        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
-    )
+    # scandir: the file type comes with the listing, no stat per file (25k files at 1M passages)
+    with os.scandir(corpus_dir) as entries:
+        return sorted(
+            Path(e.path) for e in entries
+            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower()
+            in SUPPORTED_SUFFIXES and e.is_file()
+        )
 
 
 def file_sha256(path: Path) -> str:

@@ -110,6 +110,7 @@ class _Candidate:
     cover: float = 0.0
 
 
+CACHE_MAX = 200_000  # entries per retriever cache (terms of sentences, articles, query terms)
 CONTEXT_SENTENCES = 3  # how far back a sentence's context reaches (within its block)
 
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
@@ -196,30 +197,30 @@ class Retriever:
         self.max_quotes = max_quotes
         # live[segment id] = ids of the articles whose current version lives in that segment
         self._live_rows = {
-            s.id: np.array([a.id in live.get(s.id, set()) for a in s.articles], dtype=bool)
+            s.id: np.array([a.id in live.get(s.id, ()) for a in s.articles], dtype=bool)
             for s in segments
         }
-        self._n_passages = sum(int(self._live_rows[s.id][s.sentences[s.passages[:, 0], 0]].sum())
+        # Everything below is O(segments) (plus one flag per article): a reload after adding
+        # one article must not cost a pass over the whole index. Per-segment statistics
+        # (document frequencies, word-piece counts) were computed when the segment was written.
+        self._n_passages = sum(int(self._live_rows[s.id] @ s.passages_per_article)
                                for s in segments if s.n_passages)
-        df: dict[str, int] = {}
-        for s in segments:
-            for t, n in s.term_df.items():
-                df[t] = df.get(t, 0) + n
-        self._df = df
+        self._df_cache: dict[str, int] = {}
         counts = np.zeros(1, dtype=np.int64)
         for s in segments:
-            if s.token_ids.size:
-                c = np.bincount(np.asarray(s.token_ids), minlength=counts.size)
-                if c.size > counts.size:
-                    counts = np.pad(counts, (0, c.size - counts.size))
-                counts[: c.size] += c
+            c = s.piece_counts
+            if c.size > counts.size:
+                counts = np.pad(counts, (0, c.size - counts.size))
+            counts[: c.size] += c
         self._piece_counts = counts
         self._n_sentences = max(1, sum(len(s.sentences) for s in segments))
         self._skip_pieces = self._function_pieces()
-        self._term_cache: dict[str, dict[int, frozenset[str]]] = {}
+        # Bounded: a long-running bot would otherwise keep one entry per sentence ever scored.
+        self._term_cache: dict[tuple[str, int], frozenset[str]] = {}
         self._meta_terms: dict[str, frozenset[str]] = {}
         self._known: frozenset[str] | None = None
         self._speakers: dict[str, dict[int, tuple[int, ...]]] = {}
+        self._owners: dict[str, np.ndarray] = {}  # article row of every sentence, per segment
 
     # -- public -------------------------------------------------------------------------------
 
@@ -374,7 +375,7 @@ class Retriever:
         if len(span):
             gather = np.concatenate([np.arange(a, a + k) for a, k in zip(starts, lengths,
                                                                          strict=True)])
-            sims = qt @ np.asarray(seg.token_vectors[gather], dtype=np.float32).T
+            sims = qt @ seg.token_matrix(gather).T
             cuts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
             per[:-1] = np.maximum.reduceat(sims, cuts, axis=1).T  # (sentences, q tokens)
 
@@ -393,25 +394,35 @@ class Retriever:
         cache = self._speakers.setdefault(seg.id, {})
         found = cache.get(row)
         if found is None:
-            article = int(seg.sentences[row, 0])
-            col = seg.sentences[:, 0]
-            first = int(np.searchsorted(col, article, side="left"))
-            last = int(np.searchsorted(col, article, side="right"))
+            if len(cache) >= CACHE_MAX:
+                cache.clear()
+            owners = self._owners.get(seg.id)
+            if owners is None:  # sentence rows are grouped by article, in order
+                owners = self._owners[seg.id] = np.ascontiguousarray(seg.sentences[:, 0])
+            article = int(owners[row])
+            first = int(np.searchsorted(owners, article, side="left"))
+            last = int(np.searchsorted(owners, article, side="right"))
             spans = [(int(a), int(b)) for a, b in seg.sentences[first:last, 1:3]]
             found = cache[row] = tuple(first + j for j in speaker_sentences(
                 seg.articles[article].body, spans, row - first))
         return found
 
     def _terms(self, seg: Segment, row: int) -> frozenset[str]:
-        cache = self._term_cache.setdefault(seg.id, {})
-        found = cache.get(row)
+        key = (seg.id, row)
+        found = self._term_cache.get(key)
         if found is None:
-            found = cache[row] = frozenset(terms(self._text(seg, row, row)))
+            if len(self._term_cache) >= CACHE_MAX:
+                self._term_cache.clear()
+            found = self._term_cache[key] = seg.sentence_terms(row)  # precomputed at write
         return found
 
     def _idf(self, term: str) -> float:
         n = max(1, self._n_passages)
-        df = self._df.get(term, 0)
+        df = self._df_cache.get(term)
+        if df is None:
+            if len(self._df_cache) >= CACHE_MAX:
+                self._df_cache.clear()
+            df = self._df_cache[term] = sum(s.term_df.get(term, 0) for s in self.segments)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
     def _piece_idf(self, piece: int) -> float:
@@ -431,6 +442,8 @@ class Retriever:
                     total: float) -> float:
         have = self._meta_terms.get(article.id)
         if have is None:
+            if len(self._meta_terms) >= CACHE_MAX:
+                self._meta_terms.clear()
             meta = " ".join(x for x in (article.title, article.outlet, article.author) if x)
             have = self._meta_terms[article.id] = frozenset(terms(meta))
         return sum(idf[t] for t in qterms if t in have) / total
@@ -463,21 +476,22 @@ class Retriever:
         return any((ts := terms(w)) and not any(self._is_known(t) for t in ts) for w in words)
 
     def _is_known(self, term: str) -> bool:
-        known = self._known_terms()
-        if term in known:
-            return True
         # "Australian" is known where "Australia" is, "Singaporean" where "Singapore" is.
-        return any(term[:k] in known for k in range(6, len(term)))
+        return any(self._mentioned(t) for t in (term, *(term[:k] for k in range(6, len(term)))))
 
-    def _known_terms(self) -> frozenset[str]:
-        """Every term of the dossier: its passages and its articles' titles, outlets, authors."""
+    def _mentioned(self, term: str) -> bool:
+        """Whether any passage, title, outlet or author holds the term."""
+        return (any(term in s.term_df for s in self.segments)
+                or term in self._metadata_terms())
+
+    def _metadata_terms(self) -> frozenset[str]:
         if self._known is None:
             meta: set[str] = set()
             for seg in self.segments:
                 for article in seg.articles:
                     meta.update(terms(" ".join(x for x in (article.title, article.outlet,
                                                            article.author) if x)))
-            self._known = frozenset(self._df) | meta
+            self._known = frozenset(meta)
         return self._known
 
     def _quotes(self, ranked: list[_Candidate]) -> tuple[Evidence, ...]:

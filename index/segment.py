@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bm25s
@@ -20,6 +20,7 @@ import numpy as np
 
 from index import vectors as vectors_module
 from index.model import Article
+from index.rows import RowFile
 from index.text import terms
 
 # bm25s sets its own logger to DEBUG on import, which would print on every build.
@@ -34,12 +35,23 @@ PASSAGES = "passages.npy"  # int64 (m, 3): first sentence, last sentence, centre
 SENT_VECTORS = "sentence_vectors.npy"  # float32 (n, d)
 PASSAGE_VECTORS = "passage_vectors.npy"  # float32 (m, d)
 TOKEN_IDS = "token_ids.npy"  # int32 (t,): word pieces of every sentence, concatenated
-TOKEN_VECTORS = "token_vectors.npy"  # float16 (t, d)
+# int8 (t, d) with one float32 scale per vector: a quarter of float32, so the token vectors of
+# a million passages (12 GB instead of 24 GB as float16) fit in this class of machine's page cache.
+TOKEN_VECTORS = "token_vectors.npy"
+TOKEN_SCALES = "token_scales.npy"  # float32 (t,): vector = int8 row * scale
 TOKEN_OFFSETS = "token_offsets.npy"  # int64 (n + 1,): sentence i owns tokens [o[i], o[i+1])
+PIECE_COUNTS = "piece_counts.npy"  # int64: occurrences of each word piece (a reader sums these)
 TERM_COUNTS = "term_df.json"  # document frequency of each stemmed term over passages
+TERM_VOCAB = "terms.json"  # list of the segment's stemmed terms; ids below index it
+SENT_TERMS = "sentence_terms.npy"  # int32: distinct term ids of every sentence, concatenated
+SENT_TERM_OFFSETS = "sentence_term_offsets.npy"  # int64 (n + 1,), like TOKEN_OFFSETS
+CATALOG = "catalog.json"  # see index.store.write_catalog
 FAISS_FILE = "passages.faiss"
 BM25_DIR = "bm25"
 SIZES = "sizes.json"  # byte size of every file above, to detect truncation cheaply
+ARRAYS = (SENTENCES, PASSAGES, SENT_VECTORS, PASSAGE_VECTORS, TOKEN_IDS, TOKEN_VECTORS,
+          TOKEN_SCALES, TOKEN_OFFSETS, PIECE_COUNTS, SENT_TERMS, SENT_TERM_OFFSETS)
+REQUIRED = (ARTICLES, *ARRAYS, TERM_COUNTS, TERM_VOCAB, CATALOG, FAISS_FILE)
 
 
 class SegmentError(RuntimeError):
@@ -56,15 +68,20 @@ class SegmentData:
     sentence_vectors: np.ndarray
     passage_vectors: np.ndarray
     token_ids: np.ndarray
-    token_vectors: np.ndarray
+    token_vectors: np.ndarray  # float (quantised when written), or int8 with token_scales
     token_offsets: np.ndarray
+    token_scales: np.ndarray | None = None
+    # corpus file (size, mtime_ns) by article id, as hashed: lets the next build skip re-reading
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class Segment:
     """A loaded, read-only segment."""
 
     def __init__(self, path: Path, data: SegmentData, vector_index: faiss.Index,
-                 bm25: bm25s.BM25 | None, term_df: dict[str, int]) -> None:
+                 bm25: bm25s.BM25 | None, term_df: dict[str, int], *,
+                 piece_counts: np.ndarray | None = None, term_vocab: list[str] | None = None,
+                 sentence_terms: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.path = path
         self.id = path.name
         self.articles = data.articles
@@ -74,15 +91,28 @@ class Segment:
         self.passage_vectors = data.passage_vectors
         self.token_ids = data.token_ids
         self.token_vectors = data.token_vectors
+        self.token_scales = data.token_scales  # None when token_vectors are float already
         self.token_offsets = data.token_offsets
         self.vector_index = vector_index
         self.bm25 = bm25
         self.term_df = term_df
+        self.piece_counts = (piece_counts if piece_counts is not None
+                             else np.bincount(np.asarray(data.token_ids, dtype=np.int64)))
+        self.term_vocab = term_vocab or []
+        self._sent_terms = sentence_terms
         self.article_row = {a.id: i for i, a in enumerate(self.articles)}
+        self._passages_per_article: np.ndarray | None = None
 
     @property
     def n_passages(self) -> int:
         return int(self.passages.shape[0])
+
+    @property
+    def passages_per_article(self) -> np.ndarray:
+        if self._passages_per_article is None:
+            owner = self.sentences[self.passages[:, 0], 0] if self.n_passages else np.zeros(0, int)
+            self._passages_per_article = np.bincount(owner, minlength=len(self.articles))
+        return self._passages_per_article
 
     def passage_text(self, row: int) -> str:
         first, last, _ = self.passages[row]
@@ -92,9 +122,30 @@ class Segment:
     def passage_article(self, row: int) -> Article:
         return self.articles[int(self.sentences[int(self.passages[row, 0]), 0])]
 
+    def sentence_text(self, row: int) -> str:
+        art = self.articles[int(self.sentences[row, 0])]
+        return art.body[int(self.sentences[row, 1]):int(self.sentences[row, 2])]
+
+    def sentence_terms(self, row: int) -> frozenset[str]:
+        """``terms()`` of a sentence, computed when the segment was written."""
+        if self._sent_terms is None:
+            return frozenset(terms(self.sentence_text(row)))
+        ids, offsets = self._sent_terms
+        vocab = self.term_vocab
+        return frozenset(vocab[i] for i in ids[offsets[row]:offsets[row + 1]].tolist())
+
+    def token_matrix(self, rows: np.ndarray) -> np.ndarray:
+        """Token vectors at ``rows`` as float32 (de-quantised when stored as int8)."""
+        out = np.asarray(self.token_vectors[rows], dtype=np.float32)
+        if self.token_scales is not None:
+            out *= np.asarray(self.token_scales[rows], dtype=np.float32)[:, None]
+        return out
+
 
 def write_segment(path: Path, data: SegmentData) -> None:
     """Write a segment into ``path`` (a fresh folder), fsynced, ready to be referenced."""
+    from index.store import ArticleEntry, write_catalog
+
     path.mkdir(parents=True, exist_ok=False)
     articles = [
         {**a.meta(), "sha256": a.sha256, "body": a.body} for a in data.articles
@@ -103,30 +154,110 @@ def write_segment(path: Path, data: SegmentData) -> None:
     for name, array in (
         (SENTENCES, data.sentences), (PASSAGES, data.passages),
         (SENT_VECTORS, data.sentence_vectors), (PASSAGE_VECTORS, data.passage_vectors),
-        (TOKEN_IDS, data.token_ids), (TOKEN_VECTORS, data.token_vectors.astype(np.float16)),
-        (TOKEN_OFFSETS, data.token_offsets),
+        (TOKEN_IDS, data.token_ids), (TOKEN_OFFSETS, data.token_offsets),
+        (PIECE_COUNTS, np.bincount(np.asarray(data.token_ids, dtype=np.int64))),
     ):
-        with (path / name).open("wb") as fh:
-            np.save(fh, np.ascontiguousarray(array))
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_array(path / name, array)
+    if data.token_scales is not None:
+        _write_array(path / TOKEN_VECTORS, data.token_vectors.astype(np.int8, copy=False))
+        _write_array(path / TOKEN_SCALES, data.token_scales.astype(np.float32, copy=False))
+    else:
+        write_token_vectors(path, _chunks(data.token_vectors), data.token_vectors.shape)
     texts = [_passage_text(data, i) for i in range(data.passages.shape[0])]
     tokenised = [terms(t) for t in texts]
     df = Counter(t for toks in tokenised for t in set(toks))
     _write_bytes(path / TERM_COUNTS, json.dumps(df).encode())
+    _write_sentence_terms(path, data)
     faiss.write_index(build_vector_index(data.passage_vectors), str(path / FAISS_FILE))
     if texts:
         bm25 = bm25s.BM25()
         bm25.index(bm25s.tokenization.Tokenized(*_vocab_ids(tokenised)), show_progress=False)
         bm25.save(str(path / BM25_DIR))
-    sizes = {p.name: p.stat().st_size for p in path.iterdir() if p.is_file()}
+    n_sent = np.bincount(data.sentences[:, 0], minlength=len(data.articles))
+    owner = data.sentences[data.passages[:, 0], 0] if len(data.passages) else np.zeros(0, int)
+    n_pass = np.bincount(owner, minlength=len(data.articles))
+    write_catalog(path, {
+        a.id: ArticleEntry(path.name, a.sha256, a.path, int(n_sent[i]), int(n_pass[i]),
+                           *data.stats.get(a.id, (-1, -1)))
+        for i, a in enumerate(data.articles)})
+    record_sizes(path)
+
+
+def record_sizes(path: Path) -> None:
+    """Record every file's size (written last: a segment without it is incomplete)."""
+    sizes = {p.name: p.stat().st_size for p in path.iterdir() if p.is_file() and p.name != SIZES}
     _write_bytes(path / SIZES, json.dumps(sizes).encode())
     _fsync_dir(path)
+
+
+def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 rows and one scale per row (max |x| maps to 127; error under 0.4% of the max)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    scale = np.abs(v).max(axis=1) / 127.0 if v.size else np.zeros(len(v), np.float32)
+    safe = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = np.rint(v / safe[:, None]).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def write_token_vectors(path: Path, chunks, shape: tuple[int, int]) -> None:
+    """Stream float token vectors (an iterable of row blocks, ``shape`` in all) to disk as
+    int8 + scales, one block at a time: a build's memory then follows its block, not its size."""
+    total, dim = shape
+    header = {"fortran_order": False}
+    with (path / TOKEN_VECTORS).open("wb") as vf, (path / TOKEN_SCALES).open("wb") as sf:
+        np.lib.format.write_array_header_1_0(
+            vf, {**header, "descr": np.lib.format.dtype_to_descr(np.dtype(np.int8)),
+                 "shape": (total, dim)})
+        np.lib.format.write_array_header_1_0(
+            sf, {**header, "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                 "shape": (total,)})
+        written = 0
+        for block in chunks:
+            q, scale = quantise(block)
+            vf.write(q.tobytes())
+            sf.write(scale.tobytes())
+            written += len(q)
+        if written != total:
+            raise ValueError(f"token vectors: {written} rows written, {total} expected")
+        for fh in (vf, sf):
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _chunks(array: np.ndarray, rows: int = 65536):
+    for i in range(0, len(array), rows):
+        yield array[i:i + rows]
+
+
+def _write_sentence_terms(path: Path, data: SegmentData) -> None:
+    """Each sentence's distinct terms, so a question does not re-run ``terms()`` over the
+    text of every candidate sentence."""
+    vocab: dict[str, int] = {}
+    ids: list[int] = []
+    offsets = np.zeros(len(data.sentences) + 1, dtype=np.int64)
+    for i, (row, start, end, _) in enumerate(data.sentences.tolist()):
+        body = data.articles[row].body
+        for t in dict.fromkeys(terms(body[start:end])):
+            ids.append(vocab.setdefault(t, len(vocab)))
+        offsets[i + 1] = len(ids)
+    _write_bytes(path / TERM_VOCAB, json.dumps(list(vocab), ensure_ascii=False).encode())
+    _write_array(path / SENT_TERMS, np.asarray(ids, dtype=np.int32))
+    _write_array(path / SENT_TERM_OFFSETS, offsets)
+
+
+def _write_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as fh:
+        np.save(fh, np.ascontiguousarray(array))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def load_segment(path: Path) -> Segment:
     try:
         sizes = json.loads((path / SIZES).read_text())
+        for name in REQUIRED:
+            if name not in sizes:
+                raise SegmentError(f"{path.name}/{name} is missing")
         for name, size in sizes.items():
             actual = (path / name).stat().st_size
             if actual != size:
@@ -140,37 +271,42 @@ def load_segment(path: Path) -> Segment:
         ]
 
         def arr(name: str) -> np.ndarray:
-            # Small arrays are read into memory (gathering rows from a memory map costs more
-            # than the search itself); large ones stay mapped so memory follows use.
-            mapped = (path / name).stat().st_size > MMAP_THRESHOLD
-            return np.load(path / name, mmap_mode="r" if mapped else None, allow_pickle=False)
+            # Small arrays are read into memory (gathering rows from a file costs more than
+            # the search itself); large ones stay on disk, rows read per question (RowFile).
+            if (path / name).stat().st_size > MMAP_THRESHOLD:
+                return RowFile(path / name)  # type: ignore[return-value]
+            return np.load(path / name, allow_pickle=False)
 
+        tokens, scales = arr(TOKEN_VECTORS), arr(TOKEN_SCALES)
+        if not isinstance(tokens, RowFile):
+            # Small segments keep float32 in memory: no conversion per question.
+            tokens, scales = tokens.astype(np.float32) * np.asarray(scales)[:, None], None
         data = SegmentData(articles, np.asarray(arr(SENTENCES)), np.asarray(arr(PASSAGES)),
                            arr(SENT_VECTORS), arr(PASSAGE_VECTORS), arr(TOKEN_IDS),
-                           _as_float32_in_memory(arr(TOKEN_VECTORS)),
-                           np.asarray(arr(TOKEN_OFFSETS)))
+                           tokens, np.asarray(arr(TOKEN_OFFSETS)), scales)
         vector_index = vectors_module.configure_search(faiss.read_index(str(path / FAISS_FILE)))
         bm25 = None
         if (path / BM25_DIR).is_dir():
             bm25 = bm25s.BM25.load(str(path / BM25_DIR), mmap=False, load_vocab=True)
         term_df = json.loads((path / TERM_COUNTS).read_text())
+        vocab = json.loads((path / TERM_VOCAB).read_text(encoding="utf-8"))
+        sent_terms = (np.asarray(arr(SENT_TERMS)), np.asarray(arr(SENT_TERM_OFFSETS)))
+        piece_counts = np.asarray(arr(PIECE_COUNTS))
     except SegmentError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise SegmentError(f"segment {path.name} cannot be read ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     n = data.sentences.shape[0]
+    t = data.token_ids.shape[0]
     if (data.sentence_vectors.shape[0] != n or data.token_offsets.shape[0] != n + 1
             or data.passage_vectors.shape[0] != data.passages.shape[0]
-            or vector_index.ntotal != data.passages.shape[0]):
+            or vector_index.ntotal != data.passages.shape[0]
+            or data.token_vectors.shape[0] != t or sent_terms[1].shape[0] != n + 1
+            or (data.token_scales is not None and data.token_scales.shape[0] != t)):
         raise SegmentError(f"segment {path.name} is inconsistent (array sizes disagree)")
-    return Segment(path, data, vector_index, bm25, term_df)
-
-
-def _as_float32_in_memory(array: np.ndarray) -> np.ndarray:
-    """Token vectors are stored as float16 to halve the disk; in memory, small segments keep
-    them as float32 so that scoring does not convert them again for every question."""
-    return array if isinstance(array, np.memmap) else array.astype(np.float32)
+    return Segment(path, data, vector_index, bm25, term_df, piece_counts=piece_counts,
+                   term_vocab=vocab, sentence_terms=sent_terms)
 
 
 def segment_intact(path: Path) -> bool:
@@ -179,18 +315,19 @@ def segment_intact(path: Path) -> bool:
     one article does not cost a read of the whole index.)"""
     try:
         sizes = json.loads((path / SIZES).read_text())
+        if any(name not in sizes for name in REQUIRED):
+            return False
         for name, size in sizes.items():
             if (path / name).stat().st_size != size:
                 return False
-        for name in (ARTICLES, TERM_COUNTS):
+        for name in (ARTICLES, TERM_COUNTS, TERM_VOCAB, CATALOG):
             with (path / name).open("rb") as fh:
                 head = fh.read(1)
                 fh.seek(-1, os.SEEK_END)
                 tail = fh.read(1)
             if (head, tail) not in ((b"[", b"]"), (b"{", b"}")):
                 return False
-        for name in (SENTENCES, PASSAGES, SENT_VECTORS, PASSAGE_VECTORS, TOKEN_IDS,
-                     TOKEN_VECTORS, TOKEN_OFFSETS):
+        for name in ARRAYS:
             np.load(path / name, mmap_mode="r", allow_pickle=False)
         with (path / FAISS_FILE).open("rb") as fh:
             fourcc = fh.read(4)  # FAISS files start with the index type's four letters

@@ -164,6 +164,9 @@ DAMAGE = {
     "zeroed faiss": _zero_same_size("passages.faiss"),
     "zeroed sentence vectors": _zero_same_size("sentence_vectors.npy"),
     "zeroed articles": _zero_same_size("articles.json"),
+    "zeroed catalog": _zero_same_size("catalog.json"),
+    "truncated token scales": _truncate("token_scales.npy"),
+    "truncated sentence terms": _truncate("sentence_terms.npy"),
     "garbled manifest": _garble_manifest,
     "manifest without keys": _empty_manifest_object,
     "generation deleted": _delete_generation,
@@ -223,8 +226,9 @@ def test_no_index_says_how_to_build_one(tmp_path, embedder):
 
 def test_manifest_round_trips_through_json(copy):
     _, index_dir = copy
-    manifest = IndexDir(index_dir).read_manifest()
-    again = Manifest.from_json(manifest.to_json())
+    store = IndexDir(index_dir)
+    manifest = store.read_manifest()
+    again = Manifest.from_json(manifest.to_json(store.catalog), store.catalog)
     assert again == manifest
     assert again.format == FORMAT_VERSION
     assert again.passages == sum(e.passages for e in manifest.articles.values()) > 0
