@@ -16,6 +16,7 @@ from pathlib import Path
 from index.build import BuildReport, Progress, build_index
 from index.embed import Embedder
 from index.model import Article
+from index.rows import warm_page_cache
 from index.search import Retriever, SearchResult
 from index.segment import Segment, SegmentError, load_segment, segment_intact
 from index.store import IndexCorrupt, IndexDir, IndexMismatch, Manifest
@@ -128,6 +129,7 @@ class LiveIndex:
                 f"The index holds {manifest.dimension}-dimensional vectors but the model makes "
                 f"{embedder.dimension}; rebuild it with `dossier-bot index build`.")
         segments: list[Segment] = []
+        fresh: list[Segment] = []
         for seg_id in manifest.segments:
             seg = self._segments.get(seg_id)
             if seg is None:
@@ -136,6 +138,7 @@ class LiveIndex:
                 except SegmentError as exc:
                     raise IndexCorrupt(f"The index at {self.dir.root} is damaged: {exc}; rebuild "
                                        "it with `dossier-bot index build`.") from None
+                fresh.append(seg)
             if seg.sentence_vectors.shape[1:] != (manifest.dimension,):
                 raise IndexCorrupt(f"Segment {seg_id} holds vectors of the wrong size; rebuild "
                                    "with `dossier-bot index build`.")
@@ -146,4 +149,7 @@ class LiveIndex:
         by_id = {a.id: a for s in segments for a in s.articles if a.id in live.get(s.id, ())}
         articles = tuple(by_id[aid] for aid in sorted(manifest.articles) if aid in by_id)
         self._segments = {s.id: s for s in segments}
+        # Large segments stay on disk; read them once in the background so new questions do
+        # not wait on the disk (a no-op for small dossiers, which live in memory).
+        warm_page_cache([f for s in fresh for f in s.on_disk()])
         return Snapshot(manifest, articles, Retriever(segments, live, embedder))

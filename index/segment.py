@@ -103,6 +103,12 @@ class Segment:
         self.article_row = {a.id: i for i, a in enumerate(self.articles)}
         self._passages_per_article: np.ndarray | None = None
 
+    def on_disk(self) -> list[RowFile]:
+        """The arrays left on disk and read per question, most read first."""
+        arrays = (self.token_vectors, self.token_scales, self.passage_vectors,
+                  self.sentence_vectors, self.token_ids)
+        return [a for a in arrays if isinstance(a, RowFile)]
+
     @property
     def n_passages(self) -> int:
         return int(self.passages.shape[0])
