@@ -138,6 +138,7 @@ class LiveIndex:
                 except SegmentError as exc:
                     raise IndexCorrupt(f"The index at {self.dir.root} is damaged: {exc}; rebuild "
                                        "it with `dossier-bot index build`.") from None
+                seg.metadata_terms()  # at load, not in the first question that needs it
                 fresh.append(seg)
             if seg.sentence_vectors.shape[1:] != (manifest.dimension,):
                 raise IndexCorrupt(f"Segment {seg_id} holds vectors of the wrong size; rebuild "

@@ -87,7 +87,7 @@ class RowFile:
         return np.frombuffer(data, dtype=self.dtype).reshape(n, *self._row_shape).copy()
 
 
-_PREFETCH_SHARE = 0.6  # of physical memory that page-cache warming may claim, per process
+_PREFETCH_SHARE = 0.75  # of physical memory that page-cache warming may claim, per process
 _prefetch_lock = threading.Lock()
 _prefetched: dict[str, int] = {}  # bytes scheduled per file, in this process
 _threads: list[threading.Thread] = []

@@ -111,6 +111,7 @@ class _Candidate:
 
 
 CACHE_MAX = 200_000  # entries per retriever cache (terms of sentences, articles, query terms)
+SPEAKER_TOP = 24  # candidates whose speaker is traced (see Retriever._speaker_feature)
 CONTEXT_SENTENCES = 3  # how far back a sentence's context reaches (within its block)
 
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
@@ -218,9 +219,7 @@ class Retriever:
         # Bounded: a long-running bot would otherwise keep one entry per sentence ever scored.
         self._term_cache: dict[tuple[str, int], frozenset[str]] = {}
         self._meta_terms: dict[str, frozenset[str]] = {}
-        self._known: frozenset[str] | None = None
         self._speakers: dict[str, dict[int, tuple[int, ...]]] = {}
-        self._owners: dict[str, np.ndarray] = {}  # article row of every sentence, per segment
 
     # -- public -------------------------------------------------------------------------------
 
@@ -277,10 +276,6 @@ class Retriever:
                 cols["sentence_cover"][k] = cover(sent)
                 cols["window_cover"][k] = cover(win)
                 cols["context_cover"][k] = cover(ctx)
-                spk = self._speaker_rows(seg, row)
-                if spk:
-                    cols["speaker_cover"][k] = cover(set().union(*(self._terms(seg, j)
-                                                                   for j in spk)))
                 text = self._text(seg, row, row)
                 article = seg.articles[int(seg.sentences[row, 0])]
                 if kind == "author":
@@ -294,8 +289,26 @@ class Retriever:
                 rows.append((seg, row))
             blocks.append(np.column_stack([cols[name] for name in FEATURES]))
         matrix = np.vstack(blocks).astype(np.float32)
+        self._speaker_feature(matrix, rows, qterms, idf, total_idf)
         return Features(question, rows, matrix, self._unknown(qterms, idf),
                         self._names_unknown(question))
+
+    def _speaker_feature(self, matrix: np.ndarray, rows: list[tuple[Segment, int]],
+                         qterms: list[str], idf: dict[str, float], total_idf: float) -> None:
+        """Fill ``speaker_cover`` for the candidates that could still come first.
+
+        Tracing who speaks costs a paragraph scan per sentence; it only reorders close
+        candidates, so it is done for the best ``SPEAKER_TOP`` by the other features.
+        """
+        w = self.weights
+        vector = np.array([getattr(w, name) for name in FEATURES], dtype=np.float32)
+        col = FEATURES.index("speaker_cover")
+        for i in np.argsort(-(matrix @ vector), kind="stable")[:SPEAKER_TOP].tolist():
+            seg, row = rows[i]
+            spk = self._speaker_rows(seg, row)
+            if spk:
+                have = set().union(*(self._terms(seg, j) for j in spk))
+                matrix[i, col] = sum(idf[t] for t in qterms if t in have) / total_idf
 
     def rank(self, feats: Features, weights: Weights | None = None) -> list[_Candidate]:
         w = weights or self.weights
@@ -386,9 +399,12 @@ class Retriever:
             return np.where(found, pos, len(span))
 
         sentence = per[at(rows)] @ weights
-        window = np.array([per[at(np.arange(a, b + 1))].max(axis=0) @ weights
-                           for a, b in zip(lo, hi, strict=True)], dtype=np.float32)
-        return sentence.astype(np.float32), window
+        # A window's best match per question token, one offset into the windows at a time
+        # (windows are a few sentences long; offsets past a window's end repeat its last).
+        best = per[at(lo)]
+        for d in range(1, int((hi - lo).max(initial=0)) + 1):
+            best = np.maximum(best, per[at(np.minimum(lo + d, hi))])
+        return sentence.astype(np.float32), (best @ weights).astype(np.float32)
 
     def _speaker_rows(self, seg: Segment, row: int) -> tuple[int, ...]:
         cache = self._speakers.setdefault(seg.id, {})
@@ -396,13 +412,10 @@ class Retriever:
         if found is None:
             if len(cache) >= CACHE_MAX:
                 cache.clear()
-            owners = self._owners.get(seg.id)
-            if owners is None:  # sentence rows are grouped by article, in order
-                owners = self._owners[seg.id] = np.ascontiguousarray(seg.sentences[:, 0])
-            article = int(owners[row])
-            first = int(np.searchsorted(owners, article, side="left"))
-            last = int(np.searchsorted(owners, article, side="right"))
-            spans = [(int(a), int(b)) for a, b in seg.sentences[first:last, 1:3]]
+            article = int(seg.sentences[row, 0])
+            first = int(seg.article_first_sentence[article])
+            last = int(seg.article_first_sentence[article + 1])
+            spans = seg.sentences[first:last, 1:3].tolist()
             found = cache[row] = tuple(first + j for j in speaker_sentences(
                 seg.articles[article].body, spans, row - first))
         return found
@@ -481,18 +494,7 @@ class Retriever:
 
     def _mentioned(self, term: str) -> bool:
         """Whether any passage, title, outlet or author holds the term."""
-        return (any(term in s.term_df for s in self.segments)
-                or term in self._metadata_terms())
-
-    def _metadata_terms(self) -> frozenset[str]:
-        if self._known is None:
-            meta: set[str] = set()
-            for seg in self.segments:
-                for article in seg.articles:
-                    meta.update(terms(" ".join(x for x in (article.title, article.outlet,
-                                                           article.author) if x)))
-            self._known = frozenset(meta)
-        return self._known
+        return any(term in s.term_df or term in s.metadata_terms() for s in self.segments)
 
     def _quotes(self, ranked: list[_Candidate]) -> tuple[Evidence, ...]:
         """Up to ``max_quotes`` non-overlapping windows, the best first.

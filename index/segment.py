@@ -102,6 +102,26 @@ class Segment:
         self._sent_terms = sentence_terms
         self.article_row = {a.id: i for i, a in enumerate(self.articles)}
         self._passages_per_article: np.ndarray | None = None
+        self._article_first: np.ndarray | None = None
+        self._metadata_terms: frozenset[str] | None = None
+
+    @property
+    def article_first_sentence(self) -> np.ndarray:
+        """Row of each article's first sentence, and the total at the end (rows are grouped
+        by article, in article order)."""
+        if self._article_first is None:
+            counts = np.bincount(self.sentences[:, 0], minlength=len(self.articles))
+            self._article_first = np.concatenate([[0], np.cumsum(counts)])
+        return self._article_first
+
+    def metadata_terms(self) -> frozenset[str]:
+        """Terms of the articles' titles, outlets and authors (computed once per segment)."""
+        if self._metadata_terms is None:
+            found: set[str] = set()
+            for a in self.articles:
+                found.update(terms(" ".join(x for x in (a.title, a.outlet, a.author) if x)))
+            self._metadata_terms = frozenset(found)
+        return self._metadata_terms
 
     def on_disk(self) -> list[RowFile]:
         """The arrays left on disk and read per question, most read first."""
