@@ -5,9 +5,12 @@ candidate *sentence* is then scored on evidence that a single passage score miss
 late interaction between the question's and the sentence's token vectors (which matches
 "shipped" to "sent" and "proof" to "evidence"), the passage vector (which reads the
 article's title and the sentences leading in), how much of the question's content the
-window and its lead-in cover, the article's title, outlet and author, and whether the
-sentence holds the kind of thing asked for (a date for "when", a name for "who"). The
-weights are in ``Weights``; ``dossier-bot eval`` shows what they achieve.
+window and its lead-in cover, the sentences that introduced whoever it quotes
+(``index.speakers``), the article's title, outlet and author, and whether the sentence holds
+the kind of thing asked for (a date for "when", a name for "who", a cause for "why"). The
+weights are in ``Weights``; ``dossier-bot eval`` shows what they achieve. Declining weighs
+the best score, the words it shares with the question, and how much of the question the
+dossier never mentions at all.
 """
 
 from __future__ import annotations
