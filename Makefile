@@ -16,4 +16,4 @@ lint: setup
 	@$(VENV)/bin/ruff check .
 
 bench: setup
-	@$(VENV)/bin/python -m bench.latency
+	@$(VENV)/bin/python -m bench.ask_latency

@@ -1,6 +1,7 @@
 """Per-question latency of `ask`: warm p50/p95 (model loaded) and the cold start of the CLI.
 
-    .venv/bin/python -m bench.ask_latency [--rounds 5] [--cold 3] [--json]
+    .venv/bin/python -m bench.ask_latency [--index DIR] [--rounds 5] [--cold 3] [--json]
+    make bench  # the same, building a temporary index of corpus/
 
 Warm latency is measured in-process over the development questions (after a warm-up),
 split into the question's embedding and the rest of the search. Cold start runs
@@ -20,20 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEV_SET = REPO.parent / "shared" / "eval" / "dev_questions.jsonl"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+from bench.common import DEV_SET, REPO, dev_questions, percentile
 
 
 def questions() -> list[str]:
     if DEV_SET.is_file():
-        return [json.loads(line)["q"] for line in DEV_SET.read_text().splitlines() if line.strip()]
+        return dev_questions()
     return ["Did China agree to send weapons to Russia?", "Who wrote the Impakter piece?"]
 
 
@@ -60,10 +53,10 @@ def warm(index_dir: Path, rounds: int) -> dict[str, float]:
             total.append((t2 - t1) * 1000)
     return {
         "questions": len(total),
-        "p50_ms": round(percentile(total, 0.5), 1),
-        "p95_ms": round(percentile(total, 0.95), 1),
+        "p50_ms": round(percentile(total, 50), 1),
+        "p95_ms": round(percentile(total, 95), 1),
         "mean_ms": round(statistics.fmean(total), 1),
-        "embed_p50_ms": round(percentile(embed, 0.5), 1),
+        "embed_p50_ms": round(percentile(embed, 50), 1),
     }
 
 
