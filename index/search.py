@@ -69,6 +69,10 @@ class Weights:
     tie_margin: float = 0.1  # a runner-up this close in the same article is quoted too
     quote_margin: float = 0.5  # further quotes score at most this much below the best
 
+    def vector(self) -> np.ndarray:
+        """The evidence weights in the order of ``FEATURES`` (the columns of a matrix)."""
+        return np.array([getattr(self, name) for name in FEATURES], dtype=np.float32)
+
 
 FEATURES = ("sentence_dense", "window_dense", "sentence_cover", "window_cover", "context_cover",
             "speaker_cover", "sentence_late", "window_late", "answer_type", "author", "new_name",
@@ -113,7 +117,7 @@ class _Candidate:
     cover: float = 0.0
 
 
-CACHE_MAX = 200_000  # entries per retriever cache (terms of sentences, articles, query terms)
+CACHE_MAX = 200_000  # entries per retriever cache (terms of sentences, speakers, query terms)
 SPEAKER_TOP = 24  # candidates whose speaker is traced (see Retriever._speaker_feature)
 CONTEXT_SENTENCES = 3  # how far back a sentence's context reaches (within its block)
 
@@ -132,6 +136,12 @@ _EVENT = re.compile(r"\b(?:during|at|ahead of|on the sidelines of) (?:the )?(?:[
 _REASON = re.compile(r"\b(?:because|due to|in order to|so as to|so that|in a bid to|"
                      r"in an effort to|seek(?:s|ing)? to|aim(?:s|ed|ing)? (?:to|at)|"
                      r"intended to|designed to|meant to|goal|purpose|objective)\b", re.I)
+
+
+def _share(qterms: list[str], idf: dict[str, float], have: set[str] | frozenset[str],
+           total: float) -> float:
+    """The idf-weighted share of the question's terms found in ``have``."""
+    return sum(idf[t] for t in qterms if t in have) / total
 
 
 def answer_type(question: str) -> str | None:
@@ -221,7 +231,6 @@ class Retriever:
         self._skip_pieces = self._function_pieces()
         # Bounded: a long-running bot would otherwise keep one entry per sentence ever scored.
         self._term_cache: dict[tuple[str, int], frozenset[str]] = {}
-        self._meta_terms: dict[str, frozenset[str]] = {}
         self._speakers: dict[str, dict[int, tuple[int, ...]]] = {}
 
     # -- public -------------------------------------------------------------------------------
@@ -265,7 +274,7 @@ class Retriever:
                                                                     qt_weights)
 
             def cover(have: set[str] | frozenset[str]) -> float:
-                return sum(idf[t] for t in qterms if t in have) / total_idf
+                return _share(qterms, idf, have, total_idf)
 
             for k, row in enumerate(r.tolist()):
                 sent = self._terms(seg, row)
@@ -288,7 +297,7 @@ class Retriever:
                 cols["new_name"][k] = any(n not in qnames for n in _NAME.findall(text))
                 if _is_question(text):
                     cols["asked_question" if asks_question else "other_question"][k] = 1.0
-                cols["metadata"][k] = self._meta_cover(article, qterms, idf, total_idf)
+                cols["metadata"][k] = cover(seg.article_terms(int(seg.sentences[row, 0])))
                 rows.append((seg, row))
             blocks.append(np.column_stack([cols[name] for name in FEATURES]))
         matrix = np.vstack(blocks).astype(np.float32)
@@ -303,21 +312,18 @@ class Retriever:
         Tracing who speaks costs a paragraph scan per sentence; it only reorders close
         candidates, so it is done for the best ``SPEAKER_TOP`` by the other features.
         """
-        w = self.weights
-        vector = np.array([getattr(w, name) for name in FEATURES], dtype=np.float32)
         col = FEATURES.index("speaker_cover")
-        for i in np.argsort(-(matrix @ vector), kind="stable")[:SPEAKER_TOP].tolist():
+        score = matrix @ self.weights.vector()
+        for i in np.argsort(-score, kind="stable")[:SPEAKER_TOP].tolist():
             seg, row = rows[i]
             spk = self._speaker_rows(seg, row)
             if spk:
                 have = set().union(*(self._terms(seg, j) for j in spk))
-                matrix[i, col] = sum(idf[t] for t in qterms if t in have) / total_idf
+                matrix[i, col] = _share(qterms, idf, have, total_idf)
 
     def rank(self, feats: Features, weights: Weights | None = None) -> list[_Candidate]:
-        w = weights or self.weights
         m = feats.matrix
-        vector = np.array([getattr(w, name) for name in FEATURES], dtype=np.float32)
-        score = m @ vector
+        score = m @ (weights or self.weights).vector()
         order = np.argsort(-score, kind="stable")
         cover = m[:, FEATURES.index("window_cover")]
         return [_Candidate(feats.rows[i][0], feats.rows[i][1], float(score[i]),
@@ -453,16 +459,6 @@ class Retriever:
         skip = {i for tok, i in vocab.items() if not re.search(r"\w", tok)}
         skip |= {vocab[w] for w in STOPWORDS if w in vocab}
         return skip
-
-    def _meta_cover(self, article: Article, qterms: list[str], idf: dict[str, float],
-                    total: float) -> float:
-        have = self._meta_terms.get(article.id)
-        if have is None:
-            if len(self._meta_terms) >= CACHE_MAX:
-                self._meta_terms.clear()
-            meta = " ".join(x for x in (article.title, article.outlet, article.author) if x)
-            have = self._meta_terms[article.id] = frozenset(terms(meta))
-        return sum(idf[t] for t in qterms if t in have) / total
 
     # -- decisions ----------------------------------------------------------------------------
 

@@ -104,6 +104,7 @@ class Segment:
         self._passages_per_article: np.ndarray | None = None
         self._article_first: np.ndarray | None = None
         self._metadata_terms: frozenset[str] | None = None
+        self._article_terms: list[frozenset[str]] | None = None
 
     @property
     def article_first_sentence(self) -> np.ndarray:
@@ -114,14 +115,22 @@ class Segment:
             self._article_first = np.concatenate([[0], np.cumsum(counts)])
         return self._article_first
 
+    def article_terms(self, i: int) -> frozenset[str]:
+        """Terms of article ``i``'s title, outlet and author."""
+        return self._article_metadata()[i]
+
     def metadata_terms(self) -> frozenset[str]:
-        """Terms of the articles' titles, outlets and authors (computed once per segment)."""
+        """Terms of all the articles' titles, outlets and authors."""
         if self._metadata_terms is None:
-            found: set[str] = set()
-            for a in self.articles:
-                found.update(terms(" ".join(x for x in (a.title, a.outlet, a.author) if x)))
-            self._metadata_terms = frozenset(found)
+            self._metadata_terms = frozenset().union(*self._article_metadata())
         return self._metadata_terms
+
+    def _article_metadata(self) -> list[frozenset[str]]:
+        if self._article_terms is None:  # once per segment: it is immutable
+            self._article_terms = [
+                frozenset(terms(" ".join(x for x in (a.title, a.outlet, a.author) if x)))
+                for a in self.articles]
+        return self._article_terms
 
     def on_disk(self) -> list[RowFile]:
         """The arrays left on disk and read per question, most read first."""
