@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from index import lexical
 from index.model import Article
 from index.segment import Segment
-from index.speakers import speaker_sentences
+from index.speakers import Speaker, paragraph, speaker
 from index.text import STOPWORDS, query_terms, terms
 
 
@@ -125,6 +125,13 @@ _MONTHS = ("January|February|March|April|May|June|July|August|September|October|
            "December")
 _DATE = re.compile(rf"\b(?:{_MONTHS})\b|\b(?:1[89]|20)\d\d\b|\b(?:Mon|Tues|Wednes|Thurs|Fri|"
                    r"Satur|Sun)day\b|\b(?:last|next|this) (?:week|month|year)\b|\bago\b")
+# "According to the analyst", "what does the blogger expect": a question about what
+# someone says, whose other remarks then answer it too.
+_ATTRIBUTED = re.compile(r"\baccording to\b|\b(?:say|said|think|believe|expect|describe|argue|"
+                         r"warn|claim|predict|suggest|see)s?\b", re.I)
+_ACCORDING = re.compile(r",?\s*\baccording to [^,?]*,?", re.I)
+_DOES_SAY = re.compile(r"\b(does|do|did)\s+(?:the\s+|an?\s+)?[^?,]*?\s+(?:say|expect|think|"
+                       r"believe|describe|argue|warn|claim|predict|suggest|see)s?\b", re.I)
 _WORDS = re.compile(r"[A-Za-z][\w’'-]*")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
 _NUMBER = re.compile(r"\d")
@@ -161,6 +168,14 @@ def answer_type(question: str) -> str | None:
     if re.match(r"why\b", q) or re.search(r"\b(?:goal|aim|purpose|reason|motive|objective)s?\b", q):
         return "reason"
     return None
+
+
+def strip_attribution(question: str) -> str:
+    """The question without who it asks about: "What does Moscow need from Beijing according
+    to the Singapore professor?" -> "What does Moscow need from Beijing?"."""
+    q = _ACCORDING.sub("", question)
+    q = _DOES_SAY.sub(r"\1", q)
+    return re.sub(r"\s+([?,.])", r"\1", q).strip(" ,") or question
 
 
 def _matches_type(kind: str | None, text: str) -> bool:
@@ -231,7 +246,7 @@ class Retriever:
         self._skip_pieces = self._function_pieces()
         # Bounded: a long-running bot would otherwise keep one entry per sentence ever scored.
         self._term_cache: dict[tuple[str, int], frozenset[str]] = {}
-        self._speakers: dict[str, dict[int, tuple[int, ...]]] = {}
+        self._speakers: dict[str, dict[int, Speaker | None]] = {}
 
     # -- public -------------------------------------------------------------------------------
 
@@ -246,7 +261,8 @@ class Retriever:
         ranked = self.rank(feats)
         best = ranked[0]
         covered = self._covered(best, feats.unknown, feats.unknown_name)
-        evidence = self._quotes(ranked) if covered else ()
+        follow = self._speaker_remarks(question, ranked) if covered else []
+        evidence = self._quotes(ranked, follow) if covered else ()
         return SearchResult(question, evidence, covered and bool(evidence), self._closest(ranked))
 
     def features(self, question: str) -> Features | None:
@@ -416,18 +432,26 @@ class Retriever:
         return sentence.astype(np.float32), (best @ weights).astype(np.float32)
 
     def _speaker_rows(self, seg: Segment, row: int) -> tuple[int, ...]:
+        found = self._speaker(seg, row)
+        return found.rows if found else ()
+
+    def _speaker(self, seg: Segment, row: int) -> Speaker | None:
+        """Who speaks in a sentence; their rows are the segment's (not the article's)."""
         cache = self._speakers.setdefault(seg.id, {})
-        found = cache.get(row)
-        if found is None:
+        if row not in cache:
             if len(cache) >= CACHE_MAX:
                 cache.clear()
             article = int(seg.sentences[row, 0])
             first = int(seg.article_first_sentence[article])
-            last = int(seg.article_first_sentence[article + 1])
-            spans = seg.sentences[first:last, 1:3].tolist()
-            found = cache[row] = tuple(first + j for j in speaker_sentences(
-                seg.articles[article].body, spans, row - first))
-        return found
+            found = speaker(seg.articles[article].body, self._spans(seg, article), row - first)
+            cache[row] = found and Speaker(found.name, first + found.introduced,
+                                           tuple(first + j for j in found.rows))
+        return cache[row]
+
+    def _spans(self, seg: Segment, article: int) -> list[tuple[int, int]]:
+        first = int(seg.article_first_sentence[article])
+        last = int(seg.article_first_sentence[article + 1])
+        return seg.sentences[first:last, 1:3].tolist()
 
     def _terms(self, seg: Segment, row: int) -> frozenset[str]:
         key = (seg.id, row)
@@ -495,7 +519,54 @@ class Retriever:
         """Whether any passage, title, outlet or author holds the term."""
         return any(term in s.term_df or term in s.metadata_terms() for s in self.segments)
 
-    def _quotes(self, ranked: list[_Candidate]) -> tuple[Evidence, ...]:
+    def _asked_speaker(self, question: str, best: _Candidate) -> Speaker | None:
+        """Who speaks in the best sentence, if the question asks what someone says and
+        describes them in words the article uses of this speaker ("according to the Singapore
+        professor" for "Michael Raska, assistant professor and Singaporean ...")."""
+        if not _ATTRIBUTED.search(question):
+            return None
+        who = self._speaker(best.seg, best.row)
+        if who is None:
+            return None
+        seg = best.seg
+        article = int(seg.sentences[best.row, 0])
+        first = int(seg.article_first_sentence[article])
+        body = seg.articles[article].body
+        spans = self._spans(seg, article)
+        lo, hi = paragraph(body, spans, best.row - first)
+        named = [first + j for j in range(lo, hi + 1) if who.name in body[slice(*spans[j])]]
+        have = set().union(*(self._terms(seg, j) for j in (*who.rows, who.introduced, *named)))
+        qterms = query_terms(question)
+        idf = {t: self._idf(t) for t in qterms}
+        return who if _share(qterms, idf, have, sum(idf.values()) or 1.0) > 0 else None
+
+    def _speaker_remarks(self, question: str, ranked: list[_Candidate]) -> list[_Candidate]:
+        """The asked-about speaker's other sentences in the best article, best first.
+
+        They are ranked against what the question asks with the speaker's description left
+        out ("What does Moscow need from Beijing"): every one of them matches the description.
+        """
+        best = ranked[0]
+        who = self._asked_speaker(question, best)
+        if who is None:
+            return []
+        article = self._article(best).id
+        same = [c for c in ranked[1:] if self._article(c).id == article
+                and (sp := self._speaker(c.seg, c.row)) and sp.introduced == who.introduced]
+        if not same:
+            return []
+        qvec, (qt, qt_weights) = self._embed(strip_attribution(question))
+        score = np.zeros(len(same), np.float32)
+        for seg in {c.seg for c in same}:
+            at = [i for i, c in enumerate(same) if c.seg is seg]
+            r = np.array([same[i].row for i in at], dtype=np.int64)
+            dense = np.asarray(seg.sentence_vectors[r], dtype=np.float32) @ qvec
+            late, _ = self._late(seg, r, r, r, qt, qt_weights)
+            score[at] = dense + late
+        return [same[i] for i in np.argsort(-score, kind="stable")]
+
+    def _quotes(self, ranked: list[_Candidate], remarks: list[_Candidate] | None = None
+                ) -> tuple[Evidence, ...]:
         """Up to ``max_quotes`` non-overlapping windows, the best first.
 
         A near-tie within the best article is shown next (the evidence is split between two
@@ -510,6 +581,7 @@ class Retriever:
             [ranked[0]],
             [c for c in close if self._article(c).id == best_article
              and c.score >= top - w.tie_margin],
+            remarks or [],
             [c for c in close if self._article(c).id != best_article],
             close,
         )
@@ -521,7 +593,7 @@ class Retriever:
                 if len(chosen) >= self.max_quotes:
                     break
                 art = self._article(c)
-                if n == 2 and art.id in seen_articles:
+                if n == 3 and art.id in seen_articles:
                     continue  # one quote per other outlet in this pass
                 lo, hi = self._window(c.seg, c.row)
                 # Sentences already quoted are not repeated: keep the part of the window
@@ -539,7 +611,7 @@ class Retriever:
                 chosen.append(Evidence(art, start, end, round(c.score, 4), round(c.cover, 4)))
                 taken.append((c.seg.id, lo, hi))
                 seen_articles.add(art.id)
-                if n in (0, 1):
+                if n in (0, 1, 2):
                     break
         return tuple(chosen)
 

@@ -9,17 +9,20 @@ the sentence that answers. Rules here are about English news syntax, not about a
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 REACH = 8  # sentences back that "he says" looks for the speaker's name
 _SPEECH = (r"(?:says|said|adds|added|told|tells|explained|explains|noted|notes|argued|argues"
            r"|warned|warns|wrote|writes|concludes|concluded)")
 _PRONOUN = re.compile(rf"\b(?:he|she) {_SPEECH}\b|\b{_SPEECH} (?:he|she)\b")
 _CAP = r"[A-Z][a-z]+"
-# "said Michael Raska", "Dr Raska adds", "Sun says", "according to Brian Hart".
+# "said Michael Raska", "Dr Raska adds", "Sun says", "according to Brian Hart",
+# "“...,” Sun Yun, director of the China Program, tells U.S. News".
 _NAMED = re.compile(
     rf"\b{_SPEECH},? (?:(?:Dr|Mr|Ms|Mrs|Prof)\.? )?(?:{_CAP} )*(?P<a>{_CAP})\b"
     rf"|\b(?P<b>{_CAP}),? {_SPEECH}\b"
-    rf"|\baccording to (?:{_CAP} )*(?P<c>{_CAP})\b")
+    rf"|\baccording to (?:{_CAP} )*(?P<c>{_CAP})\b"
+    rf"|[”\"],? (?:{_CAP} )+?(?P<d>{_CAP}), [^”“\"]*?\b{_SPEECH}\b")
 _NOT_NAMES = frozenset({"The", "This", "That", "It", "He", "She", "They", "We", "I", "But",
                         "And", "In", "On", "China", "Russia", "Beijing", "Moscow", "Washington",
                         "Ukraine", "Kyiv", "Reuters", "Monday", "Tuesday", "Wednesday",
@@ -41,7 +44,7 @@ def paragraph(body: str, spans: list[tuple[int, int]], i: int) -> tuple[int, int
 
 def _surname(text: str) -> str | None:
     for m in _NAMED.finditer(text):
-        name = m.group("a") or m.group("b") or m.group("c")
+        name = m.group("a") or m.group("b") or m.group("c") or m.group("d")
         if name and name not in _NOT_NAMES:
             return name
     return None
@@ -50,21 +53,38 @@ def _surname(text: str) -> str | None:
 def speaker_sentences(body: str, spans: list[tuple[int, int]], i: int) -> tuple[int, ...]:
     """Sentences before ``i``'s paragraph that say who speaks in it: the sentence that
     introduced the speaker and, for "he says", the one that last named them."""
+    found = speaker(body, spans, i)
+    return found.rows if found else ()
+
+
+@dataclass(frozen=True)
+class Speaker:
+    name: str  # as the paragraph names them: a surname, usually
+    introduced: int  # the sentence that first gives their full name (or, lacking one, names them)
+    rows: tuple[int, ...]  # see ``speaker_sentences``
+
+
+def speaker(body: str, spans: list[tuple[int, int]], i: int) -> Speaker | None:
+    """Who speaks in sentence ``i``'s paragraph, if anyone is named as speaking there."""
     first, last = paragraph(body, spans, i)
     text = body[spans[first][0]:spans[last][1]]
     found: list[int] = []
     name = _surname(text)
+    named_at = first
     if name is None and _PRONOUN.search(text):
         for j in range(first - 1, max(-1, first - 1 - REACH), -1):
             name = _surname(body[spans[j][0]:spans[j][1]])
             if name is not None:
                 found.append(j)
+                named_at = j
                 break
     if name is None:
-        return ()
+        return None
     full = re.compile(rf"(?:\b{_CAP} )+{re.escape(name)}\b|\b{re.escape(name)}(?: {_CAP})+")
-    for j in range(first):
-        if full.search(body[spans[j][0]:spans[j][1]]):
-            found.append(j)
-            break
-    return tuple(sorted(set(found)))
+    # The same person is quoted as "Sun Yun, director ..." and later as "Sun says": the
+    # sentence that first gives the full name identifies them in either.
+    introduced = next((j for j in range(last + 1)
+                       if full.search(body[spans[j][0]:spans[j][1]])), named_at)
+    if introduced < first:
+        found.append(introduced)
+    return Speaker(name, introduced, tuple(sorted(set(found))))

@@ -63,6 +63,18 @@ def test_answerable_questions_are_answered_with_the_expected_article_mostly_firs
     strict = sum(a.quotes[0].article.id.startswith(c["doc"]) and c["phrase"] in a.quotes[0].text
                  for c, a in answered)
     assert strict >= 29
+    lenient = sum(any(c["phrase"] in q.text for q in a.quotes) for c, a in answered)
+    assert lenient >= 32
+
+
+def test_a_question_about_what_someone_says_quotes_more_of_that_speaker(answerer):
+    """The best sentence is the analyst's introduction; what answers is two paragraphs on,
+    under "Sun says". The second quote follows the speaker rather than another outlet."""
+    answer = answerer.ask("According to the Stimson analyst, has Beijing's support for Moscow "
+                          "gone beyond rhetoric so far?")
+    first, second = answer.quotes[:2]
+    assert "Sun Yun" in first.text
+    assert second.article.id == first.article.id and "Sun says" in second.text
 
 
 def test_further_quotes_do_not_repeat_text(dev_answers):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from index.speakers import paragraph, speaker_sentences
+from index.speakers import paragraph, speaker, speaker_sentences
 
 BODY = (
     "Beijing will move slowly, said Michael Raska, assistant professor in Singapore.\n"
@@ -50,3 +50,31 @@ def test_a_paragraph_without_attribution_has_no_speaker():
     spans = _spans(BODY)
     assert speaker_sentences(BODY, spans, _index(spans, BODY, "Prices rose")) == ()
     assert speaker_sentences(BODY, spans, _index(spans, BODY, "White House")) == ()
+
+
+APPOSITIVE = (
+    "“To provide arms now is unthinkable,” Sun Yun, director of the China Program, "
+    "tells U.S. News.\n"
+    "Officials disagree.\n"
+    "“China is in an uncomfortable position,” Sun says.\n"
+)
+
+
+def test_one_person_named_two_ways_is_one_speaker():
+    """"Sun Yun, director ..., tells" and later "Sun says": the full name identifies both."""
+    # One sentence per line ("U.S." and closing quotation marks would split ``_spans``).
+    spans = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", APPOSITIVE)]
+    first = speaker(APPOSITIVE, spans, _index(spans, APPOSITIVE, "unthinkable"))
+    later = speaker(APPOSITIVE, spans, _index(spans, APPOSITIVE, "uncomfortable"))
+    assert first is not None and later is not None
+    assert first.introduced == later.introduced == 0
+    assert later.rows == (0,) and first.rows == ()
+    assert speaker(APPOSITIVE, spans, _index(spans, APPOSITIVE, "Officials")) is None
+
+
+def test_the_speaker_of_he_says_is_the_one_last_named():
+    spans = _spans(BODY)
+    he = speaker(BODY, spans, _index(spans, BODY, "Russia needs high technologies"))
+    named = speaker(BODY, spans, _index(spans, BODY, "Dr Raska adds"))
+    assert he is not None and named is not None
+    assert he.name == named.name == "Raska" and he.introduced == named.introduced == 0
