@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 REACH = 8  # sentences back that "he says" looks for the speaker's name
 _SPEECH = (r"(?:says|said|adds|added|told|tells|explained|explains|noted|notes|argued|argues"
@@ -23,12 +24,10 @@ _NAMED = re.compile(
     rf"|\b(?P<b>{_CAP}),? {_SPEECH}\b"
     rf"|\baccording to (?:{_CAP} )*(?P<c>{_CAP})\b"
     rf"|[”\"],? (?:{_CAP} )+?(?P<d>{_CAP}), [^”“\"]*?\b{_SPEECH}\b")
+# Capitalised words that start a sentence or a clause rather than name anyone.
 _NOT_NAMES = frozenset({"The", "This", "That", "It", "He", "She", "They", "We", "I", "But",
-                        "And", "In", "On", "China", "Russia", "Beijing", "Moscow", "Washington",
-                        "Ukraine", "Kyiv", "Reuters", "Monday", "Tuesday", "Wednesday",
-                        "Thursday", "Friday", "Saturday", "Sunday"})
-
-
+                        "And", "In", "On", "Monday", "Tuesday", "Wednesday", "Thursday",
+                        "Friday", "Saturday", "Sunday"})
 def paragraph(body: str, spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
     """First and last sentence of the paragraph (text between line breaks) holding ``i``."""
     def joined(j: int) -> bool:
@@ -42,12 +41,33 @@ def paragraph(body: str, spans: list[tuple[int, int]], i: int) -> tuple[int, int
     return first, last
 
 
-def _surname(text: str) -> str | None:
-    for m in _NAMED.finditer(text):
-        name = m.group("a") or m.group("b") or m.group("c") or m.group("d")
-        if name and name not in _NOT_NAMES:
+def _surname(text: str, body: str) -> str | None:
+    """The first name in ``text`` that something is attributed to, if it names a person (or a
+    body such as "Reuters"), not a place ("Beijing says") or an institution ("the West")."""
+    pos = 0
+    while (m := _NAMED.search(text, pos)) is not None:
+        group = next(g for g in "abcd" if m.group(g))
+        name = m.group(group)
+        if name not in _NOT_NAMES and name not in _places(body) \
+                and not _after_the(text, m.start(group)):
             return name
+        pos = m.start(group) + 1  # "the West, says Brian Hart": look on for "says Brian Hart"
     return None
+
+
+def _after_the(text: str, at: int) -> bool:
+    """"The Washington Post said", "the West, says": a name after "the" is no person's."""
+    before = text[:at].split()
+    while before and before[-1] != "The" and before[-1][:1].isupper() and before[-1].isalpha():
+        before.pop()  # the rest of the name: "Washington" of "Washington Post"
+    return bool(before) and before[-1].lower() == "the"
+
+
+@lru_cache(maxsize=64)
+def _places(body: str) -> frozenset[str]:
+    """Names the article uses as places: "in Beijing", "from Moscow", "across Ukraine"."""
+    return frozenset(re.findall(rf"\b(?:in|from|into|across|inside|throughout|outside|near|"
+                                rf"visit|visited|visits) ({_CAP})\b", body))
 
 
 def speaker_sentences(body: str, spans: list[tuple[int, int]], i: int) -> tuple[int, ...]:
@@ -69,11 +89,11 @@ def speaker(body: str, spans: list[tuple[int, int]], i: int) -> Speaker | None:
     first, last = paragraph(body, spans, i)
     text = body[spans[first][0]:spans[last][1]]
     found: list[int] = []
-    name = _surname(text)
+    name = _surname(text, body)
     named_at = first
     if name is None and _PRONOUN.search(text):
         for j in range(first - 1, max(-1, first - 1 - REACH), -1):
-            name = _surname(body[spans[j][0]:spans[j][1]])
+            name = _surname(body[spans[j][0]:spans[j][1]], body)
             if name is not None:
                 found.append(j)
                 named_at = j

@@ -78,3 +78,15 @@ def test_the_speaker_of_he_says_is_the_one_last_named():
     named = speaker(BODY, spans, _index(spans, BODY, "Dr Raska adds"))
     assert he is not None and named is not None
     assert he.name == named.name == "Raska" and he.introduced == named.introduced == 0
+
+
+def test_places_and_institutions_are_not_taken_for_speakers():
+    body = ("Talks were held in Beijing on Monday.\n"
+            "“Aid may come,” even at a cost from the West, says Brian Hart, a fellow.\n"
+            "Beijing says it wants peace.\n"
+            "The Washington Post said the news came from officials.\n")
+    spans = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", body)]
+    hart = speaker(body, spans, 1)
+    assert hart is not None and hart.name == "Hart"
+    assert speaker(body, spans, 2) is None  # "in Beijing": a place
+    assert speaker(body, spans, 3) is None  # "The ... Post": an institution, not a person
