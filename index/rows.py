@@ -110,7 +110,7 @@ def warm_page_cache(files: list[RowFile], *, chunk: int = 8 << 20) -> threading.
     ``_PREFETCH_SHARE`` of physical memory (it would only evict itself); set
     ``DOSSIER_PREFETCH=0`` to turn it off.
     """
-    if os.environ.get("DOSSIER_PREFETCH", "1") == "0":
+    if os.environ.get("DOSSIER_PREFETCH", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     budget = int(_physical_memory() * _PREFETCH_SHARE)
     chosen: list[RowFile] = []

@@ -40,8 +40,9 @@ def test_nothing_is_warmed_beyond_the_memory_share(row_file, monkeypatch):
     assert warm_page_cache([row_file]) is None
 
 
-def test_it_can_be_turned_off(row_file, monkeypatch):
-    monkeypatch.setenv("DOSSIER_PREFETCH", "0")
+@pytest.mark.parametrize("off", ["0", "false", "No", "off"])
+def test_it_can_be_turned_off(row_file, monkeypatch, off):
+    monkeypatch.setenv("DOSSIER_PREFETCH", off)
     assert warm_page_cache([row_file]) is None
     # Rows still read as before.
     assert np.array_equal(row_file[3], np.arange(24, 32, dtype=np.float32))
