@@ -507,8 +507,12 @@ class Retriever:
         """Whether the question names (capitalised, past its first word) something that no
         article mentions: "Did Iran supply drones to Russia?" of a dossier without Iran."""
         # Demonyms ("the Australian academic") describe rather than name: they are left out.
-        words = [w for w in _WORDS.findall(question)[1:]
+        found = _WORDS.findall(question)
+        words = [w for w in found[1:]
                  if w[0].isupper() and w != "I" and not w.endswith(("ian", "ean", "ese", "ish"))]
+        # Mixed case names a product or brand wherever it stands: "iPhone", "eBay", "YouTube".
+        words += [w for w in found if any(c.isupper() for c in w[1:]) and not w.isupper()
+                  and not w[1:].isupper()]
         return any((ts := terms(w)) and not any(self._is_known(t) for t in ts) for w in words)
 
     def _is_known(self, term: str) -> bool:

@@ -91,6 +91,7 @@ def test_further_quotes_do_not_repeat_text(dev_answers):
     "What did Elon Musk tweet in March 2022?",
     "Did Japan join the sanctions on Russia?",  # near the story, but Japan is never mentioned
     "How many goals did Messi score in 2022?",
+    "When does the next iPhone come out?",  # a product name, mixed case, at any position
 ])
 def test_questions_about_what_the_dossier_never_mentions_are_declined(answerer, question):
     answer = answerer.ask(question)
