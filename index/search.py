@@ -129,6 +129,8 @@ _DATE = re.compile(rf"\b(?:{_MONTHS})\b|\b(?:1[89]|20)\d\d\b|\b(?:Mon|Tues|Wedne
 # someone says, whose other remarks then answer it too.
 _ATTRIBUTED = re.compile(r"\baccording to\b|\b(?:say|said|think|believe|expect|describe|argue|"
                          r"warn|claim|predict|suggest|see)s?\b", re.I)
+_ATTRIBUTION_TERMS = frozenset(t.lower() for t in terms(
+    "according say think believe expect describe argue warn claim predict suggest see"))
 _ACCORDING = re.compile(r",?\s*\baccording to [^,?]*,?", re.I)
 _DOES_SAY = re.compile(r"\b(does|do|did)\s+(?:the\s+|an?\s+)?[^?,]*?\s+(?:say|expect|think|"
                        r"believe|describe|argue|warn|claim|predict|suggest|see)s?\b", re.I)
@@ -523,38 +525,53 @@ class Retriever:
         """Whether any passage, title, outlet or author holds the term."""
         return any(term in s.term_df or term in s.metadata_terms() for s in self.segments)
 
-    def _asked_speaker(self, question: str, best: _Candidate) -> Speaker | None:
-        """Who speaks in the best sentence, if the question asks what someone says and
-        describes them in words the article uses of this speaker ("according to the Singapore
-        professor" for "Michael Raska, assistant professor and Singaporean ...")."""
+    def _asked_speaker(self, question: str,
+                       ranked: list[_Candidate]) -> tuple[_Candidate, Speaker] | None:
+        """The speaker a question asks about, if it asks what someone says and describes them
+        in words the article uses of them ("according to the Singapore professor" for
+        "Michael Raska, assistant professor and Singaporean ..."): the first of the best
+        candidates whose speaker fits most of the description, with that speaker."""
         if not _ATTRIBUTED.search(question):
             return None
-        who = self._speaker(best.seg, best.row)
-        if who is None:
+        content = set(query_terms(strip_attribution(question)))
+        about = [t for t in query_terms(question)
+                 if t not in content and t.lower() not in _ATTRIBUTION_TERMS]
+        idf = {t: self._idf(t) for t in about}
+        total = sum(idf.values())
+        if not total:
             return None
-        seg = best.seg
-        article = int(seg.sentences[best.row, 0])
-        first = int(seg.article_first_sentence[article])
-        body = seg.articles[article].body
-        spans = self._spans(seg, article)
-        lo, hi = paragraph(body, spans, best.row - first)
-        named = [first + j for j in range(lo, hi + 1) if who.name in body[slice(*spans[j])]]
-        have = set().union(*(self._terms(seg, j) for j in (*who.rows, who.introduced, *named)))
-        qterms = query_terms(question)
-        idf = {t: self._idf(t) for t in qterms}
-        return who if _share(qterms, idf, have, sum(idf.values()) or 1.0) > 0 else None
+        for c in ranked[:SPEAKER_TOP]:
+            who = self._speaker(c.seg, c.row)
+            if who is None:
+                continue
+            seg = c.seg
+            article = int(seg.sentences[c.row, 0])
+            first = int(seg.article_first_sentence[article])
+            body = seg.articles[article].body
+            spans = self._spans(seg, article)
+            lo, hi = paragraph(body, spans, c.row - first)
+            named = [first + j for j in range(lo, hi + 1) if who.name in body[slice(*spans[j])]]
+            have = {t.lower() for j in (*who.rows, who.introduced, *named)
+                    for t in self._terms(seg, j)}
+            # "Singapore" describes "Singaporean": a shared stem of six letters counts.
+            fits = sum(idf[t] for t in about if t.lower() in have or (len(t) >= 6
+                       and any(h.startswith(t.lower()[:6]) for h in have)))
+            if fits / total >= 0.5:
+                return c, who
+        return None
 
     def _speaker_remarks(self, question: str, ranked: list[_Candidate]) -> list[_Candidate]:
-        """The asked-about speaker's other sentences in the best article, best first.
+        """The asked-about speaker's sentences (in the article that quotes them best), best
+        first, the best candidate apart.
 
         They are ranked against what the question asks with the speaker's description left
         out ("What does Moscow need from Beijing"): every one of them matches the description.
         """
-        best = ranked[0]
-        who = self._asked_speaker(question, best)
-        if who is None:
+        found = self._asked_speaker(question, ranked)
+        if found is None:
             return []
-        article = self._article(best).id
+        anchor, who = found
+        article = self._article(anchor).id
         same = [c for c in ranked[1:] if self._article(c).id == article
                 and (sp := self._speaker(c.seg, c.row)) and sp.introduced == who.introduced]
         if not same:
