@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from index import lexical
 from index.model import Article
 from index.segment import Segment
-from index.speakers import Speaker, paragraph, speaker
+from index.speakers import Speaker, speaker
 from index.text import STOPWORDS, query_terms, terms
 
 
@@ -127,13 +127,13 @@ _DATE = re.compile(rf"\b(?:{_MONTHS})\b|\b(?:1[89]|20)\d\d\b|\b(?:Mon|Tues|Wedne
                    r"Satur|Sun)day\b|\b(?:last|next|this) (?:week|month|year)\b|\bago\b")
 # "According to the analyst", "what does the blogger expect": a question about what
 # someone says, whose other remarks then answer it too.
-_ATTRIBUTED = re.compile(r"\baccording to\b|\b(?:say|said|think|believe|expect|describe|argue|"
-                         r"warn|claim|predict|suggest|see)s?\b", re.I)
-_ATTRIBUTION_TERMS = frozenset(t.lower() for t in terms(
-    "according say think believe expect describe argue warn claim predict suggest see"))
+_SAYING = ("say", "think", "believe", "expect", "describe", "argue", "warn", "claim", "predict",
+           "suggest", "see")
+_ATTRIBUTED = re.compile(rf"\baccording to\b|\b(?:said|{'|'.join(_SAYING)})s?\b", re.I)
+_ATTRIBUTION_TERMS = frozenset(t.lower() for t in terms(" ".join(("according", *_SAYING))))
 _ACCORDING = re.compile(r",?\s*\baccording to [^,?]*,?", re.I)
-_DOES_SAY = re.compile(r"\b(does|do|did)\s+(?:the\s+|an?\s+)?[^?,]*?\s+(?:say|expect|think|"
-                       r"believe|describe|argue|warn|claim|predict|suggest|see)s?\b", re.I)
+_DOES_SAY = re.compile(rf"\b(does|do|did)\s+(?:the\s+|an?\s+)?[^?,]*?\s+"
+                       rf"(?:{'|'.join(_SAYING)})s?\b", re.I)
 _WORDS = re.compile(r"[A-Za-z][\w’'-]*")
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
 _NUMBER = re.compile(r"\d")
@@ -334,9 +334,9 @@ class Retriever:
         score = matrix @ self.weights.vector()
         for i in np.argsort(-score, kind="stable")[:SPEAKER_TOP].tolist():
             seg, row = rows[i]
-            spk = self._speaker_rows(seg, row)
-            if spk:
-                have = set().union(*(self._terms(seg, j) for j in spk))
+            who = self._speaker(seg, row)
+            if who and who.rows:
+                have = set().union(*(self._terms(seg, j) for j in who.rows))
                 matrix[i, col] = _share(qterms, idf, have, total_idf)
 
     def rank(self, feats: Features, weights: Weights | None = None) -> list[_Candidate]:
@@ -433,10 +433,6 @@ class Retriever:
             best = np.maximum(best, per[at(np.minimum(lo + d, hi))])
         return sentence.astype(np.float32), (best @ weights).astype(np.float32)
 
-    def _speaker_rows(self, seg: Segment, row: int) -> tuple[int, ...]:
-        found = self._speaker(seg, row)
-        return found.rows if found else ()
-
     def _speaker(self, seg: Segment, row: int) -> Speaker | None:
         """Who speaks in a sentence; their rows are the segment's (not the article's)."""
         cache = self._speakers.setdefault(seg.id, {})
@@ -447,7 +443,8 @@ class Retriever:
             first = int(seg.article_first_sentence[article])
             found = speaker(seg.articles[article].body, self._spans(seg, article), row - first)
             cache[row] = found and Speaker(found.name, first + found.introduced,
-                                           tuple(first + j for j in found.rows))
+                                           tuple(first + j for j in found.rows),
+                                           tuple(first + j for j in found.described))
         return cache[row]
 
     def _spans(self, seg: Segment, article: int) -> list[tuple[int, int]]:
@@ -544,15 +541,7 @@ class Retriever:
             who = self._speaker(c.seg, c.row)
             if who is None:
                 continue
-            seg = c.seg
-            article = int(seg.sentences[c.row, 0])
-            first = int(seg.article_first_sentence[article])
-            body = seg.articles[article].body
-            spans = self._spans(seg, article)
-            lo, hi = paragraph(body, spans, c.row - first)
-            named = [first + j for j in range(lo, hi + 1) if who.name in body[slice(*spans[j])]]
-            have = {t.lower() for j in (*who.rows, who.introduced, *named)
-                    for t in self._terms(seg, j)}
+            have = {t.lower() for j in who.described for t in self._terms(c.seg, j)}
             # "Singapore" describes "Singaporean": a shared stem of six letters counts.
             fits = sum(idf[t] for t in about if t.lower() in have or (len(t) >= 6
                        and any(h.startswith(t.lower()[:6]) for h in have)))

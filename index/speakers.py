@@ -28,6 +28,8 @@ _NAMED = re.compile(
 _NOT_NAMES = frozenset({"The", "This", "That", "It", "He", "She", "They", "We", "I", "But",
                         "And", "In", "On", "Monday", "Tuesday", "Wednesday", "Thursday",
                         "Friday", "Saturday", "Sunday"})
+
+
 def paragraph(body: str, spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
     """First and last sentence of the paragraph (text between line breaks) holding ``i``."""
     def joined(j: int) -> bool:
@@ -70,18 +72,16 @@ def _places(body: str) -> frozenset[str]:
                                 rf"visit|visited|visits) ({_CAP})\b", body))
 
 
-def speaker_sentences(body: str, spans: list[tuple[int, int]], i: int) -> tuple[int, ...]:
-    """Sentences before ``i``'s paragraph that say who speaks in it: the sentence that
-    introduced the speaker and, for "he says", the one that last named them."""
-    found = speaker(body, spans, i)
-    return found.rows if found else ()
-
-
 @dataclass(frozen=True)
 class Speaker:
     name: str  # as the paragraph names them: a surname, usually
     introduced: int  # the sentence that first gives their full name (or, lacking one, names them)
-    rows: tuple[int, ...]  # see ``speaker_sentences``
+    # Sentences before the paragraph that say who speaks in it: the introduction and, for
+    # "he says", the sentence that last named them.
+    rows: tuple[int, ...]
+    # Every sentence that says who they are: ``rows``, the introduction, and the sentences of
+    # the paragraph that name them.
+    described: tuple[int, ...]
 
 
 def speaker(body: str, spans: list[tuple[int, int]], i: int) -> Speaker | None:
@@ -107,4 +107,6 @@ def speaker(body: str, spans: list[tuple[int, int]], i: int) -> Speaker | None:
                        if full.search(body[spans[j][0]:spans[j][1]])), named_at)
     if introduced < first:
         found.append(introduced)
-    return Speaker(name, introduced, tuple(sorted(set(found))))
+    named = [j for j in range(first, last + 1) if name in body[spans[j][0]:spans[j][1]]]
+    return Speaker(name, introduced, tuple(sorted(set(found))),
+                   tuple(sorted({*found, introduced, *named})))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from index.speakers import paragraph, speaker, speaker_sentences
+from index.speakers import paragraph, speaker
 
 BODY = (
     "Beijing will move slowly, said Michael Raska, assistant professor in Singapore.\n"
@@ -17,6 +17,12 @@ BODY = (
 
 def _spans(body: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in re.finditer(r"[^.”\n]+[.”]+”?", body)]
+
+
+def speaker_sentences(body, spans, i):
+    """The sentences before ``i``'s paragraph that say who speaks in it (none: no speaker)."""
+    found = speaker(body, spans, i)
+    return found.rows if found else ()
 
 
 def _index(spans, body, text):
