@@ -15,13 +15,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import DEV_SET, REPO, dev_questions, percentile
+from bench.common import DEV_SET, REPO, dev_questions, percentile, run_cli
 
 
 def questions() -> list[str]:
@@ -30,12 +28,10 @@ def questions() -> list[str]:
     return ["Did China agree to send weapons to Russia?", "Who wrote the Impakter piece?"]
 
 
-def warm(index_dir: Path, rounds: int) -> dict[str, float]:
+def warm(index_dir: Path, rounds: int, embedder) -> dict[str, float]:
     from bot.answer import Answerer
-    from index.embed import SentenceTransformerEmbedder
     from index.live import LiveIndex
 
-    embedder = SentenceTransformerEmbedder()
     live = LiveIndex(index_dir, embedder)
     answerer = Answerer(live)
     qs = questions()
@@ -61,13 +57,11 @@ def warm(index_dir: Path, rounds: int) -> dict[str, float]:
 
 
 def cold(index_dir: Path, runs: int) -> dict[str, float]:
-    exe = Path(sys.executable).with_name("dossier-bot")
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([str(exe), "ask", "--json", "--index", str(index_dir),
-                        "Did Moscow deny asking Beijing for help?"],
-                       check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        run_cli("ask", "--json", "--index", str(index_dir),
+                "Did Moscow deny asking Beijing for help?")
         times.append(time.perf_counter() - t0)
     return {"runs": runs, "median_s": round(statistics.median(times), 2),
             "min_s": round(min(times), 2)}
@@ -81,18 +75,20 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from index.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()  # one model load serves the build and the questions
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = args.index
         if index_dir is None:
             from index.build import build_index
-            from index.embed import SentenceTransformerEmbedder
 
             index_dir = Path(tmp) / "index"
-            build_index(REPO / "corpus", index_dir, SentenceTransformerEmbedder())
+            build_index(REPO / "corpus", index_dir, embedder)
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"load {os.getloadavg()[0]:.1f}",
-            "warm": warm(index_dir, args.rounds),
+            "warm": warm(index_dir, args.rounds, embedder),
             "cold_start": cold(index_dir, args.cold) if args.cold > 0 else None,
         }
     if args.json:

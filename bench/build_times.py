@@ -12,13 +12,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.common import REPO, dir_bytes, run_cli
+
 NEW_ARTICLE = """---
 title: "Kazakh customs stop freight bound for Russia"
 outlet: "Bench Wire"
@@ -31,16 +30,9 @@ inspection followed new guidance on goods that could be used for military purpos
 
 
 def build(corpus: Path, index: Path) -> tuple[dict, float]:
-    exe = Path(sys.executable).with_name("dossier-bot")
     t0 = time.perf_counter()
-    out = subprocess.run([str(exe), "index", "build", "--json", "--corpus", str(corpus),
-                          "--index", str(index)], check=True, capture_output=True, text=True,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = run_cli("index", "build", "--json", "--corpus", str(corpus), "--index", str(index))
     return json.loads(out.stdout), time.perf_counter() - t0
-
-
-def size_of(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def main() -> None:
@@ -61,7 +53,7 @@ def main() -> None:
                           "embedded": same["embedded"]},
             "add_one_article": {"wall_s": round(added_wall, 2), "build_s": added["seconds"],
                                 "embedded": added["embedded"]},
-            "index_bytes": size_of(index),
+            "index_bytes": dir_bytes(index),
             "load": round(os.getloadavg()[0], 1),
         }
     if args.json:

@@ -1,4 +1,5 @@
-"""Small helpers shared by the benchmarks: memory, sizes, percentiles, the machine."""
+"""Small helpers shared by the benchmarks: memory, sizes, percentiles, the machine, tables,
+the CLI as a user runs it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,3 +77,16 @@ def fmt_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def markdown_table(head: list[str], rows: Iterable[list[str]]) -> str:
+    """A Markdown table: the header, its rule, one line per row of cells."""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(cells) + " |" for cells in rows)])
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``dossier-bot ARGS`` as a fresh process of this environment, offline, output captured."""
+    exe = Path(sys.executable).with_name("dossier-bot")
+    return subprocess.run([str(exe), *args], check=True, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import DEV_SET, REPO, machine, percentile
+from bench.common import DEV_SET, REPO, machine, markdown_table, percentile
 
 CORPUS = REPO / "corpus"
 
@@ -241,16 +241,17 @@ def run(questions: Path, embedder=None) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = ["| system | strict | lenient | off-topic declined | answerable declined "
-             "| latency p50 / p95 | build |", "|---|---|---|---|---|---|---|"]
+    head = ["system", "strict", "lenient", "off-topic declined", "answerable declined",
+            "latency p50 / p95", "build"]
+    rows = []
     for r in result["rows"]:
         n = r["answerable"]
-        lines.append(
-            f"| {r['system']} | {r['strict']}/{n} ({100 * r['strict'] / n:.0f}%) "
-            f"| {r['lenient']}/{n} ({100 * r['lenient'] / n:.0f}%) "
-            f"| {r['off_topic_declined']}/{r['off_topic']} | {r['answerable_declined']}/{n} "
-            f"| {r['p50_ms']:.1f} / {r['p95_ms']:.1f} ms | {r['build_s']:.1f} s |")
-    return "\n".join(lines)
+        rows.append([r["system"], f"{r['strict']}/{n} ({100 * r['strict'] / n:.0f}%)",
+                     f"{r['lenient']}/{n} ({100 * r['lenient'] / n:.0f}%)",
+                     f"{r['off_topic_declined']}/{r['off_topic']}",
+                     f"{r['answerable_declined']}/{n}",
+                     f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f} ms", f"{r['build_s']:.1f} s"])
+    return markdown_table(head, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from bench.common import REPO, machine
+from bench.common import REPO, machine, markdown_table
 
 
 def corpus_texts(corpus: Path = REPO / "corpus") -> tuple[list[str], list[str]]:
@@ -88,14 +88,12 @@ def run(batches: list[int], threads: list[int], repeat: int = 1) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = ["| device | torch threads | batch | sentences/s (with token vectors) | "
-             "passages/s | build passages/s | one question (ms) |",
-             "|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        lines.append(f"| {r['device']} | {r['threads'] or '-'} | {r['batch']} "
-                     f"| {r['sentences_per_s']:.0f} | {r['passages_per_s']:.0f} "
-                     f"| {r['build_passages_per_s']:.0f} | {r['question_ms']:.0f} |")
-    return "\n".join(lines)
+    head = ["device", "torch threads", "batch", "sentences/s (with token vectors)", "passages/s",
+            "build passages/s", "one question (ms)"]
+    return markdown_table(head, ([r["device"], f"{r['threads'] or '-'}", f"{r['batch']}",
+                                  f"{r['sentences_per_s']:.0f}", f"{r['passages_per_s']:.0f}",
+                                  f"{r['build_passages_per_s']:.0f}", f"{r['question_ms']:.0f}"]
+                                 for r in result["rows"]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """Markdown tables for docs/benchmarks.md from the JSON that bench.scale / bench.compare /
 bench.embed write.
 
-    .venv/bin/python -m bench.report bench/results/scale-tuned.json \
-        [--default bench/results/scale-default.json] [--compare FILE] [--embed FILE]
+    .venv/bin/python -m bench.report bench/results/scale.json \
+        [--default bench/results/scale-0447-default.json] [--compare FILE] [--embed FILE]
 """
 
 from __future__ import annotations
@@ -12,19 +12,21 @@ import json
 from pathlib import Path
 
 from bench import compare, embed, scale
+from bench.common import markdown_table
 
 
 def default_table(rows: list[dict]) -> str:
-    lines = ["| passages | ask p50 / p95 | BM25 p50 / p95 | FAISS p50 | question embedding p50 "
-             "| serve RSS (peak) |", "|---|---|---|---|---|---|"]
+    head = ["passages", "ask p50 / p95", "BM25 p50 / p95", "FAISS p50", "question embedding p50",
+            "serve RSS (peak)"]
+    cells = []
     for r in rows:
         s = r["serve"]
-        lines.append(f"| {r['build']['passages']:,} "
-                     f"| {s['ask_p50_ms']:.0f} / {s['ask_p95_ms']:.0f} ms "
-                     f"| {s['bm25_p50_ms']:.1f} / {s['bm25_p95_ms']:.1f} ms "
-                     f"| {s['faiss_p50_ms']:.1f} ms | {s['embed_p50_ms']:.0f} ms "
-                     f"| {s['peak_rss_mb'] / 1024:.1f} GiB |")
-    return "\n".join(lines)
+        cells.append([f"{r['build']['passages']:,}",
+                      f"{s['ask_p50_ms']:.0f} / {s['ask_p95_ms']:.0f} ms",
+                      f"{s['bm25_p50_ms']:.1f} / {s['bm25_p95_ms']:.1f} ms",
+                      f"{s['faiss_p50_ms']:.1f} ms", f"{s['embed_p50_ms']:.0f} ms",
+                      f"{s['peak_rss_mb'] / 1024:.1f} GiB"])
+    return markdown_table(head, cells)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ from bench.common import (
     dir_bytes,
     fmt_bytes,
     machine,
+    markdown_table,
     peak_rss_mb,
     percentile,
     rss_mb,
@@ -70,8 +71,8 @@ def phase_build(size: int, work: Path, mode: str, real=None) -> dict:
     write_corpus(corpus, articles)
     stages: dict[str, float] = {}
     out: dict = {"mode": mode, "articles": len(articles)}
+    pv = PoolVectors.load_or_embed(pool, real, work.parent / "cache") if mode != "real" else None
     if mode == "segment":
-        pv = PoolVectors.load_or_embed(pool, real, work.parent / "cache")
         cpu0 = time.process_time()
         started = time.perf_counter()
         passages = _build_segment(pool, pv, articles, index, real, stages)
@@ -79,8 +80,7 @@ def phase_build(size: int, work: Path, mode: str, real=None) -> dict:
     else:
         embedder = real
         if mode == "pool":
-            embedder = PoolEmbedder(real, pool, PoolVectors.load_or_embed(
-                pool, real, work.parent / "cache"))
+            embedder = PoolEmbedder(real, pool, pv)
         cpu0 = time.process_time()
         started = time.perf_counter()
         with _timed_stages(stages):
@@ -397,26 +397,22 @@ def run_phase(phase: str, size: int, args: argparse.Namespace) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| passages | articles | build mode | build passages/s | add 20-sentence article "
-            "| add 80-sentence article | ask p50 / p95, new question | same, repeated | "
-            "BM25 p50 (share) | FAISS p50 | "
-            "question embedding p50 | peak RSS build / serve | index on disk | vector index "
-            "| recall@10 vs exact |")
-    sep = "|" + "---|" * (head.count("|") - 1)
-    lines = [head, sep]
+    head = ["passages", "articles", "build mode", "build passages/s", "add 20-sentence article",
+            "add 80-sentence article", "ask p50 / p95, new question", "same, repeated",
+            "BM25 p50 (share)", "FAISS p50", "question embedding p50", "peak RSS build / serve",
+            "index on disk", "vector index", "recall@10 vs exact"]
+    cells = []
     for r in rows:
         b, s, a = r["build"], r["serve"], r["add"]
         share = 100 * s["bm25_p50_ms"] / s["ask_p50_ms"] if s["ask_p50_ms"] else 0
-        lines.append(
-            f"| {b['passages']:,} | {b['articles']:,} | {b['mode']} | {b['passages_per_s']:,.0f} "
-            f"| {_add(a['add20'])} | {_add(a['add80'])} "
-            f"| {s['ask_p50_ms']:.0f} / {s['ask_p95_ms']:.0f} ms "
-            f"| {_pair(s, 'repeat')} "
-            f"| {s['bm25_p50_ms']:.1f} ms ({share:.0f}%) | {s['faiss_p50_ms']:.1f} ms "
-            f"| {s['embed_p50_ms']:.0f} ms "
-            f"| {fmt_bytes(b['peak_rss_mb'] * 2**20)} / {fmt_bytes(s['peak_rss_mb'] * 2**20)} "
-            f"| {fmt_bytes(s['index_bytes'])} | {s['ann']} | {s['recall_at_10']:.3f} |")
-    return "\n".join(lines)
+        cells.append([
+            f"{b['passages']:,}", f"{b['articles']:,}", b["mode"], f"{b['passages_per_s']:,.0f}",
+            _add(a["add20"]), _add(a["add80"]), f"{s['ask_p50_ms']:.0f} / {s['ask_p95_ms']:.0f} ms",
+            _pair(s, "repeat"), f"{s['bm25_p50_ms']:.1f} ms ({share:.0f}%)",
+            f"{s['faiss_p50_ms']:.1f} ms", f"{s['embed_p50_ms']:.0f} ms",
+            f"{fmt_bytes(b['peak_rss_mb'] * 2**20)} / {fmt_bytes(s['peak_rss_mb'] * 2**20)}",
+            fmt_bytes(s["index_bytes"]), s["ann"], f"{s['recall_at_10']:.3f}"])
+    return markdown_table(head, cells)
 
 
 def _pair(s: dict, key: str) -> str:

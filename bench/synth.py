@@ -366,7 +366,8 @@ class PoolEmbedder:
             v = self.pv.vectors[parts].sum(axis=0)
             vecs[k] = v / max(float(np.linalg.norm(v)), 1e-12)
             if len(parts) == 1:
-                toks[k] = TokenVectors(self.pv.token_ids[i], self.pv.token_vectors[i])
+                toks[k] = TokenVectors(self.pv.token_ids[parts[0]],
+                                       self.pv.token_vectors[parts[0]])
             else:  # sentences the splitter merged: their word pieces, in order
                 toks[k] = TokenVectors(np.concatenate([self.pv.token_ids[p] for p in parts]),
                                        np.vstack([self.pv.token_vectors[p] for p in parts]))
