@@ -270,8 +270,7 @@ def _recall(seg, embedder, questions: list[str], extra: int = 160, k: int = 10) 
     """
     import faiss
 
-    if faiss.try_extract_index_ivf(seg.vector_index) is None and not hasattr(
-            seg.vector_index, "hnsw"):
+    if faiss.try_extract_index_ivf(seg.vector_index) is None:
         return {"recall_at_10": 1.0, "recall_queries": 0}
     rng = np.random.default_rng(7)
     pv = seg.passage_vectors

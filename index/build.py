@@ -97,7 +97,8 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     unreadable = {Path(p.path).stem for p in (*still_bad, *loaded.problems)}
     for aid in unreadable & set(old) - set(keep):
         keep[aid] = old[aid]
-    skipped = {p.path: {"sha256": file_sha256(corpus_dir / p.path), "reason": p.reason}
+    hashed = {path.name: sha for path, sha in current.values()}  # each file hashed once
+    skipped = {p.path: {"sha256": hashed[p.path], "reason": p.reason}
                for p in (*still_bad, *loaded.problems) if (corpus_dir / p.path).is_file()}
     fresh = list(loaded.articles)
     updated = sum(1 for a in fresh if a.id in old)

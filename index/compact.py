@@ -11,7 +11,6 @@ with the next merge, or alone.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import numpy as np
 
 from index.model import Article
 from index.segment import (
-    ARTICLES,
     PASSAGE_VECTORS,
     PASSAGES,
     SENT_VECTORS,
@@ -29,6 +27,7 @@ from index.segment import (
     TOKEN_SCALES,
     TOKEN_VECTORS,
     SegmentData,
+    read_articles,
     write_segment,
 )
 from index.store import IndexDir, Manifest
@@ -102,10 +101,7 @@ def _segment_passages(store: IndexDir, seg: str) -> int:
 def _live_part(store: IndexDir, seg: str, manifest: Manifest) -> SegmentData | None:
     """The rows of a segment that belong to its live articles, token vectors kept as int8."""
     path: Path = store.segments_dir / seg
-    raw = json.loads((path / ARTICLES).read_text(encoding="utf-8"))
-    arts = [Article(id=r["id"], path=r["path"], body=r["body"], sha256=r["sha256"],
-                    title=r.get("title"), outlet=r.get("outlet"), author=r.get("author"),
-                    published=r.get("published"), url=r.get("url")) for r in raw]
+    arts = read_articles(path)
     keep_art = np.array([(e := manifest.articles.get(a.id)) is not None and e.segment == seg
                          for a in arts], dtype=bool)
     if not keep_art.any():

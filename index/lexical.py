@@ -40,18 +40,19 @@ def top_k(bm25: bm25s.BM25, terms: list[str], k: int) -> tuple[np.ndarray, np.nd
             scores[indices[a:b]] += data[a:b]  # one entry per passage in a posting list
         return _best(scores, np.arange(n), k)
     lists = [(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
-    theta, lookup, scatter = _split(data, indices, lists, k)
+    bound = _bounds(data, lists)
+    theta, lookup, scatter = _split(data, indices, lists, k, bound)
     for a, b in scatter:
         scores[indices[a:b]] += data[a:b]
     cand = np.flatnonzero(scores)
     part = scores[cand]
     # Highest bound first: each lookup tightens the bound of the passages still in the race.
-    lookup.sort(key=lambda ab: -_bound(data, ab))
-    rest = sum(_bound(data, ab) for ab in lookup)
+    lookup.sort(key=lambda ab: -bound[ab])
+    rest = sum(bound[ab] for ab in lookup)
     for i, (a, b) in enumerate([(0, 0), *lookup]):
         if i:
             part += _lookup(indices, data, a, b, cand)
-            rest -= _bound(data, (a, b))
+            rest -= bound[(a, b)]
         if part.size >= k:
             theta = max(theta, float(np.partition(part, part.size - k)[part.size - k]))
         alive = part + rest >= theta * (1 - 1e-4)  # margin for float32 rounding
@@ -59,15 +60,18 @@ def top_k(bm25: bm25s.BM25, terms: list[str], k: int) -> tuple[np.ndarray, np.nd
     return _best(part, cand, k)
 
 
-def _bound(data: np.ndarray, ab: tuple[int, int]) -> float:
-    a, b = ab
-    return float(data[a:b].max()) if b > a else 0.0
+def _bounds(data: np.ndarray, lists: list[tuple[int, int]]) -> dict[tuple[int, int], float]:
+    """Each list's largest score: all it can add to a passage. Common terms' lists are long,
+    so a question computes each bound once."""
+    return {(a, b): float(data[a:b].max()) if b > a else 0.0 for a, b in lists}
 
 
-def _split(data: np.ndarray, indices: np.ndarray, lists: list[tuple[int, int]],
-           k: int) -> tuple[float, list[tuple[int, int]], list[tuple[int, int]]]:
+def _split(data: np.ndarray, indices: np.ndarray, lists: list[tuple[int, int]], k: int,
+           bound: dict[tuple[int, int], float] | None = None
+           ) -> tuple[float, list[tuple[int, int]], list[tuple[int, int]]]:
     """A first threshold (no passage below it can be in the top k), and the posting lists to
     look up only (common terms) and to scatter (the rest)."""
+    bound = bound if bound is not None else _bounds(data, lists)
     # The threshold: the k-th best full score among the passages in the shortest lists.
     seed: list[np.ndarray] = []
     total = 0
@@ -87,10 +91,10 @@ def _split(data: np.ndarray, indices: np.ndarray, lists: list[tuple[int, int]],
     # margin for float32 rounding): a passage in only these lists scores below the k-th.
     lookup: list[tuple[int, int]] = []
     acc = 0.0
-    for bound, ab in sorted((_bound(data, ab), ab) for ab in lists if ab[1] > ab[0]):
-        if acc + bound >= theta * (1 - 1e-4):
+    for top, ab in sorted((bound[ab], ab) for ab in lists if ab[1] > ab[0]):
+        if acc + top >= theta * (1 - 1e-4):
             break
-        acc += bound
+        acc += top
         lookup.append(ab)
     return theta, lookup, [ab for ab in lists if ab not in lookup]
 

@@ -21,14 +21,17 @@ import numpy as np
 from index import vectors as vectors_module
 from index.model import Article
 from index.rows import RowFile
+from index.store import CATALOG, ArticleEntry, write_catalog
 from index.text import terms
 
 # bm25s sets its own logger to DEBUG on import, which would print on every build.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
-MMAP_THRESHOLD = 256 << 20  # bytes
+# Arrays larger than this stay on disk, their rows read per question (``RowFile``); smaller
+# ones are read into memory.
+ROWFILE_THRESHOLD = 256 << 20  # bytes
 
-# Files of a segment, with what they hold. Arrays are loaded memory-mapped.
+# Files of a segment, with what they hold.
 ARTICLES = "articles.json"  # metadata and body of each article
 SENTENCES = "sentences.npy"  # int64 (n, 4): article row, start, end, block
 PASSAGES = "passages.npy"  # int64 (m, 3): first sentence, last sentence, centre sentence
@@ -45,7 +48,6 @@ TERM_COUNTS = "term_df.json"  # document frequency of each stemmed term over pas
 TERM_VOCAB = "terms.json"  # list of the segment's stemmed terms; ids below index it
 SENT_TERMS = "sentence_terms.npy"  # int32: distinct term ids of every sentence, concatenated
 SENT_TERM_OFFSETS = "sentence_term_offsets.npy"  # int64 (n + 1,), like TOKEN_OFFSETS
-CATALOG = "catalog.json"  # see index.store.write_catalog
 FAISS_FILE = "passages.faiss"
 BM25_DIR = "bm25"
 SIZES = "sizes.json"  # byte size of every file above, to detect truncation cheaply
@@ -80,8 +82,8 @@ class Segment:
 
     def __init__(self, path: Path, data: SegmentData, vector_index: faiss.Index,
                  bm25: bm25s.BM25 | None, term_df: dict[str, int], *,
-                 piece_counts: np.ndarray | None = None, term_vocab: list[str] | None = None,
-                 sentence_terms: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 piece_counts: np.ndarray, term_vocab: list[str],
+                 sentence_terms: tuple[np.ndarray, np.ndarray]) -> None:
         self.path = path
         self.id = path.name
         self.articles = data.articles
@@ -96,9 +98,8 @@ class Segment:
         self.vector_index = vector_index
         self.bm25 = bm25
         self.term_df = term_df
-        self.piece_counts = (piece_counts if piece_counts is not None
-                             else np.bincount(np.asarray(data.token_ids, dtype=np.int64)))
-        self.term_vocab = term_vocab or []
+        self.piece_counts = piece_counts
+        self.term_vocab = term_vocab
         self._sent_terms = sentence_terms
         self.article_row = {a.id: i for i, a in enumerate(self.articles)}
         self._passages_per_article: np.ndarray | None = None
@@ -111,7 +112,7 @@ class Segment:
         """Row of each article's first sentence, and the total at the end (rows are grouped
         by article, in article order)."""
         if self._article_first is None:
-            counts = np.bincount(self.sentences[:, 0], minlength=len(self.articles))
+            counts = per_article(self.sentences, self.passages, len(self.articles))[0]
             self._article_first = np.concatenate([[0], np.cumsum(counts)])
         return self._article_first
 
@@ -145,8 +146,8 @@ class Segment:
     @property
     def passages_per_article(self) -> np.ndarray:
         if self._passages_per_article is None:
-            owner = self.sentences[self.passages[:, 0], 0] if self.n_passages else np.zeros(0, int)
-            self._passages_per_article = np.bincount(owner, minlength=len(self.articles))
+            self._passages_per_article = per_article(self.sentences, self.passages,
+                                                     len(self.articles))[1]
         return self._passages_per_article
 
     def passage_text(self, row: int) -> str:
@@ -163,8 +164,6 @@ class Segment:
 
     def sentence_terms(self, row: int) -> frozenset[str]:
         """``terms()`` of a sentence, computed when the segment was written."""
-        if self._sent_terms is None:
-            return frozenset(terms(self.sentence_text(row)))
         ids, offsets = self._sent_terms
         vocab = self.term_vocab
         return frozenset(vocab[i] for i in ids[offsets[row]:offsets[row + 1]].tolist())
@@ -177,10 +176,16 @@ class Segment:
         return out
 
 
+def per_article(sentences: np.ndarray, passages: np.ndarray,
+                n_articles: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sentences and passages of each article (rows are grouped by article, in order)."""
+    owner = sentences[passages[:, 0], 0] if len(passages) else np.zeros(0, int)
+    return (np.bincount(sentences[:, 0], minlength=n_articles),
+            np.bincount(owner, minlength=n_articles))
+
+
 def write_segment(path: Path, data: SegmentData) -> None:
     """Write a segment into ``path`` (a fresh folder), fsynced, ready to be referenced."""
-    from index.store import ArticleEntry, write_catalog
-
     path.mkdir(parents=True, exist_ok=False)
     articles = [
         {**a.meta(), "sha256": a.sha256, "body": a.body} for a in data.articles
@@ -203,14 +208,14 @@ def write_segment(path: Path, data: SegmentData) -> None:
     df = Counter(t for toks in tokenised for t in set(toks))
     _write_bytes(path / TERM_COUNTS, json.dumps(df).encode())
     _write_sentence_terms(path, data)
-    faiss.write_index(build_vector_index(data.passage_vectors), str(path / FAISS_FILE))
+    # Looked up on the module at call time: bench.scale times it by patching ``index.vectors``.
+    faiss.write_index(vectors_module.build_vector_index(data.passage_vectors),
+                      str(path / FAISS_FILE))
     if texts:
         bm25 = bm25s.BM25()
         bm25.index(bm25s.tokenization.Tokenized(*_vocab_ids(tokenised)), show_progress=False)
         bm25.save(str(path / BM25_DIR))
-    n_sent = np.bincount(data.sentences[:, 0], minlength=len(data.articles))
-    owner = data.sentences[data.passages[:, 0], 0] if len(data.passages) else np.zeros(0, int)
-    n_pass = np.bincount(owner, minlength=len(data.articles))
+    n_sent, n_pass = per_article(data.sentences, data.passages, len(data.articles))
     write_catalog(path, {
         a.id: ArticleEntry(path.name, a.sha256, a.path, int(n_sent[i]), int(n_pass[i]),
                            *data.stats.get(a.id, (-1, -1)))
@@ -287,28 +292,35 @@ def _write_array(path: Path, array: np.ndarray) -> None:
         os.fsync(fh.fileno())
 
 
+def read_articles(path: Path) -> list[Article]:
+    """The articles a segment holds, bodies included."""
+    raw = json.loads((path / ARTICLES).read_text(encoding="utf-8"))
+    return [Article(id=r["id"], path=r["path"], body=r["body"], sha256=r["sha256"],
+                    title=r.get("title"), outlet=r.get("outlet"), author=r.get("author"),
+                    published=r.get("published"), url=r.get("url")) for r in raw]
+
+
+def _check_sizes(path: Path) -> None:
+    """Every required file present, every file at its recorded size (else SegmentError)."""
+    sizes = json.loads((path / SIZES).read_text())
+    for name in REQUIRED:
+        if name not in sizes:
+            raise SegmentError(f"{path.name}/{name} is missing")
+    for name, size in sizes.items():
+        actual = (path / name).stat().st_size
+        if actual != size:
+            raise SegmentError(f"{path.name}/{name} is {actual} bytes, expected {size}")
+
+
 def load_segment(path: Path) -> Segment:
     try:
-        sizes = json.loads((path / SIZES).read_text())
-        for name in REQUIRED:
-            if name not in sizes:
-                raise SegmentError(f"{path.name}/{name} is missing")
-        for name, size in sizes.items():
-            actual = (path / name).stat().st_size
-            if actual != size:
-                raise SegmentError(f"{path.name}/{name} is {actual} bytes, expected {size}")
-        raw = json.loads((path / ARTICLES).read_text(encoding="utf-8"))
-        articles = [
-            Article(id=r["id"], path=r["path"], body=r["body"], sha256=r["sha256"],
-                    title=r.get("title"), outlet=r.get("outlet"), author=r.get("author"),
-                    published=r.get("published"), url=r.get("url"))
-            for r in raw
-        ]
+        _check_sizes(path)
+        articles = read_articles(path)
 
         def arr(name: str) -> np.ndarray:
             # Small arrays are read into memory (gathering rows from a file costs more than
             # the search itself); large ones stay on disk, rows read per question (RowFile).
-            if (path / name).stat().st_size > MMAP_THRESHOLD:
+            if (path / name).stat().st_size > ROWFILE_THRESHOLD:
                 return RowFile(path / name)  # type: ignore[return-value]
             return np.load(path / name, allow_pickle=False)
 
@@ -349,12 +361,7 @@ def segment_intact(path: Path) -> bool:
     recorded size, JSON files framed as JSON, array headers readable. (Cheap so that adding
     one article does not cost a read of the whole index.)"""
     try:
-        sizes = json.loads((path / SIZES).read_text())
-        if any(name not in sizes for name in REQUIRED):
-            return False
-        for name, size in sizes.items():
-            if (path / name).stat().st_size != size:
-                return False
+        _check_sizes(path)
         for name in (ARTICLES, TERM_COUNTS, TERM_VOCAB, CATALOG):
             with (path / name).open("rb") as fh:
                 head = fh.read(1)
@@ -368,15 +375,9 @@ def segment_intact(path: Path) -> bool:
             fourcc = fh.read(4)  # FAISS files start with the index type's four letters
         if len(fourcc) != 4 or not fourcc.isalnum():
             return False
-    except (OSError, ValueError, TypeError, KeyError):
+    except (SegmentError, OSError, ValueError, TypeError, KeyError):
         return False
     return True
-
-
-def build_vector_index(vectors: np.ndarray) -> faiss.Index:
-    """Inner product on unit vectors = cosine similarity: exact while small, IVF above
-    ``index.vectors.EXACT_MAX`` passages (see index.vectors)."""
-    return vectors_module.build_vector_index(vectors)
 
 
 def _vocab_ids(tokenised: list[list[str]]) -> tuple[list[list[int]], dict[str, int]]:

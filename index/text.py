@@ -30,7 +30,8 @@ _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _ACRONYM = re.compile(r"\b(?:[A-Z]\.){2,}|\b[A-Z]{2,6}\b")
 # "United States", "National Development and Reform Commission": names an acronym may stand for.
 _CONNECTORS = frozenset({"of", "and", "for", "the", "de", "on"})
-_NAME_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:(?:of|and|for|the|de|on)\s+)?[A-Z][a-z]+)+\b")
+_NAME_RUN = re.compile(rf"\b[A-Z][a-z]+(?:\s+(?:(?:{'|'.join(sorted(_CONNECTORS))})\s+)?"
+                       r"[A-Z][a-z]+)+\b")
 
 
 @lru_cache(maxsize=1)

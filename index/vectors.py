@@ -66,9 +66,6 @@ def configure_search(index: faiss.Index) -> faiss.Index:
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         ivf.nprobe = n_probes(ivf.nlist)
-    hnsw = getattr(index, "hnsw", None)
-    if hnsw is not None:
-        hnsw.efSearch = max(hnsw.efSearch, 128)
     return index
 
 
@@ -76,6 +73,4 @@ def describe(index: faiss.Index) -> str:
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         return f"IVF{ivf.nlist},Flat nprobe={ivf.nprobe}"
-    if getattr(index, "hnsw", None) is not None:
-        return f"HNSW efSearch={index.hnsw.efSearch}"
     return "Flat (exact)"
