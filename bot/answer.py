@@ -66,10 +66,11 @@ class Answerer:
         return self._live
 
     def ask(self, question: str) -> Answer:
-        problem = question_problem(question)
+        text = clean_question(question)
+        problem = _problem(text)
         if problem:
             return Answer(question=question, reason=problem)
-        result = self._live.current().search(clean_question(question))
+        result = self._live.current().search(text)
         if not result.covered:
             return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
         quotes = tuple(Quote(text=e.text, start=e.start, end=e.end, score=e.score,
@@ -103,7 +104,10 @@ def clean_question(question: str) -> str:
 
 def question_problem(question: str) -> str | None:
     """A short, friendly reason why a question cannot be searched, or None."""
-    text = clean_question(question)
+    return _problem(clean_question(question))
+
+
+def _problem(text: str) -> str | None:
     if not text:
         return "Please ask a question, e.g. “Did China agree to send weapons to Russia?”"
     if len(text) > MAX_QUESTION_CHARS:

@@ -106,11 +106,9 @@ def index_build(corpus: Path | None, index_dir: Path | None, as_json: bool) -> N
 
 
 def _build(live, settings: Settings, progress):
-    from index.build import build_index
+    from index.build import build_index, require_corpus
 
-    if not settings.corpus_dir.is_dir():  # checked before the model loads: fail fast
-        raise FileNotFoundError(f"The corpus folder {settings.corpus_dir} does not exist; "
-                                "create it and put articles (.md, .txt, .html, .pdf) in it.")
+    require_corpus(settings.corpus_dir)  # before the model loads: fail fast
     return build_index(settings.corpus_dir, settings.index_dir, live.embedder, progress=progress)
 
 

@@ -155,13 +155,14 @@ def watch_cmd(corpus: Path | None, index_dir: Path | None, as_json: bool,
 def _index_builder(settings: Settings) -> Any:
     """A function that rebuilds the index incrementally and returns its BuildReport.
 
-    The model is loaded once, here; each build embeds only new and changed articles.
+    The model is loaded once, here; each build embeds only new and changed articles. The
+    watcher does not serve, so the index it writes is never loaded here.
     """
-    from bot.runtime import make_live_index
+    from bot.runtime import make_embedder
+    from index.build import build_index
 
-    live = make_live_index(settings)
-    live.embedder  # noqa: B018 - load the model before the first build, not inside it
-    return lambda: live.rebuild(settings.corpus_dir)
+    embedder = make_embedder(settings)
+    return lambda: build_index(settings.corpus_dir, settings.index_dir, embedder)
 
 
 def _settings_or_exit() -> Settings:

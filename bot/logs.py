@@ -158,8 +158,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO", *, secrets: Iterable[s
     # Libraries that log whole request bodies (message texts) or URLs with tokens in them
     # (discord.webhook logs interaction webhook URLs) at DEBUG stay at INFO: our DEBUG is
     # for our code. "discord" covers all of discord.py (http, gateway, webhook, state, ...).
-    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "discord", "discord.http",
-                  "discord.gateway", "discord.webhook", "websockets", "aiohttp",
+    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "discord", "websockets", "aiohttp",
                   "sentence_transformers", "filelock", "bm25s"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one line per file event

@@ -17,10 +17,13 @@ from index.load import corpus_files
 log = logging.getLogger(__name__)
 
 
+def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(settings.embed_model)
+
+
 def make_live_index(settings: Settings) -> LiveIndex:
     """The model is loaded lazily, on first use, so `--help` and config errors stay instant."""
-    return LiveIndex(settings.index_dir,
-                     lambda: SentenceTransformerEmbedder(settings.embed_model))
+    return LiveIndex(settings.index_dir, lambda: make_embedder(settings))
 
 
 def make_answerer(settings: Settings, *, build_if_missing: bool = True,

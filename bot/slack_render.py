@@ -18,7 +18,7 @@ SECTION_LIMIT = 3000  # characters of mrkdwn in one section or context element
 # Characters of quote in one rich_text block. Slack documents no limit for a rich-text
 # `text` element; we keep each block to the section limit, the largest Slack documents for
 # the text of one block, so that no one block is larger than what the section code sent.
-QUOTE_LIMIT = 3000
+QUOTE_LIMIT = SECTION_LIMIT
 BLOCK_LIMIT = 50  # blocks in one message
 TEXT_LIMIT = 3900  # the plain `text` fallback; Slack advises staying under 4,000
 VALUE_LIMIT = 2000  # characters in a button's value

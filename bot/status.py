@@ -17,11 +17,11 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
                 "articles": 0, "passages": 0, "added": sorted(p.name for p in files.values()),
                 "changed": [], "removed": []}
     manifest = store.read_manifest()
-    unreadable = sorted(name for name, info in manifest.skipped.items()
-                        if name in {p.name for p in files.values()}
-                        and file_sha256(files[Path(name).stem]) == info["sha256"])
+    present = {p.name for p in files.values()}
+    still_bad = {name for name, info in manifest.skipped.items()
+                 if name in present and file_sha256(files[Path(name).stem]) == info["sha256"]}
     added = sorted(p.name for aid, p in files.items()
-                   if aid not in manifest.articles and p.name not in unreadable)
+                   if aid not in manifest.articles and p.name not in still_bad)
     known = manifest.articles
     changed = sorted(p.name for aid, p in files.items()
                      if aid in known and file_sha256(p) != known[aid].sha256)
@@ -40,6 +40,7 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
         "added": added,
         "changed": changed,
         "removed": removed,
-        "unreadable": [{"path": n, "reason": manifest.skipped[n]["reason"]} for n in unreadable],
+        "unreadable": [{"path": n, "reason": manifest.skipped[n]["reason"]}
+                       for n in sorted(still_bad)],
         "up_to_date": not (added or changed or removed),
     }

@@ -55,14 +55,19 @@ class BuildReport:
         }
 
 
+def require_corpus(corpus_dir: Path) -> None:
+    """Fail with a message that says how to fix it when the corpus folder is missing."""
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"The corpus folder {corpus_dir} does not exist; create it and "
+                                "put articles (.md, .txt, .html, .pdf) in it.")
+
+
 def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
                 params: ChunkParams | None = None, progress: Progress | None = None) -> BuildReport:
     started = time.perf_counter()
     params = params or ChunkParams()
     store = IndexDir(index_dir)
-    if not corpus_dir.is_dir():
-        raise FileNotFoundError(f"The corpus folder {corpus_dir} does not exist; create it and "
-                                "put articles (.md, .txt, .html, .pdf) in it.")
+    require_corpus(corpus_dir)
     previous, repaired = _reusable_manifest(store, embedder, params)
     old = previous.articles if previous else {}
 
