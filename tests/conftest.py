@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -21,6 +22,37 @@ DEV_SET = SHARED / "eval" / "dev_questions.jsonl"
 RAW_DOSSIER = SHARED / "dossier"
 
 T = TypeVar("T")
+
+
+# Index helpers shared by the build, store and CLI tests.
+def manifest_path(index_dir: Path) -> Path:
+    from index.store import CURRENT
+
+    name = (index_dir / CURRENT).read_text().strip()
+    return index_dir / "generations" / f"{name}.json"
+
+
+def segment_dir(index_dir: Path) -> Path:
+    from index.store import IndexDir
+
+    manifest = IndexDir(index_dir).read_manifest()
+    return index_dir / "segments" / manifest.segments[0]
+
+
+def edit_manifest(index_dir: Path, **changes: object) -> None:
+    path = manifest_path(index_dir)
+    raw = json.loads(path.read_text())
+    raw.update(changes)
+    path.write_text(json.dumps(raw))
+
+
+def passages_of(path: Path) -> int:
+    """Passages the chunker makes of one article file."""
+    from index.chunk import make_passages, split_sentences
+    from index.load import load_article
+
+    article = load_article(path)
+    return len(make_passages(article, split_sentences(article)))
 
 
 def poll(probe: Callable[[], T], timeout: float, what: str) -> T:

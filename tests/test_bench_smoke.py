@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench package
 
 from bench import compare, scale
 from bench.embed import measure
@@ -128,10 +125,12 @@ def test_baselines_are_scored_like_the_bot(embedder):
     assert "| bm25 | 1/1 (100%)" in compare.table({"rows": [row]})
 
 
-def test_embedding_throughput_is_measured(embedder):
+def test_embedding_throughput_is_measured(embedder, monkeypatch):
+    # The session embedder is shared with other tests: its batch size is put back even when
+    # an assertion fails.
+    monkeypatch.setattr(embedder, "batch_size", embedder.batch_size)
     sentences = ["Russia asked China for help.", "The pipeline was put on hold."]
     passages = [" ".join(sentences)]
     row = measure(embedder, sentences, passages, batch=2)
     assert row["batch"] == 2 and row["sentences_per_s"] > 0 and row["passages_per_s"] > 0
     assert embedder.batch_size == 2
-    embedder.batch_size = 64  # the session embedder is shared with other tests

@@ -4,14 +4,12 @@ segment written with either kind loads, searches and fails loudly when damaged."
 from __future__ import annotations
 
 import json
-import sys
+from functools import cache
 from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench package
 
 from bench.synth import Pool, PoolVectors, segment_data, synth_articles
 from index import vectors
@@ -91,9 +89,14 @@ def test_search_parameters_are_restored_when_an_index_is_read(tmp_path):
     assert np.array_equal(index.search(q, 10)[1], loaded.search(q, 10)[1])
 
 
+@cache
+def _corpus_pool() -> Pool:
+    return Pool.from_corpus(Path(__file__).resolve().parents[1] / "corpus")
+
+
 def _fake_pool(n: int = 40) -> tuple[Pool, PoolVectors]:
     """Real sentences; random vectors and word pieces instead of the model's (not needed)."""
-    real = Pool.from_corpus(Path(__file__).resolve().parents[1] / "corpus")
+    real = _corpus_pool()
     pool = Pool(real.sentences[:n], real.words[:n], "test")
     rng = np.random.default_rng(0)
     vecs = clustered(n, topics=10)

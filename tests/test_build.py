@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import passages_of
 
 from bot.answer import Answerer
 from index.build import build_index
-from index.chunk import ChunkParams, make_passages, split_sentences
+from index.chunk import ChunkParams
 from index.live import LiveIndex
 from index.load import load_article
 from index.segment import load_segment
@@ -46,11 +47,6 @@ Officials in Astana said the shipment had been sent back to China the same day.
 NEW_QUESTION = "How many freight wagons did Kazakh customs officers stop at Khorgos?"
 SUN_YUN_QUESTION = "What did Sun Yun of the Stimson Center say about providing arms now?"
 STOCKPILE_QUESTION = "How big a stockpile of fuel does China plan to build?"
-
-
-def passages_of(path: Path) -> int:
-    article = load_article(path)
-    return len(make_passages(article, split_sentences(article)))
 
 
 @pytest.fixture(scope="module")

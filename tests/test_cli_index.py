@@ -13,12 +13,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import edit_manifest, manifest_path, passages_of, segment_dir
 
 from bot.cli import main
 from index.build import build_index
-from index.chunk import make_passages, split_sentences
-from index.load import load_article
-from index.store import CURRENT, FORMAT_VERSION
+from index.store import FORMAT_VERSION
 
 DOSSIER_BOT = Path(sys.executable).with_name("dossier-bot")
 REQUIRED_KEYS = {"articles", "chunks", "embedded", "removed", "seconds"}
@@ -50,11 +49,6 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     proc = start(args, cwd)
     out, err = proc.communicate(timeout=300)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def passages_of(path: Path) -> int:
-    article = load_article(path)
-    return len(make_passages(article, split_sentences(article)))
 
 
 def one_json_object(stdout: str) -> dict:
@@ -199,36 +193,23 @@ def assert_one_error_line(stderr: str) -> None:
     assert "Traceback" not in stderr
 
 
-def _manifest(index_dir: Path) -> Path:
-    name = (index_dir / CURRENT).read_text().strip()
-    return index_dir / "generations" / f"{name}.json"
-
-
-def _segment(index_dir: Path) -> Path:
-    return index_dir / "segments" / json.loads(_manifest(index_dir).read_text())["segments"][0]
-
-
 def _edit(**changes: object) -> Callable[[Path], None]:
-    def damage(index_dir: Path) -> None:
-        raw = json.loads(_manifest(index_dir).read_text())
-        raw.update(changes)
-        _manifest(index_dir).write_text(json.dumps(raw))
-    return damage
+    return lambda index_dir: edit_manifest(index_dir, **changes)
 
 
 def _truncate(name: str) -> Callable[[Path], None]:
     def damage(index_dir: Path) -> None:
-        path = _segment(index_dir) / name
+        path = segment_dir(index_dir) / name
         path.write_bytes(path.read_bytes()[:100])
     return damage
 
 
 def _garble(index_dir: Path) -> None:
-    _manifest(index_dir).write_text('{"format": 1, "generation": ')
+    manifest_path(index_dir).write_text('{"format": 1, "generation": ')
 
 
 def _delete_generation(index_dir: Path) -> None:
-    _manifest(index_dir).unlink()
+    manifest_path(index_dir).unlink()
 
 
 DAMAGE: dict[str, Callable[[Path], None]] = {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import edit_manifest, manifest_path, segment_dir
 
 from bot.answer import Answerer
 from index.build import build_index
@@ -46,23 +46,6 @@ def copy(tmp_path, base) -> tuple[Path, Path]:
     shutil.copytree(base / "corpus", tmp_path / "corpus")
     shutil.copytree(base / "index", tmp_path / "index")
     return tmp_path / "corpus", tmp_path / "index"
-
-
-def manifest_path(index_dir: Path) -> Path:
-    name = (index_dir / CURRENT).read_text().strip()
-    return index_dir / "generations" / f"{name}.json"
-
-
-def segment_dir(index_dir: Path) -> Path:
-    manifest = IndexDir(index_dir).read_manifest()
-    return index_dir / "segments" / manifest.segments[0]
-
-
-def edit_manifest(index_dir: Path, **changes: object) -> None:
-    path = manifest_path(index_dir)
-    raw = json.loads(path.read_text())
-    raw.update(changes)
-    path.write_text(json.dumps(raw))
 
 
 def assert_one_line_saying_rebuild(exc: BaseException) -> None:

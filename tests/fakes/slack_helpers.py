@@ -44,14 +44,20 @@ def quoted(call: Call) -> str:
     return norm(" ".join(call.quotes()))
 
 
+def assert_blocks_valid(blocks: list[dict]) -> None:
+    """slack_sdk's Block Kit models read every block back unchanged and find nothing wrong."""
+    for block in blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None and parsed.type == block["type"], block
+        parsed.validate_json()
+        assert parsed.to_dict() == block
+
+
 def assert_quotes_posted(call: Call, expected: Answer) -> None:
     """Every quote of ``expected`` appears verbatim (literal, unescaped) in the rich-text
     quote blocks, in order, and the plain-text fallback carries the first one."""
     assert expected.answered, f"the dossier should answer {expected.question!r}: {expected.reason}"
-    for block in call.blocks:  # as sent over the wire, read back by slack_sdk's models
-        parsed = Block.parse(block)
-        assert parsed is not None and parsed.to_dict() == block, block
-        parsed.validate_json()
+    assert_blocks_valid(call.blocks)  # as sent over the wire
     body = quoted(call)
     position = 0
     for quote in expected.quotes:
