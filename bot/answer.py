@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 MAX_QUESTION_CHARS = 1000
 NOT_COVERED = "The dossier does not cover that question."
+UNSURE = "I am not sure the dossier covers this; the closest passages are:"
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,17 @@ class Answer:
     quotes: tuple[Quote, ...] = ()
     reason: str | None = None  # set when the bot declines or cannot take the question
     closest: tuple[Article, ...] = ()  # when declining: the articles that came nearest
+    # "high": an answer; "low": not sure the dossier covers it, ``quotes`` are the closest
+    # passages; None: declined (or not searched).
+    confidence: str | None = None
 
     @property
     def answered(self) -> bool:
-        return bool(self.quotes)
+        return bool(self.quotes) and self.confidence != "low"
+
+    @property
+    def unsure(self) -> bool:
+        return bool(self.quotes) and self.confidence == "low"
 
 
 @dataclass(frozen=True)
@@ -71,11 +79,14 @@ class Answerer:
         if problem:
             return Answer(question=question, reason=problem)
         result = self._live.current().search(text)
-        if not result.covered:
-            return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
         quotes = tuple(Quote(text=e.text, start=e.start, end=e.end, score=e.score,
                              article=e.article) for e in result.evidence)
-        return Answer(question=question, quotes=quotes)
+        if result.covered:
+            return Answer(question=question, quotes=quotes, confidence="high")
+        if result.confidence == "low" and quotes:
+            return Answer(question=question, quotes=quotes, reason=UNSURE,
+                          closest=result.closest, confidence="low")
+        return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
 
     def sources(self) -> list[Source]:
         snapshot = self._live.current()

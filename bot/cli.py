@@ -212,33 +212,77 @@ def sources(index_dir: Path | None, as_json: bool) -> None:
 
 
 @main.command("eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
 @index_option
 @corpus_option
 @json_option
-def evaluate(file: Path, index_dir: Path | None, corpus: Path | None, as_json: bool) -> None:
-    """Score answers against a JSONL file of {"q", "doc", "phrase"} lines.
+@click.option("--misses", is_flag=True, help="With dossiers: list every miss before the table.")
+def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | None,
+             as_json: bool, misses: bool) -> None:
+    """Score answers against question files and dossiers.
+
+    \b
+    FILES are any of:
+      a JSONL file of {"q", "doc", "phrase"} lines, asked of --corpus / --index;
+      a dossier folder (corpus/ and questions.jsonl);
+      a folder of dossiers, e.g. ../shared/eval/dossiers.
+    One JSONL file alone prints every miss and the figures. Otherwise each dossier gets an
+    index of its own (kept under the index folder's eval/ sibling, rebuilt incrementally) and
+    the figures are printed per dossier and in total.
 
     strict: the first quote contains the phrase and comes from the expected article;
     lenient: any quote shown contains it; refusal: off-topic questions (doc null) declined,
-    answerable ones not.
+    answerable ones not. Phrases match with white space collapsed and case ignored.
     """
-    from bot.evaluate import EvalFileError, load_cases, render_report, run_eval
-    from bot.runtime import make_answerer
+    from bot.evaluate import (
+        Dossier,
+        EvalFileError,
+        find_dossiers,
+        load_cases,
+        render_report,
+        render_suite,
+        run_eval,
+        run_suite,
+    )
+    from bot.runtime import make_answerer, make_embedder
 
     settings = load_settings(index_dir=index_dir, corpus_dir=corpus)
+    if len(files) == 1 and files[0].is_file():
+        try:
+            cases = load_cases(files[0])
+        except EvalFileError as exc:
+            raise Failure(str(exc)) from None
+        with friendly_errors():
+            answerer = make_answerer(settings)
+        started = time.perf_counter()
+        report = run_eval(answerer, cases)
+        if as_json:
+            click.echo(json.dumps(report.as_dict()))
+        else:
+            click.echo(render_report(report, time.perf_counter() - started))
+        return
+    dossiers: list[Dossier] = []
     try:
-        cases = load_cases(file)
+        for f in files:
+            if f.is_file():
+                load_cases(f)  # a bad line fails before any model loads
+                dossiers.append(Dossier(f.stem, settings.corpus_dir, f))
+            else:
+                dossiers += find_dossiers(f)
     except EvalFileError as exc:
         raise Failure(str(exc)) from None
-    with friendly_errors():
-        answerer = make_answerer(settings)
+    names = [d.name for d in dossiers]
+    if len(set(names)) != len(names):
+        raise Failure(f"two dossiers share a name: {', '.join(sorted(names))}")
     started = time.perf_counter()
-    report = run_eval(answerer, cases)
+    with friendly_errors():
+        suite = run_suite(dossiers, make_embedder(settings), settings.index_dir.parent / "eval",
+                          say=lambda msg: click.echo(msg, err=True))
     if as_json:
-        click.echo(json.dumps(report.as_dict()))
+        click.echo(json.dumps(suite.as_dict()))
     else:
-        click.echo(render_report(report, time.perf_counter() - started))
+        click.echo(render_suite(suite, time.perf_counter() - started, misses=misses))
 
 
 @main.command("feedback")

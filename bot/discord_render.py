@@ -172,8 +172,11 @@ def decline_embed(answer: Answer) -> discord.Embed:
 def render_answer(answer: Answer) -> Reply:
     """The question as content and one embed per quote, the best first, within every limit."""
     content = question_line(answer.question)
-    if not answer.answered:
+    if not answer.answered and not answer.unsure:
         return Reply(content, (decline_embed(answer),))
+    if answer.unsure and answer.reason:
+        # Closest passages, not an answer: the note comes before them, in the content.
+        content = clip(f"{content}\n{discord.utils.escape_markdown(answer.reason)}", CONTENT_MAX)
     embeds: list[discord.Embed] = []
     budget = EMBED_TOTAL_MAX
     total = len(answer.quotes)

@@ -26,6 +26,11 @@ def attribution(article: Article, *, with_url: bool = True) -> str:
 
 
 def render_text(answer: Answer, *, width: int = 88) -> str:
+    if answer.unsure:
+        blocks = [answer.reason or "I am not sure the dossier covers this; the closest "
+                  "passages are:"]
+        blocks += [_quote_block(n, q, width) for n, q in enumerate(answer.quotes, 1)]
+        return "\n\n".join(blocks)
     if not answer.answered:
         lines = [answer.reason or "The dossier does not cover that question."]
         if answer.closest:
@@ -52,6 +57,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         "question": answer.question,
         "answered": answer.answered,
         "reason": None if answer.answered else answer.reason,
+        "confidence": answer.confidence,
         "quotes": [
             {
                 "text": q.text,
@@ -63,6 +69,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
             for q in answer.quotes
         ],
         "answer": render_text(answer),
+        "closest": [] if answer.answered else [a.meta() for a in answer.closest],
     }
 
 

@@ -154,12 +154,12 @@ def quote_dict(quote: Quote) -> dict[str, Any]:
 
 def fallback_text(answer: Answer) -> str:
     """Plain text for notifications and clients without Block Kit; it contains the quotes."""
-    if not answer.answered:
+    if not answer.answered and not answer.unsure:
         lines = [answer.reason or "The dossier does not cover that question."]
         if answer.closest:
             lines.append("Closest articles: " + "; ".join(attribution(a) for a in answer.closest))
         return _clip(escape("\n".join(lines)), TEXT_LIMIT)
-    lines = []
+    lines = [answer.reason] if answer.unsure and answer.reason else []
     for n, quote in enumerate(answer.quotes, 1):
         lines.append(f"[{n}] “{_one_line(quote.text)}” — {attribution(quote.article)}")
     return _clip(escape("\n".join(lines)), TEXT_LIMIT)
@@ -177,7 +177,9 @@ def render_answer(answer: Answer, *, answer_id: str | None = None,
         label = "Shared answer to" if shared else "Question"
         blocks.append(_context(f"{label}: {escape(_clip(_one_line(answer.question), 500))}"))
     reserve = 2 if answer_id else 0  # the actions block, and a note on quotes left out
-    if answer.answered:
+    if answer.unsure and answer.reason:
+        blocks.append(_section(escape(answer.reason)))
+    if answer.answered or answer.unsure:
         shown = 0
         for n, quote in enumerate(answer.quotes, 1):
             quote_blocks = [_quote_block(c) for c in _quote_chunks(quote.text)]

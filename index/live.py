@@ -17,7 +17,7 @@ from index.build import BuildReport, Progress, build_index
 from index.embed import Embedder
 from index.model import Article
 from index.rows import warm_page_cache
-from index.search import Retriever, SearchResult
+from index.search import Ranker, RankerFactory, Retriever, SearchResult
 from index.segment import Segment, SegmentError, load_segment, segment_intact
 from index.store import IndexCorrupt, IndexDir, IndexMismatch, Manifest
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class Snapshot:
     manifest: Manifest
     articles: tuple[Article, ...]
-    retriever: Retriever
+    retriever: Ranker
 
     @property
     def generation(self) -> str:
@@ -42,8 +42,10 @@ class Snapshot:
 
 
 class LiveIndex:
-    def __init__(self, index_dir: Path, embedder: Embedder | Callable[[], Embedder]) -> None:
+    def __init__(self, index_dir: Path, embedder: Embedder | Callable[[], Embedder], *,
+                 ranker: RankerFactory = Retriever) -> None:
         self.dir = IndexDir(index_dir)
+        self._ranker = ranker  # builds the ranker of each generation it loads
         self._embedder_source = embedder
         # Either an embedder, or a factory called on first use (the model loads lazily).
         self._embedder: Embedder | None = (
@@ -153,4 +155,4 @@ class LiveIndex:
         # Large segments stay on disk; read them once in the background so new questions do
         # not wait on the disk (a no-op for small dossiers, which live in memory).
         warm_page_cache([f for s in fresh for f in s.on_disk()])
-        return Snapshot(manifest, articles, Retriever(segments, live, embedder))
+        return Snapshot(manifest, articles, self._ranker(segments, live, embedder))

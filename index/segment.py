@@ -107,6 +107,41 @@ class Segment:
         self._metadata_terms: frozenset[str] | None = None
         self._article_terms: list[frozenset[str]] | None = None
 
+    # Named columns of ``sentences`` and ``passages`` (views, no copies).
+    @property
+    def sentence_article(self) -> np.ndarray:
+        """Article row (into ``articles``) of each sentence."""
+        return self.sentences[:, 0]
+
+    @property
+    def sentence_start(self) -> np.ndarray:
+        return self.sentences[:, 1]
+
+    @property
+    def sentence_end(self) -> np.ndarray:
+        return self.sentences[:, 2]
+
+    @property
+    def sentence_block(self) -> np.ndarray:
+        """Paragraph run of each sentence: sentences of different blocks are never joined."""
+        return self.sentences[:, 3]
+
+    @property
+    def passage_first(self) -> np.ndarray:
+        return self.passages[:, 0]
+
+    @property
+    def passage_last(self) -> np.ndarray:
+        return self.passages[:, 1]
+
+    @property
+    def passage_centre(self) -> np.ndarray:
+        return self.passages[:, 2]
+
+    def article_of(self, row: int) -> Article:
+        """The article of sentence ``row``."""
+        return self.articles[int(self.sentences[row, 0])]
+
     @property
     def article_first_sentence(self) -> np.ndarray:
         """Row of each article's first sentence, and the total at the end (rows are grouped

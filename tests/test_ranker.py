@@ -1,0 +1,139 @@
+"""The ranker's stages on a real index of the dossier: candidates, features, the learned
+scorer, and the policy (answer, unsure, decline; which windows are quoted)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bot.answer import UNSURE, Answerer
+from bot.render import answer_to_json, render_text
+from index import candidates, features
+from index.features import FEATURES
+from index.live import LiveIndex
+from index.policy import HIGH, LOW, Ranked, confidence, select_quotes
+from index.scorer import DEFAULT_MODEL, QUESTION_FEATURES, RankerModel, default_model
+from index.search import Retriever
+
+QUESTION = "Did Moscow deny asking Beijing for military help?"
+
+
+@pytest.fixture(scope="module")
+def retriever(built_index, embedder) -> Retriever:
+    return LiveIndex(built_index, embedder).current().retriever
+
+
+def test_candidates_come_from_both_retrievers_with_their_ranks(retriever):
+    q = retriever.stats.question(QUESTION)
+    qv = retriever.embed(QUESTION)
+    found = candidates.gather(retriever.segments, retriever._live_rows, qv.vector,
+                              list(q.terms), 10)
+    assert found
+    for c in found:
+        assert np.all(np.diff(c.rows) > 0), "rows ascend, each once"
+        ranked = c.dense_rank < candidates.NO_RANK
+        assert ranked.any() and (c.lexical_rank < candidates.NO_RANK).any()
+        assert set(c.dense_rank[ranked].tolist()) <= set(range(10))
+        # A sentence reached only as a window neighbour has no rank of its own.
+        assert (c.lexical_score[c.lexical_rank == candidates.NO_RANK] == 0).all()
+
+
+def test_features_are_named_columns_with_sane_ranges(retriever):
+    fm = retriever.features(QUESTION)
+    assert fm.matrix.shape == (len(fm.rows), len(FEATURES))
+    for name in ("sentence_cover", "window_cover", "context_cover", "metadata", "lead",
+                 "position", "dense_rrf", "lexical_rrf", "lexical_score"):
+        col = fm.column(name)
+        assert col.min() >= 0 and col.max() <= 1, name
+    for name in FEATURES:
+        if name.endswith("_gap"):
+            assert fm.column(name).max() == pytest.approx(0.0, abs=1e-6), name
+    # The window holds its sentence, so it covers at least as much of the question.
+    assert (fm.column("window_cover") >= fm.column("sentence_cover") - 1e-6).all()
+
+
+def test_question_analysis_is_generic(retriever):
+    assert features.answer_type("How many people were arrested?") == "number"
+    assert features.answer_type("when did the trial start") == "date"
+    assert features.answer_type("Who won the vote?") == "person"
+    assert features.answer_type("Why did she resign?") == "reason"
+    assert features.matches_type("number", "Three men were held.")
+    assert not features.matches_type("date", "He declined to comment.")
+    unknown = retriever.stats.question("Who won the Champions League final in Istanbul?")
+    known = retriever.stats.question("What did China's embassy say about Russia?")
+    assert unknown.unknown > known.unknown
+    assert unknown.unknown_name and not known.unknown_name
+
+
+def test_the_packaged_model_is_fitted_on_training_stories_and_reads_known_features():
+    model = default_model()
+    assert set(model.candidate.names) <= set(FEATURES)
+    assert set(model.question.names) <= set(QUESTION_FEATURES)
+    assert 0 < model.low_at <= model.answer_at < 1
+    assert model.info["fitted_on"] == "train/dossiers"
+    assert model.info["answerable"] >= 750 and model.info["unanswerable"] >= 150
+
+
+def test_a_model_round_trips_and_rejects_features_it_does_not_know(tmp_path):
+    model = RankerModel.load(DEFAULT_MODEL)
+    model.save(tmp_path / "m.json")
+    again = RankerModel.load(tmp_path / "m.json")
+    assert again.candidate.names == model.candidate.names
+    np.testing.assert_allclose(again.candidate.weights, model.candidate.weights)
+    bad = dataclasses.replace(model.candidate, names=("no_such_feature",))
+    with pytest.raises(ValueError, match="no_such_feature"):
+        dataclasses.replace(model, candidate=bad)
+
+
+def test_three_outcomes_by_probability():
+    assert confidence(0.9, 0.5, 0.2) == HIGH
+    assert confidence(0.3, 0.5, 0.2) == LOW
+    assert confidence(0.1, 0.5, 0.2) is None
+
+
+def test_quotes_never_overlap_and_respect_the_ratio(retriever):
+    fm = retriever.features(QUESTION)
+    probs = np.linspace(0.9, 0.01, len(fm.rows)).astype(np.float32)
+    ranked = [Ranked(seg, row, float(p)) for (seg, row), p in zip(fm.rows, probs, strict=True)]
+    quotes = select_quotes(ranked, max_quotes=5, ratio=0.0)
+    assert 1 < len(quotes) <= 5
+    spans = sorted((q.article.id, q.start, q.end) for q in quotes)
+    for (a1, _s1, e1), (a2, s2, _e2) in zip(spans, spans[1:], strict=False):
+        assert a1 != a2 or e1 <= s2
+    only_best = select_quotes(ranked, max_quotes=5, ratio=1.0)
+    assert len(only_best) == 1 and only_best[0].score == pytest.approx(0.9, abs=1e-4)
+
+
+def _answerer_with(built_index, embedder, **thresholds) -> Answerer:
+    model = dataclasses.replace(default_model(), **thresholds)
+
+    def ranker(segments, live, emb):
+        return Retriever(segments, live, emb, model=model)
+
+    return Answerer(LiveIndex(built_index, embedder, ranker=ranker))
+
+
+def test_an_unsure_answer_shows_the_closest_passages_marked_as_such(built_index, embedder):
+    unsure = _answerer_with(built_index, embedder, answer_at=1.01, low_at=0.0)
+    answer = unsure.ask(QUESTION)
+    assert not answer.answered and answer.unsure and answer.quotes
+    assert answer.confidence == LOW
+    data = answer_to_json(answer)
+    assert data["answered"] is False and data["confidence"] == "low"
+    assert data["quotes"] and data["closest"]
+    assert render_text(answer).startswith(UNSURE)
+
+
+def test_a_plain_decline_has_no_quotes_and_names_the_closest_articles(built_index, embedder):
+    declines = _answerer_with(built_index, embedder, answer_at=1.01, low_at=1.01)
+    data = answer_to_json(declines.ask(QUESTION))
+    assert data["answered"] is False and data["confidence"] is None
+    assert data["quotes"] == [] and data["closest"]
+
+
+def test_a_confident_answer_is_marked_high(answerer):
+    data = answer_to_json(answerer.ask(QUESTION))
+    assert data["answered"] is True and data["confidence"] == "high"
+    assert data["closest"] == []

@@ -1,0 +1,341 @@
+"""Fit the ranker (candidate scorer, refusal model, thresholds) on the training dossiers and
+report it on the development suite, with ablations.
+
+    .venv/bin/python -m train.fit_ranker             # fit, report, write index/models/ranker.json
+    .venv/bin/python -m train.fit_ranker --ablate    # also refit without each feature group
+    .venv/bin/python -m train.fit_ranker --no-write  # report only
+
+Training questions come from ``train/dossiers`` (articles read from ../shared/bbc, copied to a
+cache folder outside the repository, indexed with the bot's own build). Everything fitted —
+weights, the refusal model, the thresholds — is fitted on those thirty stories only; the six
+development dossiers and the bundled set are used to report and to choose between model
+variants (the ablation), never to fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from index.features import FEATURES
+from index.scorer import QUESTION_FEATURES, Linear, RankerModel, question_features, sigmoid
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+TRAIN = REPO / "train" / "dossiers"
+DEV = SHARED / "eval" / "dossiers"
+BUNDLED = SHARED / "eval" / "dev_questions.jsonl"
+CACHE = REPO / ".dossier" / "train"
+
+# Feature groups, for the ablation (each is dropped in turn and the model refitted).
+GROUPS = {
+    "dense": ("sentence_dense", "window_dense", "sentence_dense_gap", "window_dense_gap"),
+    "late interaction": ("sentence_late", "window_late", "sentence_late_gap", "window_late_gap"),
+    "retrieval ranks / BM25": ("lexical_score", "dense_rrf", "lexical_rrf", "lexical_gap"),
+    "term coverage": ("sentence_cover", "window_cover", "context_cover", "context_cover_gap"),
+    "speaker coverage": ("speaker_cover",),
+    "title metadata": ("metadata",),
+    "answer type": ("answer_type", "type_asked", "author"),
+    "sentence shape": ("new_name", "asked_question", "other_question", "has_number",
+                       "has_quote", "length"),
+    "position": ("lead", "position"),
+}
+ANSWERABLE_DECLINED_TARGET = 0.02  # on training questions (out of fold)
+LOW_BAND_DECLINED = 0.005  # below this share of training answerables: declined outright
+QUOTE_RATIO = 0.25
+
+
+def norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+@dataclass
+class QuestionRows:
+    """One question's candidates, kept small enough to cache: features, labels and the
+    windows the quotes would come from."""
+
+    dossier: str
+    q: str
+    answerable: bool
+    matrix: np.ndarray | None  # (candidates, FEATURES)
+    labels: np.ndarray  # 1 where the candidate's window holds the phrase in the right article
+    unknown: float = 0.0
+    unknown_name: bool = False
+    windows: list[tuple[str, int, int, int]] = field(default_factory=list)  # seg, row, lo, hi
+    texts: list[str] = field(default_factory=list)  # each candidate's sentence
+
+
+def _materialise(slug: str, folder: Path) -> Path:
+    """A corpus folder holding copies of a training dossier's articles (never in git)."""
+    corpus = CACHE / "corpora" / slug
+    corpus.mkdir(parents=True, exist_ok=True)
+    wanted = set()
+    for line in (folder / "articles.txt").read_text().split():
+        name = line.replace("/", "-")
+        wanted.add(name)
+        target = corpus / name
+        if not target.exists():
+            shutil.copyfile(SHARED / "bbc" / line, target)
+    for stale in corpus.iterdir():
+        if stale.name not in wanted:
+            stale.unlink()
+    return corpus
+
+
+def _questions(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id) -> list[QuestionRows]:
+    from index.build import build_index
+    from index.live import LiveIndex
+
+    index_dir = CACHE / "index" / name
+    build_index(corpus, index_dir, embedder)
+    retriever = LiveIndex(index_dir, embedder).current().retriever
+    out = []
+    for item in questions:
+        fm = retriever.features(item["q"])
+        doc = item.get("doc")
+        if fm is None:
+            out.append(QuestionRows(name, item["q"], doc is not None, None, np.zeros(0)))
+            continue
+        labels = np.zeros(len(fm.rows), np.float32)
+        windows, texts = [], []
+        for i, (seg, row) in enumerate(fm.rows):
+            art = seg.article_of(row)
+            lo, hi = int(seg.passage_first[row]), int(seg.passage_last[row])
+            windows.append((seg.id, row, lo, hi))
+            texts.append(seg.sentence_text(row))
+            if doc is not None and doc_id(art.id, doc):
+                text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
+                labels[i] = norm(item["phrase"]) in norm(text)
+        out.append(QuestionRows(name, item["q"], doc is not None, fm.matrix, labels,
+                                fm.question.unknown, fm.question.unknown_name, windows, texts))
+    return out
+
+
+def load_cached(refresh: bool = False) -> tuple[list[QuestionRows], list[QuestionRows]]:
+    """Training and development rows, from the cache unless the features or questions
+    changed (or ``refresh``)."""
+    import hashlib
+    import pickle
+
+    from bot.config import Settings
+    from bot.runtime import make_embedder
+
+    key = hashlib.sha256(json.dumps(FEATURES).encode())
+    for f in sorted(TRAIN.glob("*/questions.jsonl")) + sorted(DEV.glob("*/questions.jsonl")):
+        key.update(f.read_bytes())
+    path = CACHE / f"features-{key.hexdigest()[:16]}.pkl"
+    if path.exists() and not refresh:
+        train, dev = pickle.loads(path.read_bytes())
+        return [QuestionRows(**d) for d in train], [QuestionRows(**d) for d in dev]
+    train, dev = load_all(make_embedder(Settings.from_env()))
+    # Plain dicts: the cache must not depend on the module this runs as (__main__ or not).
+    path.write_bytes(pickle.dumps(([vars(r) for r in train], [vars(r) for r in dev])))
+    return train, dev
+
+
+def load_all(embedder) -> tuple[list[QuestionRows], list[QuestionRows]]:
+    train: list[QuestionRows] = []
+    for folder in sorted(p for p in TRAIN.iterdir() if p.is_dir()):
+        corpus = _materialise(folder.name, folder)
+        train += collect(folder.name, corpus, _questions(folder / "questions.jsonl"), embedder,
+                         lambda aid, doc: aid == doc.replace("/", "-").removesuffix(".txt"))
+        print(f"  {folder.name}: {sum(1 for r in train if r.dossier == folder.name)} questions",
+              file=sys.stderr)
+    dev: list[QuestionRows] = []
+    prefix = lambda aid, doc: aid == doc or aid.startswith(doc)  # noqa: E731
+    for folder in sorted(p for p in DEV.iterdir() if (p / "corpus").is_dir()):
+        dev += collect(folder.name, folder / "corpus", _questions(folder / "questions.jsonl"),
+                       embedder, prefix)
+    dev += collect("bundled", REPO / "corpus", [
+        {"q": d["q"], "doc": d.get("doc"), "phrase": d.get("phrase")}
+        for d in _questions(BUNDLED)], embedder, prefix)
+    return train, dev
+
+
+# -- fitting -------------------------------------------------------------------------------------
+
+def _stack(rows: list[QuestionRows], cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    xs = [r.matrix[:, cols] for r in rows if r.matrix is not None]
+    ys = [r.labels for r in rows if r.matrix is not None]
+    return np.vstack(xs), np.concatenate(ys)
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float) -> Linear:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    lr = LogisticRegression(C=c, max_iter=2000)
+    lr.fit((x - mean) / scale, y)
+    return Linear(names, mean.astype(np.float32), scale.astype(np.float32),
+                  lr.coef_[0].astype(np.float32), float(lr.intercept_[0]))
+
+
+def fit_candidates(rows: list[QuestionRows], names: tuple[str, ...], c: float = 1.0) -> Linear:
+    cols = [FEATURES.index(n) for n in names]
+    x, y = _stack(rows, cols)
+    return fit_linear(x, y, names, c)
+
+
+def candidate_logits(model: Linear, r: QuestionRows) -> np.ndarray:
+    cols = [FEATURES.index(n) for n in model.names]
+    return model.logits(r.matrix[:, cols])
+
+
+def folds(rows: list[QuestionRows], k: int = 5) -> list[list[int]]:
+    """Question indices in ``k`` folds, whole dossiers per fold (no story in two folds)."""
+    names = sorted({r.dossier for r in rows})
+    out: list[list[int]] = [[] for _ in range(k)]
+    for i, r in enumerate(rows):
+        out[names.index(r.dossier) % k].append(i)
+    return out
+
+
+def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
+              info: dict | None = None) -> RankerModel:
+    # Out-of-fold candidate logits, so the refusal model learns from scores on unseen stories.
+    oof: dict[int, np.ndarray] = {}
+    for fold in folds(train):
+        held = set(fold)
+        model = fit_candidates([r for i, r in enumerate(train) if i not in held], names, c)
+        for i in fold:
+            if train[i].matrix is not None:
+                oof[i] = candidate_logits(model, train[i])
+    qx = np.array([qfeatures(train[i], oof[i]) for i in sorted(oof)])
+    qy = np.array([train[i].answerable for i in sorted(oof)], dtype=np.float32)
+    question = fit_linear(qx, qy, QUESTION_FEATURES, 1.0)
+    p = sigmoid(question.logits(qx))
+    answerable_p = np.sort(p[qy == 1])
+    answer_at = float(answerable_p[int(len(answerable_p) * ANSWERABLE_DECLINED_TARGET)])
+    low_at = float(answerable_p[int(len(answerable_p) * LOW_BAND_DECLINED)])
+    candidate = fit_candidates(train, names, c)
+    return RankerModel(candidate, question, answer_at, min(low_at, answer_at), QUOTE_RATIO,
+                       info or {})
+
+
+def qfeatures(r: QuestionRows, logits: np.ndarray) -> np.ndarray:
+    return question_features(r.matrix, r.unknown, r.unknown_name, logits)
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+def quotes_of(r: QuestionRows, probs: np.ndarray, ratio: float, n: int = 3) -> list[int]:
+    """Candidates quoted, as ``index.policy.select_quotes`` picks them (a candidate whose
+    sentence is already inside a quoted window is skipped)."""
+    chosen: list[int] = []
+    floor = float(probs.max()) * ratio
+    for i in np.argsort(-probs, kind="stable").tolist():
+        if len(chosen) >= n or (chosen and probs[i] < floor):
+            break
+        seg, row, _, _ = r.windows[i]
+        if any(r.windows[j][0] == seg and r.windows[j][2] <= row <= r.windows[j][3]
+               for j in chosen):
+            continue
+        chosen.append(i)
+    return chosen
+
+
+def measure(model: RankerModel, rows: list[QuestionRows]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        d = out.setdefault(r.dossier, dict(answerable=0, strict=0, lenient=0, declined=0,
+                                           off_topic=0, off_declined=0))
+        answered = strict = lenient = False
+        if r.matrix is not None:
+            cols = [FEATURES.index(n) for n in model.candidate.names]
+            logits = model.candidate.logits(r.matrix[:, cols])
+            qx = qfeatures(r, logits)
+            qcols = [QUESTION_FEATURES.index(n) for n in model.question.names]
+            p = float(sigmoid(model.question.logits(qx[qcols][None, :]))[0])
+            answered = p >= model.answer_at
+            quoted = quotes_of(r, sigmoid(logits), model.quote_ratio)
+            strict = answered and bool(r.labels[quoted[0]])
+            lenient = answered and bool(r.labels[quoted].any())
+        if r.answerable:
+            d["answerable"] += 1
+            d["strict"] += strict
+            d["lenient"] += lenient
+            d["declined"] += not answered
+        else:
+            d["off_topic"] += 1
+            d["off_declined"] += not answered
+    return out
+
+
+def total(m: dict[str, dict[str, int]], skip: tuple[str, ...] = ("bundled",)) -> dict[str, int]:
+    t: dict[str, int] = {}
+    for name, d in m.items():
+        if name in skip:
+            continue
+        for k, v in d.items():
+            t[k] = t.get(k, 0) + v
+    return t
+
+
+def fmt(d: dict[str, int]) -> str:
+    n, o = d["answerable"], d["off_topic"]
+    return (f"strict {d['strict']:3d}/{n} ({100 * d['strict'] / n:5.1f}%)  "
+            f"lenient {d['lenient']:3d}/{n} ({100 * d['lenient'] / n:5.1f}%)  "
+            f"declined {d['declined']:2d}/{n} ({100 * d['declined'] / n:4.1f}%)  "
+            f"off-topic declined {d['off_declined']:2d}/{o} "
+            f"({100 * d['off_declined'] / max(o, 1):5.1f}%)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=REPO / "index" / "models" / "ranker.json")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--ablate", action="store_true", help="refit without each feature group")
+    ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength")
+    ap.add_argument("--drop", action="append", default=[], help="a feature group to leave out")
+    ap.add_argument("--refresh", action="store_true", help="recompute the cached features")
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    train, dev = load_cached(args.refresh)
+    print(f"features: {len(train)} training and {len(dev)} development questions in "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    dropped = {n for g in args.drop for n in GROUPS[g]}
+    names = tuple(n for n in FEATURES if n not in dropped)
+    n_ans = sum(r.answerable for r in train)
+    info = {"fitted_on": "train/dossiers", "dossiers": len({r.dossier for r in train}),
+            "answerable": n_ans, "unanswerable": len(train) - n_ans, "C": args.c,
+            "dropped": sorted(args.drop),
+            "answerable_declined_target": ANSWERABLE_DECLINED_TARGET}
+    model = fit_model(train, names, args.c, info)
+    dev_m = measure(model, dev)
+    print("\nper dossier (development):")
+    for name, d in dev_m.items():
+        print(f"  {name:26s} {fmt(d)}")
+    print(f"  {'total (six dossiers)':26s} {fmt(total(dev_m))}")
+    print(f"  {'training (in sample)':26s} {fmt(total(measure(model, train), ()))}")
+    print(f"thresholds: answer at {model.answer_at:.3f}, low at {model.low_at:.3f}")
+    if args.ablate:
+        print("\nablation (development, six dossiers; bundled set apart):")
+        print(f"  {'all features':26s} {fmt(total(dev_m))} | bundled strict "
+              f"{dev_m['bundled']['strict']}/{dev_m['bundled']['answerable']}")
+        for group, cols in GROUPS.items():
+            sub = tuple(n for n in names if n not in cols)
+            m = measure(fit_model(train, sub, args.c), dev)
+            print(f"  {'- ' + group:26s} {fmt(total(m))} | bundled strict "
+                  f"{m['bundled']['strict']}/{m['bundled']['answerable']}")
+    if not args.no_write:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        model.save(args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
