@@ -1,4 +1,5 @@
-"""Side by side on the development set: dossier-bot against the usual recipe and plain BM25.
+"""Side by side on the development suite: dossier-bot against three simple recipes, per
+dossier and in total, in one run.
 
 - **dossier-bot**: the real ``Answerer`` over an index of ``corpus/`` built by
   ``build_index`` (``bot.evaluate.run_eval``).
@@ -26,9 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import DEV_SET, REPO, machine, markdown_table, percentile
 
 CORPUS = REPO / "corpus"
+DOSSIERS = REPO.parent / "shared" / "eval" / "dossiers"
+TOP = 3  # quotes shown by each recipe
 
 
 # -- the LangChain splitter, ported (langchain_text_splitters.RecursiveCharacterTextSplitter
@@ -138,12 +143,15 @@ class ChunkBaseline:
         for a, c in self.items:  # the quote must be verbatim, as for the bot
             assert a.body[c.start:c.start + len(c.text)] == c.text
 
-    def answer(self, question: str, row: int, score: float):
+    def answer(self, question: str, rows: list[int], scores: list[float]):
         from bot.answer import Answer, Quote
 
-        article, chunk = self.items[row]
-        quote = Quote(chunk.text, chunk.start, chunk.start + len(chunk.text), score, article)
-        return Answer(question, (quote,))
+        quotes = []
+        for row, score in zip(rows, scores, strict=True):
+            article, chunk = self.items[row]
+            quotes.append(Quote(chunk.text, chunk.start, chunk.start + len(chunk.text), score,
+                                article))
+        return Answer(question, tuple(quotes), confidence="high")
 
 
 class DenseRecipe(ChunkBaseline):
@@ -158,29 +166,88 @@ class DenseRecipe(ChunkBaseline):
 
     def ask(self, question: str):
         q = self.embedder.embed_batch([question])
-        scores, ids = self.index.search(q, 1)
-        return self.answer(question, int(ids[0, 0]), float(scores[0, 0]))
+        scores, ids = self.index.search(q, TOP)
+        keep = [i for i in range(ids.shape[1]) if ids[0, i] >= 0]
+        return self.answer(question, [int(ids[0, i]) for i in keep],
+                           [float(scores[0, i]) for i in keep])
+
+
+class SentenceWindows:
+    """Consecutive windows of ``size`` sentences, as a splitter for ``ChunkBaseline``."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+
+    def chunks(self, body: str, article=None) -> list[Chunk]:
+        from index.chunk import split_sentences
+
+        sents = split_sentences(article)
+        out = []
+        for i in range(0, len(sents), self.size):
+            group = sents[i:i + self.size]
+            start, end = group[0].start, group[-1].end
+            out.append(Chunk(body[start:end], start))
+        return out
+
+
+class RRFRecipe(ChunkBaseline):
+    """Dense and BM25 over 3-sentence windows, fused by reciprocal rank (k=60)."""
+
+    def __init__(self, articles, embedder, k: int = 60) -> None:
+        import faiss
+
+        windows = SentenceWindows(3)
+        self.items = [(a, c) for a in articles for c in windows.chunks(a.body, a)]
+        self.embedder = embedder
+        self.k = k
+        vecs = embedder.embed_batch([c.text for _, c in self.items])
+        self.index = faiss.IndexFlatIP(vecs.shape[1])
+        self.index.add(vecs)
+        self.bm25 = BM25Baseline.__new__(BM25Baseline)
+        BM25Baseline._index(self.bm25, [c.text for _, c in self.items])
+
+    def ask(self, question: str):
+        n = len(self.items)
+        q = self.embedder.embed_batch([question])
+        _, dense = self.index.search(q, n)
+        lexical = self.bm25.ranked(question, n)
+        fused: dict[int, float] = {}
+        for ranking in (dense[0].tolist(), lexical):
+            for rank, row in enumerate(ranking):
+                if row >= 0:
+                    fused[row] = fused.get(row, 0.0) + 1.0 / (self.k + rank + 1)
+        best = sorted(fused, key=lambda r: -fused[r])[:TOP]
+        return self.answer(question, best, [fused[r] for r in best])
 
 
 class BM25Baseline(ChunkBaseline):
     def __init__(self, articles, splitter) -> None:
+        super().__init__(articles, splitter)
+        self._index([c.text for _, c in self.items])
+
+    def _index(self, texts: list[str]) -> None:
         import bm25s
         import Stemmer
 
-        super().__init__(articles, splitter)
         self.stemmer = Stemmer.Stemmer("english")
-        tokens = bm25s.tokenize([c.text for _, c in self.items], stopwords="en",
-                                stemmer=self.stemmer, show_progress=False)
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer,
+                                show_progress=False)
         self.bm25 = bm25s.BM25()
         self.bm25.index(tokens, show_progress=False)
+        self.n = len(texts)
 
-    def ask(self, question: str):
+    def ranked(self, question: str, k: int) -> list[int]:
         import bm25s
 
         tokens = bm25s.tokenize([question], stopwords="en", stemmer=self.stemmer,
                                 show_progress=False)
-        ids, scores = self.bm25.retrieve(tokens, k=1, show_progress=False, n_threads=1)
-        return self.answer(question, int(ids[0, 0]), float(scores[0, 0]))
+        ids, scores = self.bm25.retrieve(tokens, k=min(k, self.n), show_progress=False,
+                                         n_threads=1)
+        return [int(i) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
+
+    def ask(self, question: str):
+        rows = self.ranked(question, TOP) or [0]
+        return self.answer(question, rows, [0.0] * len(rows))
 
 
 # -- run ----------------------------------------------------------------------------------------
@@ -207,46 +274,72 @@ def evaluate(name: str, ask: Callable[[str], object], cases, build_s: float) -> 
     }
 
 
-def run(questions: Path, embedder=None) -> dict:
+SYSTEMS = ("dossier-bot", "usual recipe: 1000/200 chunks + MiniLM + flat FAISS, top 3",
+           "BM25 (bm25s) over the same chunks, top 3",
+           "3-sentence windows, dense + BM25 RRF, top 3")
+
+
+def run_dossier(name: str, corpus: Path, questions: Path, embedder) -> list[dict]:
     from bot.answer import Answerer
     from bot.evaluate import load_cases
     from index.build import build_index
-    from index.embed import SentenceTransformerEmbedder
     from index.live import LiveIndex
     from index.load import load_corpus
 
     cases = load_cases(questions)
-    embedder = embedder or SentenceTransformerEmbedder()
-    articles = list(load_corpus(CORPUS).articles)
+    articles = list(load_corpus(corpus).articles)
     splitter = RecursiveCharacterSplitter(1000, 200)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        build_index(CORPUS, Path(tmp) / "index", embedder)
+        build_index(corpus, Path(tmp) / "index", embedder)
         answerer = Answerer(LiveIndex(Path(tmp) / "index", embedder))
         answerer.ask("warm up")
-        rows.append(evaluate("dossier-bot", answerer.ask, cases, time.perf_counter() - t))
+        rows.append(evaluate(SYSTEMS[0], answerer.ask, cases, time.perf_counter() - t))
     t = time.perf_counter()
     dense = DenseRecipe(articles, splitter, embedder)
-    rows.append(evaluate("usual recipe: 1000/200 chunks + MiniLM + flat FAISS, top 1",
-                         dense.ask, cases, time.perf_counter() - t))
+    rows.append(evaluate(SYSTEMS[1], dense.ask, cases, time.perf_counter() - t))
     t = time.perf_counter()
     lexical = BM25Baseline(articles, splitter)
-    rows.append(evaluate("plain BM25 (bm25s) over the same chunks, top 1", lexical.ask, cases,
-                         time.perf_counter() - t))
-    import torch
+    rows.append(evaluate(SYSTEMS[2], lexical.ask, cases, time.perf_counter() - t))
+    t = time.perf_counter()
+    rrf = RRFRecipe(articles, embedder)
+    rows.append(evaluate(SYSTEMS[3], rrf.ask, cases, time.perf_counter() - t))
+    for r in rows:
+        r["dossier"] = name
+    return rows
 
-    return {"machine": machine(), "questions": str(questions), "chunks": len(dense.items),
-            "torch_threads": torch.get_num_threads(), "rows": rows}
+
+def run(dossiers: list[tuple[str, Path, Path]], embedder=None) -> dict:
+    from bot.config import Settings
+    from bot.runtime import make_embedder
+
+    embedder = embedder or make_embedder(Settings.from_env())
+    rows = []
+    for name, corpus, questions in dossiers:
+        rows += run_dossier(name, corpus, questions, embedder)
+    totals = []
+    for system in SYSTEMS:
+        mine = [r for r in rows if r["system"] == system]
+        tot = {"system": system, "dossier": "total"}
+        for key in ("answerable", "strict", "lenient", "answerable_declined", "off_topic",
+                    "off_topic_declined"):
+            tot[key] = sum(r[key] for r in mine)
+        tot["p50_ms"] = round(float(np.median([r["p50_ms"] for r in mine])), 1)
+        tot["p95_ms"] = max(r["p95_ms"] for r in mine)
+        tot["build_s"] = round(sum(r["build_s"] for r in mine), 1)
+        totals.append(tot)
+    return {"machine": machine(), "dossiers": [d[0] for d in dossiers], "rows": rows,
+            "totals": totals}
 
 
 def table(result: dict) -> str:
-    head = ["system", "strict", "lenient", "off-topic declined", "answerable declined",
-            "latency p50 / p95", "build"]
+    head = ["dossier", "system", "strict", "lenient", "off-topic declined",
+            "answerable declined", "latency p50 / p95", "build"]
     rows = []
-    for r in result["rows"]:
+    for r in [*result["rows"], *result["totals"]]:
         n = r["answerable"]
-        rows.append([r["system"], f"{r['strict']}/{n} ({100 * r['strict'] / n:.0f}%)",
+        rows.append([r["dossier"], r["system"], f"{r['strict']}/{n} ({100 * r['strict'] / n:.0f}%)",
                      f"{r['lenient']}/{n} ({100 * r['lenient'] / n:.0f}%)",
                      f"{r['off_topic_declined']}/{r['off_topic']}",
                      f"{r['answerable_declined']}/{n}",
@@ -256,18 +349,20 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--questions", type=Path, default=DEV_SET)
+    ap.add_argument("--dossiers", type=Path, default=DOSSIERS,
+                    help="a folder of dossiers (corpus/ + questions.jsonl each)")
+    ap.add_argument("--questions", type=Path, default=DEV_SET,
+                    help="a question file over corpus/ (the bundled set); 'none' to skip")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    ap.add_argument("--torch-threads", type=int, default=0,
-                    help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args(argv)
-    if not args.questions.is_file():
-        ap.error(f"{args.questions} does not exist")
-    if args.torch_threads:
-        import torch
+    from bot.evaluate import find_dossiers
 
-        torch.set_num_threads(args.torch_threads)
-    result = run(args.questions)
+    suite = [(d.name, d.corpus, d.questions) for d in find_dossiers(args.dossiers)]
+    if str(args.questions) != "none":
+        if not args.questions.is_file():
+            ap.error(f"{args.questions} does not exist")
+        suite.append(("bundled", CORPUS, args.questions))
+    result = run(suite)
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
 

@@ -1,13 +1,11 @@
 """Features: what is known about each candidate sentence, as named columns.
 
 Every feature is generic (no story's vocabulary): similarity of the question to the sentence
-and its window (dense vectors, late interaction over word-piece vectors, BM25), how much of
-the question's content (idf-weighted terms) the sentence, its window, the sentences leading
-up to it, the sentences that introduce whoever it quotes and the article's title cover,
-whether the sentence holds the kind of thing asked for (a date for "when", a number for "how
-many", ...), where it stands in its article, and each similarity relative to the question's
-best candidate. Which of them count, and how much, is learned (``index.scorer``); the
-ablation in docs/ranking.md shows what each group buys.
+and to its window (dense vectors, and late interaction over word-piece vectors), how much of
+the question's content (idf-weighted terms) the sentence, its window and the sentences leading
+up to it cover, and each of those relative to the question's best candidate. How much each
+counts is learned (``index.scorer``); the ablation in docs/ranking.md shows what each group
+buys, and which measured groups were dropped for buying nothing.
 """
 
 from __future__ import annotations
@@ -18,92 +16,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.candidates import NO_RANK, SegmentCandidates
+from index.candidates import SegmentCandidates
 from index.segment import Segment
-from index.speakers import Speaker, speaker
 from index.text import STOPWORDS, query_terms, terms
 
-CACHE_MAX = 200_000  # entries per cache (terms of sentences, speakers, document frequencies)
-SPEAKER_TOP = 24  # candidates whose speaker is traced, by dense + lexical evidence
+CACHE_MAX = 200_000  # entries per cache (terms of sentences, document frequencies)
 CONTEXT_SENTENCES = 3  # how far back a sentence's context reaches (within its block)
 
-# The columns of ``FeatureMatrix.matrix``, in order.
+# The columns of ``FeatureMatrix.matrix``, in order. Each group earns its place in the
+# ablation of docs/ranking.md; groups that did not (retrieval ranks and BM25 score, answer
+# type, sentence shape, position, speaker and title coverage) were measured and removed.
 FEATURES = (
-    # similarity
-    "sentence_dense", "window_dense", "sentence_late", "window_late", "lexical_score",
-    "dense_rrf", "lexical_rrf",
+    # similarity: dense vectors, and late interaction over word-piece vectors
+    "sentence_dense", "window_dense", "sentence_late", "window_late",
     # coverage of the question's content terms (idf-weighted share)
-    "sentence_cover", "window_cover", "context_cover", "speaker_cover", "metadata",
-    # what the sentence holds
-    "answer_type", "type_asked", "author", "new_name", "asked_question", "other_question",
-    "has_number", "has_quote",
-    # where it stands
-    "lead", "position", "length",
+    "sentence_cover", "window_cover", "context_cover",
     # relative to the question's best candidate (0 for the best)
     "sentence_dense_gap", "window_dense_gap", "sentence_late_gap", "window_late_gap",
-    "context_cover_gap", "lexical_gap",
+    "context_cover_gap",
 )
-RRF_K = 10  # reciprocal-rank damping: 1 / (RRF_K + rank)
-
-_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
-           "December")
-_DATE = re.compile(rf"\b(?:{_MONTHS})\b|\b(?:1[89]|20)\d\d\b|\b(?:Mon|Tues|Wednes|Thurs|Fri|"
-                   r"Satur|Sun)day\b|\b(?:last|next|this) (?:week|month|year)\b|\bago\b")
 _WORDS = re.compile(r"[A-Za-z][\w’'-]*")
-_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+\b")
-_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-                     r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|half)\b",
-                     re.I)
-_PLACE_WORDS = re.compile(r"\b(?:in|at|from|to) (?:the )?[A-Z][a-z]+")
-_EVENT = re.compile(r"\b(?:during|at|ahead of|on the sidelines of) (?:the )?(?:[A-Z][a-z]+ )*"
-                    r"[A-Z][a-z]+")
-_REASON = re.compile(r"\b(?:because|due to|in order to|so as to|so that|in a bid to|"
-                     r"in an effort to|seek(?:s|ing)? to|aim(?:s|ed|ing)? (?:to|at)|"
-                     r"intended to|designed to|meant to|after|as a result|reason|since)\b",
-                     re.I)
-_QUOTE = re.compile(r"[“”\"]")
-
-
-def answer_type(question: str) -> str | None:
-    """The kind of thing a question asks for, from its wording alone."""
-    q = question.strip().lower()
-    if re.search(r"\bwho (?:wrote|authored|is the author)\b|\bauthor of\b|\bwritten by\b", q):
-        return "author"
-    if re.search(r"^(?:when|what (?:year|date|day|month|time))\b|\bwhen (?:did|was|will|is|do)\b",
-                 q):
-        return "date"
-    if re.match(r"(?:who|whom|whose)\b", q) or re.search(r"\bwho (?:wrote|said)\b", q):
-        return "person"
-    if re.search(r"\bhow (?:much|many|long|far|big|large|old)\b|\bwhat (?:percentage|share|"
-                 r"proportion|number|amount|price|age)\b", q):
-        return "number"
-    if re.search(r"\b(?:which|what) (?:event|occasion|summit|conference|ceremony|games)\b", q):
-        return "event"
-    if re.match(r"where\b", q):
-        return "place"
-    if re.match(r"why\b", q) or re.search(r"\b(?:reason|motive|because)\b", q):
-        return "reason"
-    return None
-
-
-def matches_type(kind: str | None, text: str) -> bool:
-    if kind == "date":
-        return bool(_DATE.search(text))
-    if kind == "person":
-        return bool(_NAME.search(text))
-    if kind == "number":
-        return bool(_NUMBER.search(text))
-    if kind == "place":
-        return bool(_PLACE_WORDS.search(text))
-    if kind == "event":
-        return bool(_EVENT.search(text))
-    if kind == "reason":
-        return bool(_REASON.search(text))
-    return False
-
-
-def is_question(text: str) -> bool:
-    return text.rstrip("”\"’' )").endswith("?")
 
 
 @dataclass(frozen=True)
@@ -113,8 +45,6 @@ class QuestionInfo:
     text: str
     terms: tuple[str, ...]
     idf: dict[str, float]
-    kind: str | None
-    names: frozenset[str]
     unknown: float  # idf share of the question's terms that no article mentions
     unknown_name: bool  # names something (capitalised past the first word) no article does
 
@@ -154,7 +84,6 @@ class IndexStats:
         self.n_sentences = max(1, sum(len(s.sentences) for s in segments))
         self.skip_pieces = _function_pieces(embedder)
         self._terms: dict[tuple[str, int], frozenset[str]] = {}
-        self._speakers: dict[str, dict[int, Speaker | None]] = {}
 
     def idf(self, term: str) -> float:
         n = max(1, self.n_passages)
@@ -178,22 +107,6 @@ class IndexStats:
             found = self._terms[key] = seg.sentence_terms(row)
         return found
 
-    def speaker(self, seg: Segment, row: int) -> Speaker | None:
-        """Who speaks in a sentence; their rows are the segment's (not the article's)."""
-        cache = self._speakers.setdefault(seg.id, {})
-        if row not in cache:
-            if len(cache) >= CACHE_MAX:
-                cache.clear()
-            article = int(seg.sentence_article[row])
-            first = int(seg.article_first_sentence[article])
-            last = int(seg.article_first_sentence[article + 1])
-            spans = seg.sentences[first:last, 1:3].tolist()
-            found = speaker(seg.articles[article].body, spans, row - first)
-            cache[row] = found and Speaker(found.name, first + found.introduced,
-                                           tuple(first + j for j in found.rows),
-                                           tuple(first + j for j in found.described))
-        return cache[row]
-
     def is_known(self, term: str) -> bool:
         # "Australian" is known where "Australia" is, "Singaporean" where "Singapore" is.
         return any(self._mentioned(t) for t in (term, *(term[:k] for k in range(6, len(term)))))
@@ -204,8 +117,7 @@ class IndexStats:
     def question(self, text: str) -> QuestionInfo:
         qterms = query_terms(text)
         idf = {t: self.idf(t) for t in qterms}
-        return QuestionInfo(text, tuple(qterms), idf, answer_type(text),
-                            frozenset(_NAME.findall(text)), self._unknown(qterms, idf),
+        return QuestionInfo(text, tuple(qterms), idf, self._unknown(qterms, idf),
                             self._names_unknown(text))
 
     def _unknown(self, qterms: list[str], idf: dict[str, float]) -> float:
@@ -306,11 +218,10 @@ def late_interaction(seg: Segment, rows: np.ndarray, lo: np.ndarray, hi: np.ndar
 
 
 def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
-            found: list[SegmentCandidates], *, speakers: bool = True) -> FeatureMatrix | None:
+            found: list[SegmentCandidates]) -> FeatureMatrix | None:
     """The feature matrix of every candidate of every segment."""
     if not found:
         return None
-    asks_question = "question" in q.text.lower()
     rows: list[tuple[Segment, int]] = []
     blocks: list[np.ndarray] = []
     for cands in found:
@@ -321,13 +232,7 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
         cols["sentence_dense"] = np.asarray(seg.sentence_vectors[r], np.float32) @ qv.vector
         cols["window_dense"] = np.asarray(seg.passage_vectors[r], np.float32) @ qv.vector
         cols["sentence_late"], cols["window_late"] = late_interaction(seg, r, lo, hi, qv)
-        cols["lexical_score"] = cands.lexical_score
-        cols["dense_rrf"] = np.where(cands.dense_rank < NO_RANK,
-                                     RRF_K / (RRF_K + cands.dense_rank), 0.0)
-        cols["lexical_rrf"] = np.where(cands.lexical_rank < NO_RANK,
-                                       RRF_K / (RRF_K + cands.lexical_rank), 0.0)
-        cols["type_asked"][:] = q.kind is not None and q.kind != "author"
-        starts, ends, blocks_of = seg.sentence_start, seg.sentence_end, seg.sentence_block
+        blocks_of = seg.sentence_block
         for k, row in enumerate(r.tolist()):
             sent = stats.sentence_terms(seg, row)
             win = set().union(*(stats.sentence_terms(seg, j)
@@ -341,24 +246,6 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
             cols["sentence_cover"][k] = q.cover(sent)
             cols["window_cover"][k] = q.cover(win)
             cols["context_cover"][k] = q.cover(ctx)
-            a = int(seg.sentence_article[row])
-            article = seg.articles[a]
-            text = article.body[int(starts[row]):int(ends[row])]
-            if q.kind == "author":
-                cols["author"][k] = bool(article.author and article.author in text)
-            elif q.kind:
-                cols["answer_type"][k] = matches_type(q.kind, text)
-            cols["new_name"][k] = any(n not in q.names for n in _NAME.findall(text))
-            if is_question(text):
-                cols["asked_question" if asks_question else "other_question"][k] = 1.0
-            cols["has_number"][k] = bool(_NUMBER.search(text))
-            cols["has_quote"][k] = bool(_QUOTE.search(text))
-            cols["metadata"][k] = q.cover(seg.article_terms(a))
-            first = int(seg.article_first_sentence[a])
-            count = int(seg.article_first_sentence[a + 1]) - first
-            cols["lead"][k] = row == first
-            cols["position"][k] = (row - first) / max(1, count - 1)
-            cols["length"][k] = math.log1p(len(text.split()))
             rows.append((seg, row))
         blocks.append(np.column_stack([cols[name] for name in FEATURES]))
     matrix = np.vstack(blocks).astype(np.float32)
@@ -366,26 +253,4 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
                  "context_cover"):
         col = matrix[:, FEATURES.index(name)]
         matrix[:, FEATURES.index(f"{name}_gap")] = col - col.max()
-    lex = matrix[:, FEATURES.index("lexical_score")].copy()
-    top = float(lex.max())
-    matrix[:, FEATURES.index("lexical_score")] = lex / top if top > 0 else 0.0
-    matrix[:, FEATURES.index("lexical_gap")] = (lex - top) / top if top > 0 else 0.0
-    fm = FeatureMatrix(q, tuple(rows), matrix)
-    if speakers:
-        _speaker_cover(stats, fm)
-    return fm
-
-
-def _speaker_cover(stats: IndexStats, fm: FeatureMatrix) -> None:
-    """``speaker_cover`` for the candidates most likely to come first: tracing who speaks costs
-    a paragraph scan per sentence, so it is done for the best ``SPEAKER_TOP`` by similarity."""
-    m = fm.matrix
-    prior = m[:, FEATURES.index("window_dense")] + m[:, FEATURES.index("window_late")] \
-        + m[:, FEATURES.index("context_cover")]
-    col = FEATURES.index("speaker_cover")
-    for i in np.argsort(-prior, kind="stable")[:SPEAKER_TOP].tolist():
-        seg, row = fm.rows[i]
-        who = stats.speaker(seg, row)
-        if who and who.rows:
-            have = set().union(*(stats.sentence_terms(seg, j) for j in who.rows))
-            m[i, col] = fm.question.cover(have)
+    return FeatureMatrix(q, tuple(rows), matrix)

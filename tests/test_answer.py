@@ -67,39 +67,6 @@ def test_answerable_questions_are_answered_with_the_expected_article_mostly_firs
     assert lenient >= 32
 
 
-def test_a_question_about_what_someone_says_quotes_more_of_that_speaker(answerer):
-    """The best sentence is the analyst's introduction; what answers is two paragraphs on,
-    under "Sun says". The second quote follows the speaker rather than another outlet."""
-    answer = answerer.ask("According to the Stimson analyst, has Beijing's support for Moscow "
-                          "gone beyond rhetoric so far?")
-    first, second = answer.quotes[:2]
-    assert "Sun Yun" in first.text
-    assert second.article.id == first.article.id and "Sun says" in second.text
-
-
-def test_the_asked_about_speaker_is_found_among_the_best_candidates(answerer):
-    """The best sentence only mentions the adviser; his own words are quoted after it."""
-    answer = answerer.ask("According to the US national security adviser, what will Beijing "
-                          "face if it helps Moscow dodge sanctions?")
-    assert any("said Sullivan" in q.text for q in answer.quotes[1:])
-
-
-@pytest.mark.parametrize(("question", "speaker"), [
-    ("What did the Kremlin spokesman claim Russia could manage without Chinese help?", "Peskov"),
-    ("What does the Albany professor see as the likeliest issue to sour relations?", "Cheng"),
-    # Words of the description that fit only in part ("Times" of the Global Times editor, not
-    # the Financial Times) or a body that is not quoted as a person: nobody is followed.
-    ("According to the Financial Times, what did the US tell its allies?", None),
-    ("What did China's embassy in the US say on Sunday about the request?", None),
-])
-def test_a_speaker_is_followed_only_when_most_of_the_description_fits(answerer, question,
-                                                                        speaker):
-    retriever = answerer.live.current().retriever
-    feats = retriever.features(question)
-    found = retriever._asked_speaker(question, retriever.rank(feats))
-    assert (found[1].name if found else None) == speaker
-
-
 def test_further_quotes_do_not_repeat_text(dev_answers):
     for _, answer in dev_answers:
         spans = [(q.article.id, q.start, q.end) for q in answer.quotes]

@@ -119,10 +119,14 @@ def test_baselines_are_scored_like_the_bot(embedder):
     assert (row["answerable"], row["off_topic"]) == (1, 1)
     assert row["strict"] == 1 and row["off_topic_declined"] == 0  # never declines
     dense = compare.DenseRecipe(articles, splitter, embedder)
-    answer = dense.ask(cases[0].q)
-    quote = answer.quotes[0]
-    assert quote.article.body[quote.start:quote.end] == quote.text
-    assert "| bm25 | 1/1 (100%)" in compare.table({"rows": [row]})
+    rrf = compare.RRFRecipe(articles, embedder)
+    for recipe in (dense, rrf):
+        answer = recipe.ask(cases[0].q)
+        assert 1 <= len(answer.quotes) <= compare.TOP
+        for quote in answer.quotes:
+            assert quote.article.body[quote.start:quote.end] == quote.text
+    row["dossier"] = "bundled"
+    assert "| bundled | bm25 | 1/1 (100%)" in compare.table({"rows": [row], "totals": []})
 
 
 def test_embedding_throughput_is_measured(embedder, monkeypatch):

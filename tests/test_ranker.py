@@ -4,13 +4,14 @@ scorer, and the policy (answer, unsure, decline; which windows are quoted)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 
 from bot.answer import UNSURE, Answerer
 from bot.render import answer_to_json, render_text
-from index import candidates, features
+from index import candidates
 from index.features import FEATURES
 from index.live import LiveIndex
 from index.policy import HIGH, LOW, Ranked, confidence, select_quotes
@@ -43,8 +44,7 @@ def test_candidates_come_from_both_retrievers_with_their_ranks(retriever):
 def test_features_are_named_columns_with_sane_ranges(retriever):
     fm = retriever.features(QUESTION)
     assert fm.matrix.shape == (len(fm.rows), len(FEATURES))
-    for name in ("sentence_cover", "window_cover", "context_cover", "metadata", "lead",
-                 "position", "dense_rrf", "lexical_rrf", "lexical_score"):
+    for name in ("sentence_cover", "window_cover", "context_cover"):
         col = fm.column(name)
         assert col.min() >= 0 and col.max() <= 1, name
     for name in FEATURES:
@@ -54,13 +54,7 @@ def test_features_are_named_columns_with_sane_ranges(retriever):
     assert (fm.column("window_cover") >= fm.column("sentence_cover") - 1e-6).all()
 
 
-def test_question_analysis_is_generic(retriever):
-    assert features.answer_type("How many people were arrested?") == "number"
-    assert features.answer_type("when did the trial start") == "date"
-    assert features.answer_type("Who won the vote?") == "person"
-    assert features.answer_type("Why did she resign?") == "reason"
-    assert features.matches_type("number", "Three men were held.")
-    assert not features.matches_type("date", "He declined to comment.")
+def test_the_question_s_unknown_content_is_measured_against_the_dossier(retriever):
     unknown = retriever.stats.question("Who won the Champions League final in Istanbul?")
     known = retriever.stats.question("What did China's embassy say about Russia?")
     assert unknown.unknown > known.unknown
@@ -100,7 +94,7 @@ def test_quotes_never_overlap_and_respect_the_ratio(retriever):
     quotes = select_quotes(ranked, max_quotes=5, ratio=0.0)
     assert 1 < len(quotes) <= 5
     spans = sorted((q.article.id, q.start, q.end) for q in quotes)
-    for (a1, _s1, e1), (a2, s2, _e2) in zip(spans, spans[1:], strict=False):
+    for (a1, _s1, e1), (a2, s2, _e2) in itertools.pairwise(spans):
         assert a1 != a2 or e1 <= s2
     only_best = select_quotes(ranked, max_quotes=5, ratio=1.0)
     assert len(only_best) == 1 and only_best[0].score == pytest.approx(0.9, abs=1e-4)
