@@ -141,7 +141,7 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
             for name in status[key]:
                 click.echo(f"  {key:8} {name}")
         click.echo("Run `dossier-bot index build` to index these changes.")
-    for item in status.get("unreadable", []):
+    for item in status.get("unreadable", []) + status.get("ignored", []):
         click.echo(f"  skipped  {item['path']}: {item['reason']}")
 
 
