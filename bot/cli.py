@@ -163,6 +163,9 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
         answerer = make_answerer(settings)
     questions = _stdin_questions() if question == "-" else iter([question])
     for q in questions:
+        if question == "-":
+            # A long-running reader: a generation built meanwhile is picked up here.
+            answerer.reload_if_changed()
         answer = answerer.ask(q)
         if as_json:
             click.echo(json.dumps(answer_to_json(answer), ensure_ascii=False))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,11 +65,22 @@ def require_corpus(corpus_dir: Path) -> None:
 
 
 def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
-                params: ChunkParams | None = None, progress: Progress | None = None) -> BuildReport:
+                params: ChunkParams | None = None, progress: Progress | None = None,
+                wait: float | None = None) -> BuildReport:
+    """Bring the index up to date with the corpus. One build at a time: a second one waits
+    for the first (``wait`` seconds at most; None: as long as it takes), then finds the
+    work done. A failed build (disk full, killed) leaves nothing the next one trips on."""
     started = time.perf_counter()
     params = params or ChunkParams()
     store = IndexDir(index_dir)
     require_corpus(corpus_dir)
+    with store.build_lock(wait=wait):
+        _collect_garbage(store)  # what a failed build left (its space too) goes first
+        return _build(corpus_dir, store, embedder, params, progress, started)
+
+
+def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkParams,
+           progress: Progress | None, started: float) -> BuildReport:
     previous, repaired = _reusable_manifest(store, embedder, params)
     old = previous.articles if previous else {}
 
@@ -101,7 +114,8 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
         data.stats = {a.id: (current[a.id].size, current[a.id].mtime_ns) for a in fresh}
 
     if (previous is not None and not repaired and not fresh and not removed
-            and len(keep) == len(old) and skipped == previous.skipped):
+            and len(keep) == len(old) and skipped == previous.skipped
+            and store.current_is_sound()):
         return BuildReport(len(old), previous.passages, 0, 0, time.perf_counter() - started,
                            changed=False, generation=previous.generation, problems=problems)
 
@@ -110,7 +124,18 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     segments = [s for s in (previous.segments if previous else ()) if s in in_use]
     if data is not None:
         seg_path = store.new_segment_path()
-        write_segment(seg_path, data)
+        try:
+            write_segment(seg_path, data)
+        except OSError as exc:
+            shutil.rmtree(seg_path, ignore_errors=True)
+            if exc.errno == errno.ENOSPC:
+                raise IndexError_(f"The disk holding {store.root} is full ({exc.strerror}); "
+                                  "free some space and run `dossier-bot index build` again. "
+                                  "The index in service is unchanged.") from None
+            raise
+        except BaseException:
+            shutil.rmtree(seg_path, ignore_errors=True)
+            raise
         segments.append(seg_path.name)
         articles.update(store.catalog(seg_path.name))
 
@@ -122,7 +147,7 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     )
     manifest = maybe_compact(store, manifest)
     store.publish(manifest)
-    store.collect_garbage()
+    _collect_garbage(store)
     return BuildReport(
         articles=len(articles), chunks=manifest.passages,
         embedded=int(data.passages.shape[0]) if data is not None else 0,
@@ -130,6 +155,13 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
         added=len(fresh) - updated, updated=updated, changed=True,
         generation=manifest.generation, problems=problems,
     )
+
+
+def _collect_garbage(store: IndexDir) -> None:
+    try:
+        store.collect_garbage()
+    except (OSError, IndexError_) as exc:  # never worth failing a build over
+        log.warning("Index clean-up skipped: %s", exc)
 
 
 def _indexed_ids(store: IndexDir) -> set[str] | None:
