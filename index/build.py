@@ -76,7 +76,30 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     require_corpus(corpus_dir)
     with store.build_lock(wait=wait):
         _collect_garbage(store)  # what a failed build left (its space too) goes first
-        return _build(corpus_dir, store, embedder, params, progress, started)
+        try:
+            return _build(corpus_dir, store, embedder, params, progress, started)
+        except IndexError_:
+            raise
+        except (OSError, RuntimeError) as exc:
+            free = _free_bytes(store.root)
+            _collect_garbage(store)  # this build's partial segment goes now, not next time
+            if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or free < DISK_FULL:
+                raise IndexError_(f"The disk holding {store.root} is full ({exc}); free some "
+                                  "space and run `dossier-bot index build` again. The index "
+                                  "in service is unchanged.") from None
+            raise
+
+
+# Free space under which a failed write is put down to a full disk (numpy, FAISS and bm25s
+# report a short write without ENOSPC).
+DISK_FULL = 1 << 20
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0
 
 
 def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkParams,
@@ -124,18 +147,7 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
     segments = [s for s in (previous.segments if previous else ()) if s in in_use]
     if data is not None:
         seg_path = store.new_segment_path()
-        try:
-            write_segment(seg_path, data)
-        except OSError as exc:
-            shutil.rmtree(seg_path, ignore_errors=True)
-            if exc.errno == errno.ENOSPC:
-                raise IndexError_(f"The disk holding {store.root} is full ({exc.strerror}); "
-                                  "free some space and run `dossier-bot index build` again. "
-                                  "The index in service is unchanged.") from None
-            raise
-        except BaseException:
-            shutil.rmtree(seg_path, ignore_errors=True)
-            raise
+        write_segment(seg_path, data)
         segments.append(seg_path.name)
         articles.update(store.catalog(seg_path.name))
 

@@ -229,8 +229,8 @@ def write_segment(path: Path, data: SegmentData) -> None:
 def record_sizes(path: Path) -> None:
     """Record every file's size and checksum (written last: a segment without it is
     incomplete)."""
-    sizes = {p.name: [p.stat().st_size, _sha256(p)] for p in sorted(path.iterdir())
-             if p.is_file() and p.name != SIZES}
+    sizes = {p.relative_to(path).as_posix(): [p.stat().st_size, _sha256(p)]
+             for p in sorted(path.rglob("*")) if p.is_file() and p.name != SIZES}
     _write_bytes(path / SIZES, json.dumps(sizes).encode())
     _fsync_dir(path)
 
