@@ -28,6 +28,8 @@ _MD_HEADING = re.compile(r"^#{1,3}\s+(\S.*?)\s*#*\s*$")
 # How much of an article's start is searched for its date: datelines sit near the top, and
 # a date deep in the text is usually about an event, not the publication.
 _DATE_HEAD = 1500
+_DATELINE_WORD = re.compile(r"(?i)^(?:published|updated|last updated|posted|dated|first "
+                            r"published)\b")
 _FULL_DATE = re.compile(
     r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b.*\b\d{4}\b"
     r"|\b\d{4}\b.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
@@ -212,20 +214,29 @@ def headline(body: str) -> str | None:
 
 
 def date_in_text(body: str) -> str | None:
-    """The first full date (day, month and year) near the top of an article, YYYY-MM-DD."""
+    """The publication date written near the top of an article, YYYY-MM-DD: the first full
+    date (day, month and year) on a dateline, that is a short line ("20 March 2022",
+    "Claire Roe, 14 March 2022") or one that says "Published", "Updated" or "Posted". A
+    date inside a sentence or a photo caption is about an event, not the article."""
     from dateparser.search import search_dates
 
-    try:
-        found = search_dates(body[:_DATE_HEAD], languages=["en"], settings={
-            "REQUIRE_PARTS": ["day", "month", "year"], "STRICT_PARSING": True,
-            "PREFER_DATES_FROM": "past"})
-    except (ValueError, OverflowError, TypeError):
-        return None
-    for text, when in found or ():
-        # dateparser also reads "now", "the 1960s" and "40 years" as dates: only a written
-        # day, month and year count (a month by name, or 20/03/2022, 2022-03-20).
-        if _FULL_DATE.search(text) and 1900 <= when.year <= 2100:
-            return when.date().isoformat()
+    for line in body[:_DATE_HEAD].splitlines():
+        text = line.strip()
+        if not text or not (len(text.split()) <= 12 or _DATELINE_WORD.match(text)):
+            continue
+        if not _FULL_DATE.search(text):
+            continue
+        try:
+            found = search_dates(text, languages=["en"], settings={
+                "REQUIRE_PARTS": ["day", "month", "year"], "STRICT_PARSING": True,
+                "PREFER_DATES_FROM": "past"})
+        except (ValueError, OverflowError, TypeError):
+            continue
+        for part, when in found or ():
+            # dateparser also reads "now", "the 1960s" and "40 years" as dates: only a
+            # written day, month and year count (a month by name, 20/03/2022, 2022-03-20).
+            if _FULL_DATE.search(part) and 1900 <= when.year <= 2100:
+                return when.date().isoformat()
     return None
 
 

@@ -179,3 +179,13 @@ def test_a_link_swapped_in_after_the_scan_is_not_read(tmp_path):
     path.symlink_to(tmp_path / "outside.txt")
     with pytest.raises(ValueError, match="outside the corpus"):
         load_article(path, corpus)
+
+
+def test_a_date_inside_a_sentence_or_caption_is_not_the_publication_date(tmp_path):
+    (tmp_path / "a.txt").write_text(
+        "Leaders meet\n\nPutin meets Xi in Beijing, China February 4, 2022. (Reuters)\n\n"
+        + PARAGRAPH)
+    assert load_article(tmp_path / "a.txt").published is None
+    (tmp_path / "b.txt").write_text("Leaders meet\n\nUpdated 5 March 2022, 14:02 GMT\n\n"
+                                    + PARAGRAPH)
+    assert load_article(tmp_path / "b.txt").published == "2022-03-05"
