@@ -222,7 +222,7 @@ def date_in_text(body: str) -> str | None:
 
     for line in body[:_DATE_HEAD].splitlines():
         text = line.strip()
-        if not text or not (len(text.split()) <= 12 or _DATELINE_WORD.match(text)):
+        if not text or not (len(text.split()) <= 8 or _DATELINE_WORD.match(text)):
             continue
         if not _FULL_DATE.search(text):
             continue
