@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from index.clean import Span, indexable_spans
+from index.load import search_title
 from index.model import Article, Passage, Sentence
 from index.text import TERMS_VERSION
 
@@ -147,4 +148,5 @@ def embedding_text(article: Article, sentences: list[Sentence], i: int, *, reach
     while lo > 0 and i - lo < reach and sentences[lo - 1].block == sentences[i].block:
         lo -= 1
     text = article.body[sentences[lo].start:sentences[i].end]
-    return f"{article.title}. {text}" if article.title else text
+    title = search_title(article)
+    return f"{title}. {text}" if title else text

@@ -171,7 +171,7 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
         raise ArticleError("no article text was found in the file")
     rel = path.name if corpus_dir is None else str(path.relative_to(corpus_dir))
     # Title: the file's own (front matter, metadata), else its headline, else its name.
-    title = fields.get("title") or headline(body) or _title_from_name(path.stem)
+    title = fields.get("title") or headline(body) or title_from_name(path.stem)
     # Date: the file's own, else the first full date near the top of the text; the file's
     # creation date (PDF/DOCX metadata) only when the text names none.
     published = (fields.get("published") or date_in_text(body)
@@ -187,6 +187,12 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
         published=published,
         url=fields.get("url"),
     )
+
+
+def search_title(article: Article) -> str | None:
+    """The title as evidence for search: None when it was only made from the file name."""
+    title = article.title
+    return None if not title or title == title_from_name(article.id) else title
 
 
 def headline(body: str) -> str | None:
@@ -383,7 +389,10 @@ def _normalise_date(value: object) -> str | None:
     return when.date().isoformat() if when else None
 
 
-def _title_from_name(stem: str) -> str | None:
+def title_from_name(stem: str) -> str | None:
+    """A readable title made from a file name ("004-will-china-give-aid" -> "Will china
+    give aid"), for articles that carry none. It only names the article: search does not
+    read it as the article's words (see ``search_title``)."""
     words = re.sub(r"^\d+[-_]?", "", stem).replace("_", " ").replace("-", " ").strip()
     if not words or re.fullmatch(r"[0-9a-f ]+", words):
         return None

@@ -20,6 +20,7 @@ import faiss
 import numpy as np
 
 from index import vectors as vectors_module
+from index.load import search_title
 from index.model import Article
 from index.rows import RowFile
 from index.store import CATALOG, ArticleEntry, write_catalog
@@ -132,7 +133,8 @@ class Segment:
     def _article_metadata(self) -> list[frozenset[str]]:
         if self._article_terms is None:  # once per segment: it is immutable
             self._article_terms = [
-                frozenset(terms(" ".join(x for x in (a.title, a.outlet, a.author) if x)))
+                frozenset(terms(" ".join(x for x in (search_title(a), a.outlet, a.author)
+                                         if x)))
                 for a in self.articles]
         return self._article_terms
 
