@@ -141,7 +141,7 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
             for name in status[key]:
                 click.echo(f"  {key:8} {name}")
         click.echo("Run `dossier-bot index build` to index these changes.")
-    for item in status.get("unreadable", []):
+    for item in status.get("unreadable", []) + status.get("ignored", []):
         click.echo(f"  skipped  {item['path']}: {item['reason']}")
 
 
@@ -163,6 +163,9 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
         answerer = make_answerer(settings)
     questions = _stdin_questions() if question == "-" else iter([question])
     for q in questions:
+        if question == "-":
+            # A long-running reader: a generation built meanwhile is picked up here.
+            answerer.reload_if_changed()
         answer = answerer.ask(q)
         if as_json:
             click.echo(json.dumps(answer_to_json(answer), ensure_ascii=False))

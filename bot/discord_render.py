@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.answer import Answer, Quote, Source
+from bot.render import neutralise
 from index.model import Article
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -59,7 +60,9 @@ def clip(text: str, limit: int) -> str:
 
 
 def one_line(text: str) -> str:
-    return " ".join(text.split())
+    """``text`` on one line, with bidi overrides, zero-width and control characters
+    neutralised (every shown text passes through here)."""
+    return " ".join(neutralise(text).split())
 
 
 def embed_size(embed: discord.Embed) -> int:
@@ -107,8 +110,9 @@ def _link(article: Article) -> str:
 
 
 def _byline(article: Article) -> str:
-    return " · ".join(p for p in (article.outlet, article.author and f"by {article.author}",
-                                  article.published) if p)
+    return neutralise(" · ".join(p for p in (article.outlet,
+                                             article.author and f"by {article.author}",
+                                             article.published) if p))
 
 
 def escape_quote(text: str) -> str:
@@ -122,7 +126,7 @@ def escape_quote(text: str) -> str:
     ``allowed_mentions`` to none); ``escape_mentions`` is not used, since its zero-width
     space would change the quote's characters.
     """
-    return discord.utils.escape_markdown(text).replace("<", "\\<")
+    return discord.utils.escape_markdown(neutralise(text)).replace("<", "\\<")
 
 
 def question_line(question: str) -> str:

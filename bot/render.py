@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any
 
 from bot.answer import Answer, Quote, Source
 from index.model import Article
+
+# Characters that change how text *looks* without being seen: bidi embeddings, overrides and
+# isolates (an article can make "gpj.exe" read "exe.jpg"), zero-width spaces and joiners, and
+# the byte-order mark. Shown text drops them; JSON keeps the exact span.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
+                        "\u061c\u180e\ufeff]")
+# Control characters other than tab and line breaks: ESC starts terminal escape sequences
+# (colours, cursor moves, window titles) that a quote must not send to a console.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def neutralise(text: str) -> str:
+    """``text`` safe to show: invisible formatting characters removed, other control
+    characters shown as U+FFFD."""
+    return _CONTROL.sub("\ufffd", _INVISIBLE.sub("", text))
 
 
 def attribution(article: Article, *, with_url: bool = True) -> str:
@@ -22,10 +38,14 @@ def attribution(article: Article, *, with_url: bool = True) -> str:
     line = ", ".join(parts)
     if with_url and article.url:
         line += f" — {article.url}"
-    return line
+    return neutralise(line)
 
 
 def render_text(answer: Answer, *, width: int = 88) -> str:
+    return neutralise(_render_text(answer, width))
+
+
+def _render_text(answer: Answer, width: int) -> str:
     if answer.unsure:
         blocks = [answer.reason or "I am not sure the dossier covers this; the closest "
                   "passages are:"]
@@ -47,7 +67,7 @@ def render_text(answer: Answer, *, width: int = 88) -> str:
 def _quote_block(n: int, quote: Quote, width: int) -> str:
     # A margin bar marks the quote: wrapping it in quotation marks would clash with the
     # article's own, which a verbatim quote often starts or ends with.
-    text = " ".join(quote.text.split())
+    text = " ".join(neutralise(quote.text).split())
     wrapped = textwrap.fill(text, width=width - 4, initial_indent="  │ ", subsequent_indent="  │ ")
     return f"[{n}] {attribution(quote.article)}\n{wrapped}"
 
@@ -79,4 +99,4 @@ def render_sources_text(sources: list[Source]) -> str:
     lines = [f"The dossier holds {len(sources)} article(s):"]
     for s in sources:
         lines.append(f"  • {attribution(s.article)} ({s.passages} passages)")
-    return "\n".join(lines)
+    return neutralise("\n".join(lines))

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from bot.answer import Answer, Quote, Source
-from bot.render import attribution
+from bot.render import attribution, neutralise
 from index.model import Article
 
 SECTION_LIMIT = 3000  # characters of mrkdwn in one section or context element
@@ -31,8 +31,9 @@ Message = dict[str, Any]
 
 
 def escape(text: str) -> str:
-    """Escape Slack's control characters, so no text can become <!channel>, <@U…> or a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape Slack's control characters, so no text can become <!channel>, <@U…> or a link;
+    bidi overrides, zero-width and terminal control characters neutralised."""
+    return neutralise(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -40,7 +41,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return " ".join(neutralise(text).split())
 
 
 def _link(article: Article) -> str:

@@ -5,27 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from index.load import corpus_files, file_sha256
+from index.diff import corpus_diff
 from index.store import IndexDir
 
 
 def index_status(corpus_dir: Path, index_dir: Path) -> dict:
     store = IndexDir(index_dir)
-    files = {p.stem: p for p in corpus_files(corpus_dir)}
     if not store.exists():
+        diff = corpus_diff(corpus_dir, None)
         return {"built": False, "index": str(index_dir), "corpus": str(corpus_dir),
-                "articles": 0, "passages": 0, "added": sorted(p.name for p in files.values()),
-                "changed": [], "removed": []}
+                "articles": 0, "passages": 0,
+                "added": sorted(diff.files[a].path.name for a in diff.added),
+                "changed": [], "removed": [], "ignored": _problems(diff.ignored)}
     manifest = store.read_manifest()
-    present = {p.name for p in files.values()}
-    still_bad = {name for name, info in manifest.skipped.items()
-                 if name in present and file_sha256(files[Path(name).stem]) == info["sha256"]}
-    added = sorted(p.name for aid, p in files.items()
-                   if aid not in manifest.articles and p.name not in still_bad)
-    known = manifest.articles
-    changed = sorted(p.name for aid, p in files.items()
-                     if aid in known and file_sha256(p) != known[aid].sha256)
-    removed = sorted(e.path for aid, e in manifest.articles.items() if aid not in files)
+    diff = corpus_diff(corpus_dir, manifest)
     return {
         "built": True,
         "index": str(index_dir),
@@ -37,10 +30,14 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
         "articles": len(manifest.articles),
         "passages": manifest.passages,
         "segments": len(manifest.segments),
-        "added": added,
-        "changed": changed,
-        "removed": removed,
-        "unreadable": [{"path": n, "reason": manifest.skipped[n]["reason"]}
-                       for n in sorted(still_bad)],
-        "up_to_date": not (added or changed or removed),
+        "added": sorted(diff.files[a].path.name for a in diff.added),
+        "changed": sorted(diff.files[a].path.name for a in diff.changed),
+        "removed": sorted(manifest.articles[a].path for a in diff.removed),
+        "unreadable": sorted(_problems(diff.still_bad), key=lambda p: p["path"]),
+        "ignored": _problems(diff.ignored),
+        "up_to_date": diff.up_to_date,
     }
+
+
+def _problems(problems) -> list[dict[str, str]]:
+    return [{"path": p.path, "reason": p.reason} for p in problems]

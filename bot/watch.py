@@ -120,8 +120,8 @@ def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None)
     Cheap enough for every container start: it hashes the corpus files and compares them
     with the index manifest. ``index build`` makes the finer checks (chunking, weights).
     """
+    from index.diff import corpus_diff
     from index.embed import PACKAGED_MODEL_NAME
-    from index.load import corpus_files, file_sha256
     from index.store import IndexDir, IndexError_
 
     try:
@@ -131,18 +131,9 @@ def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None)
     expected_model = model or PACKAGED_MODEL_NAME
     if manifest.model != expected_model:
         return f"the index was built with {manifest.model}, the bot now uses {expected_model}"
-    files: dict[str, Path] = {}
-    for path in corpus_files(Path(corpus_dir)):
-        files.setdefault(path.stem, path)  # as index build does: the first of a name counts
-    indexed = manifest.articles
-    added = sorted(set(files) - set(indexed))
-    removed = sorted(set(indexed) - set(files))
-    changed = sorted(a for a in set(files) & set(indexed)
-                     if file_sha256(files[a]) != indexed[a].sha256)
-    if added or removed or changed:
-        return (f"{len(added)} article(s) added, {len(changed)} changed, {len(removed)} removed "
-                "since the index was built")
-    return None
+    # The same comparison `index build` makes: duplicate names and files that could not be
+    # read last time (unchanged since) are not "added", so they do not force a rebuild.
+    return corpus_diff(Path(corpus_dir), manifest).describe()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,13 +15,13 @@ import numpy as np
 from index.chunk import ChunkParams, embedding_text, make_passages, split_sentences
 from index.clean import CLEANING_VERSION
 from index.compact import maybe_compact
+from index.diff import corpus_diff
 from index.embed import Embedder
-from index.load import corpus_files, file_sha256, load_corpus
-from index.model import Article, LoadProblem
+from index.load import load_corpus
+from index.model import Article, LoadProblem, Sentence
 from index.segment import SegmentData, quantise, segment_intact, write_segment
 from index.store import (
     FORMAT_VERSION,
-    ArticleEntry,
     IndexDir,
     IndexError_,
     Manifest,
@@ -63,56 +65,80 @@ def require_corpus(corpus_dir: Path) -> None:
 
 
 def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
-                params: ChunkParams | None = None, progress: Progress | None = None) -> BuildReport:
+                params: ChunkParams | None = None, progress: Progress | None = None,
+                wait: float | None = None) -> BuildReport:
+    """Bring the index up to date with the corpus. One build at a time: a second one waits
+    for the first (``wait`` seconds at most; None: as long as it takes), then finds the
+    work done. A failed build (disk full, killed) leaves nothing the next one trips on."""
     started = time.perf_counter()
     params = params or ChunkParams()
     store = IndexDir(index_dir)
     require_corpus(corpus_dir)
+    with store.build_lock(wait=wait):
+        _collect_garbage(store)  # what a failed build left (its space too) goes first
+        try:
+            return _build(corpus_dir, store, embedder, params, progress, started)
+        except IndexError_:
+            raise
+        except (OSError, RuntimeError) as exc:
+            free = _free_bytes(store.root)
+            _collect_garbage(store)  # this build's partial segment goes now, not next time
+            if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or free < DISK_FULL:
+                raise IndexError_(f"The disk holding {store.root} is full ({exc}); free some "
+                                  "space and run `dossier-bot index build` again. The index "
+                                  "in service is unchanged.") from None
+            raise
+
+
+# Free space under which a failed write is put down to a full disk (numpy, FAISS and bm25s
+# report a short write without ENOSPC).
+DISK_FULL = 1 << 20
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0
+
+
+def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkParams,
+           progress: Progress | None, started: float) -> BuildReport:
     previous, repaired = _reusable_manifest(store, embedder, params)
     old = previous.articles if previous else {}
 
-    files = corpus_files(corpus_dir)
-    current: dict[str, tuple[Path, str]] = {}
-    stats: dict[str, tuple[int, int]] = {}
-    clashes: list[LoadProblem] = []
-    for path in files:
-        if path.stem in current:
-            clashes.append(LoadProblem(path.name, (
-                f"{current[path.stem][0].name} has the same name; rename one of them")))
-            continue
-        sha, stats[path.stem] = _hash(path, old.get(path.stem))
-        current[path.stem] = (path, sha)
-    keep = {aid: e for aid, e in old.items()
-            if aid in current and current[aid][1] == e.sha256}
-    known_bad = previous.skipped if previous else {}
-    # A file that could not be read last time is not parsed again until it changes.
-    still_bad = [LoadProblem(path.name, known_bad[path.name]["reason"])
-                 for aid, (path, sha) in current.items()
-                 if aid not in keep and known_bad.get(path.name, {}).get("sha256") == sha]
-    retry = {p.path for p in still_bad}
-    todo = [path for aid, (path, sha) in current.items()
-            if aid not in keep and path.name not in retry]
+    diff = corpus_diff(corpus_dir, previous)
+    current = diff.files
+    keep = {aid: old[aid] for aid in diff.unchanged}
+    still_bad = list(diff.still_bad)
     # Count removals against the index as it was, even when its vectors cannot be reused.
     was = set(old) if previous is not None and not repaired else _indexed_ids(store)
     removed = [aid for aid in (was if was is not None else old) if aid not in current]
 
-    loaded = load_corpus(corpus_dir, todo)
-    problems = (*clashes, *still_bad, *loaded.problems)
+    loaded = load_corpus(corpus_dir, diff.todo)
+    fresh = list(loaded.articles)
+    sentences = {a.id: split_sentences(a) for a in fresh}
+    # An article whose text is all page furniture would be an entry with nothing to quote.
+    empty = [LoadProblem(current[a.id].path.name, "no article text is left once page "
+                         "furniture is removed (0 passages)") for a in fresh
+             if not sentences[a.id]]
+    fresh = [a for a in fresh if sentences[a.id]]
+    problems = (*diff.ignored, *still_bad, *loaded.problems, *empty)
     # An indexed article whose file has become unreadable keeps serving its indexed version.
-    unreadable = {Path(p.path).stem for p in (*still_bad, *loaded.problems)}
+    unreadable = {Path(p.path).stem for p in (*still_bad, *loaded.problems, *empty)}
     for aid in unreadable & set(old) - set(keep):
         keep[aid] = old[aid]
-    hashed = {path.name: sha for path, sha in current.values()}  # each file hashed once
+    hashed = {f.path.name: f.sha256 for f in current.values()}  # each file hashed once
     skipped = {p.path: {"sha256": hashed[p.path], "reason": p.reason}
-               for p in (*still_bad, *loaded.problems) if (corpus_dir / p.path).is_file()}
-    fresh = list(loaded.articles)
+               for p in (*still_bad, *loaded.problems, *empty) if p.path in hashed}
     updated = sum(1 for a in fresh if a.id in old)
-    data = _prepare(fresh, embedder, params, progress) if fresh else None
+    data = _prepare(fresh, embedder, params, progress, sentences) if fresh else None
     if data is not None:
-        data.stats = {a.id: stats[a.id] for a in fresh if a.id in stats}
+        data.stats = {a.id: (current[a.id].size, current[a.id].mtime_ns) for a in fresh}
 
     if (previous is not None and not repaired and not fresh and not removed
-            and len(keep) == len(old) and skipped == previous.skipped):
+            and len(keep) == len(old) and skipped == previous.skipped
+            and store.current_is_sound()):
         return BuildReport(len(old), previous.passages, 0, 0, time.perf_counter() - started,
                            changed=False, generation=previous.generation, problems=problems)
 
@@ -133,7 +159,7 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     )
     manifest = maybe_compact(store, manifest)
     store.publish(manifest)
-    store.collect_garbage()
+    _collect_garbage(store)
     return BuildReport(
         articles=len(articles), chunks=manifest.passages,
         embedded=int(data.passages.shape[0]) if data is not None else 0,
@@ -143,21 +169,11 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     )
 
 
-RACY_NS = 2_000_000_000  # a file modified this close to its hashing may change unseen
-
-
-def _hash(path: Path, entry: ArticleEntry | None) -> tuple[str, tuple[int, int]]:
-    """The file's SHA-256, and its (size, mtime_ns) to record. An unchanged size and
-    modification time since the last build means unchanged content, so the file is not read
-    again (adding one article then reads one file, not the corpus). A file modified within
-    ``RACY_NS`` of being hashed records an unknown mtime, so the next build hashes it again."""
-    st = path.stat()
-    if (entry is not None and entry.path == path.name and entry.mtime_ns >= 0
-            and (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns)):
-        return entry.sha256, (entry.size, entry.mtime_ns)
-    sha = file_sha256(path)
-    racy = st.st_mtime_ns > time.time_ns() - RACY_NS
-    return sha, (st.st_size, -1 if racy else st.st_mtime_ns)
+def _collect_garbage(store: IndexDir) -> None:
+    try:
+        store.collect_garbage()
+    except (OSError, IndexError_) as exc:  # never worth failing a build over
+        log.warning("Index clean-up skipped: %s", exc)
 
 
 def _indexed_ids(store: IndexDir) -> set[str] | None:
@@ -199,14 +215,15 @@ def _reusable_manifest(store: IndexDir, embedder: Embedder,
 
 
 def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,
-             progress: Progress | None) -> SegmentData:
+             progress: Progress | None,
+             split: dict[str, list[Sentence]] | None = None) -> SegmentData:
     """Clean, split and embed new articles into the arrays of one segment."""
     sent_rows: list[tuple[int, int, int, int]] = []
     pass_rows: list[tuple[int, int, int]] = []
     sent_texts: list[str] = []
     pass_texts: list[str] = []
     for row, article in enumerate(articles):
-        sentences = split_sentences(article)
+        sentences = split[article.id] if split else split_sentences(article)
         base = len(sent_rows)
         for s in sentences:
             sent_rows.append((row, s.start, s.end, s.block))

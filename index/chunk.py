@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from index.clean import Span, indexable_spans
+from index.load import search_title
 from index.model import Article, Passage, Sentence
 from index.text import TERMS_VERSION
 
@@ -17,7 +18,7 @@ _OPENING = "“„«\"‘"
 _CLOSING = "”»\"’"
 # A piece that starts with a comma or closing bracket continues the sentence before it.
 _CONTINUATION = re.compile(r"^[,;:)\]]")
-SPLITTER_VERSION = 2  # bump when sentence boundaries would change
+SPLITTER_VERSION = 3  # bump when sentence boundaries would change
 EMBEDDING_TEXT_VERSION = 2  # bump when embedding_text() changes
 
 
@@ -44,7 +45,9 @@ def _segmenter():
 def split_sentences(article: Article, spans: list[Span] | None = None) -> list[Sentence]:
     body = article.body
     out: list[Sentence] = []
-    for span in indexable_spans(body) if spans is None else spans:
+    if spans is None:
+        spans = indexable_spans(body, article.title, article.author)
+    for span in spans:
         pieces = _split_span(body, span.start, span.end)
         for start, end in pieces:
             if out and out[-1].block == span.block and _CONTINUATION.match(body[start:end]):
@@ -56,7 +59,8 @@ def split_sentences(article: Article, spans: list[Span] | None = None) -> list[S
 
 def _split_span(body: str, start: int, end: int) -> list[tuple[int, int]]:
     text = body[start:end]
-    masked = _QUOTE_MARKS.sub(" ", text)
+    # Line breaks inside a span are hard wraps (PDF text): spaces to pysbd, same offsets.
+    masked = _QUOTE_MARKS.sub(" ", text).replace("\r", " ").replace("\n", " ")
     pieces: list[tuple[int, int]] = []
     cursor = 0
     for seg in _segmenter().segment(masked):
@@ -144,4 +148,5 @@ def embedding_text(article: Article, sentences: list[Sentence], i: int, *, reach
     while lo > 0 and i - lo < reach and sentences[lo - 1].block == sentences[i].block:
         lo -= 1
     text = article.body[sentences[lo].start:sentences[i].end]
-    return f"{article.title}. {text}" if article.title else text
+    title = search_title(article)
+    return f"{title}. {text}" if title else text

@@ -1,4 +1,8 @@
-"""Read corpus files (.md with front matter, .txt, .html, .pdf) into ``Article`` objects."""
+"""Read corpus files (.md with front matter, .txt, .html, .pdf, .docx) into ``Article`` objects.
+
+Only regular files whose real path lies inside the corpus folder are read, each under a size
+limit; everything else in the folder is named, with its reason, by ``scan_corpus``.
+"""
 
 from __future__ import annotations
 
@@ -13,34 +17,107 @@ import yaml
 
 from index.model import Article, Corpus, LoadProblem
 
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
+# Per-article size limit. Cleaning and sentence splitting are linear, but embedding is not
+# cheap: a 20 MB "article" is a data dump, and under --watch it runs in the serving process.
+DEFAULT_MAX_ARTICLE_MB = 4.0
+MAX_ARTICLE_ENV = "DOSSIER_MAX_ARTICLE_MB"
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.DOTALL)
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
-           "september", "october", "november", "december"]
-_DATE_WORDS = re.compile(
-    r"\b(" + "|".join(m.capitalize() for m in _MONTHS) + r")\s+(\d{1,2}),\s*(\d{4})\b")
 _BYLINE = re.compile(r"^\s*[Bb]y\s+([A-Z][\w.'-]+(?:\s+[A-Z][\w.'-]+){1,3})\s*$", re.MULTILINE)
+_MD_HEADING = re.compile(r"^#{1,3}\s+(\S.*?)\s*#*\s*$")
+# How much of an article's start is searched for its date: datelines sit near the top, and
+# a date deep in the text is usually about an event, not the publication.
+_DATE_HEAD = 1500
+_DATELINE_WORD = re.compile(r"(?i)^(?:published|updated|last updated|posted|dated|first "
+                            r"published)\b")
+_FULL_DATE = re.compile(
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b.*\b\d{4}\b"
+    r"|\b\d{4}\b.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"|\b\d{1,2}[/.]\d{1,2}[/.]\d{4}\b|\b\d{4}-\d{2}-\d{2}\b")
 
 
 class ArticleError(ValueError):
     """A corpus file could not be turned into an article."""
 
 
-def corpus_files(corpus_dir: Path) -> list[Path]:
-    """The files of a corpus folder that dossier-bot reads, in a stable order."""
+def max_article_bytes() -> int:
+    """The per-article size limit, from DOSSIER_MAX_ARTICLE_MB (default 4 MB)."""
+    raw = os.environ.get(MAX_ARTICLE_ENV, "").strip()
+    try:
+        mb = float(raw) if raw else DEFAULT_MAX_ARTICLE_MB
+    except ValueError:
+        mb = DEFAULT_MAX_ARTICLE_MB
+    return int(mb * 1024 * 1024) if mb > 0 else DEFAULT_MAX_ARTICLE_BYTES
+
+
+DEFAULT_MAX_ARTICLE_BYTES = int(DEFAULT_MAX_ARTICLE_MB * 1024 * 1024)
+
+
+def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[LoadProblem]]:
+    """The files dossier-bot reads, in a stable order, and every other file of the folder
+    with the reason it is not read. Dotfiles (editor swap files, partial downloads) and
+    sub-folders are left out silently."""
     if not corpus_dir.is_dir():
-        return []
+        return [], []
+    root = os.path.realpath(corpus_dir)
+    limit = max_article_bytes()
+    files: list[Path] = []
+    problems: list[LoadProblem] = []
     # scandir: the file type comes with the listing, no stat per file (25k files at 1M passages)
     with os.scandir(corpus_dir) as entries:
-        return sorted(
-            Path(e.path) for e in entries
-            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower()
-            in SUPPORTED_SUFFIXES and e.is_file()
-        )
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.name.startswith((".", "~")):
+                continue
+            if e.is_symlink():
+                reason = _link_problem(e.path, root)
+                if reason:
+                    problems.append(LoadProblem(e.name, reason))
+                    continue
+            if not e.is_file():
+                if not e.is_dir():
+                    problems.append(LoadProblem(e.name, "not a regular file"))
+                continue
+            suffix = os.path.splitext(e.name)[1].lower()
+            if suffix not in SUPPORTED_SUFFIXES:
+                problems.append(LoadProblem(e.name, (
+                    f"unsupported file type {suffix or '(no extension)'}; dossier-bot reads "
+                    + ", ".join(SUPPORTED_SUFFIXES))))
+                continue
+            size = e.stat().st_size
+            if size > limit:
+                problems.append(LoadProblem(e.name, _too_large(size, limit)))
+                continue
+            files.append(Path(e.path))
+    return files, problems
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The files of a corpus folder that dossier-bot reads, in a stable order."""
+    return scan_corpus(corpus_dir)[0]
+
+
+def _link_problem(path: str, root: str) -> str | None:
+    """Why a symbolic link in the corpus is not read (None when it stays inside the corpus:
+    a link to ``/etc/passwd`` must never be quoted in a chat channel)."""
+    target = os.path.realpath(path)
+    if os.path.commonpath([root, target]) != root:
+        return "a link to a file outside the corpus folder; copy the file in instead"
+    if not os.path.exists(target):
+        return "a link whose target does not exist"
+    return None
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (f"{size / 1048576:.1f} MB, over the {limit / 1048576:g} MB limit per article; "
+            f"split it, or raise {MAX_ARTICLE_ENV}")
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus:
@@ -48,7 +125,9 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
     articles: list[Article] = []
     problems: list[LoadProblem] = []
     seen: set[str] = set()
-    for path in corpus_files(corpus_dir) if paths is None else paths:
+    if paths is None:
+        paths, problems = scan_corpus(corpus_dir)
+    for path in paths:
         try:
             article = load_article(path, corpus_dir)
         except (ArticleError, OSError) as exc:
@@ -64,7 +143,16 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
 
 
 def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
-    data = path.read_bytes()
+    if corpus_dir is not None:
+        root = os.path.realpath(corpus_dir)
+        if os.path.commonpath([root, os.path.realpath(path)]) != root:
+            raise ArticleError("a link to a file outside the corpus folder; copy the file in "
+                               "instead")
+    limit = max_article_bytes()
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ArticleError(_too_large(path.stat().st_size, limit))
     if not data.strip():
         raise ArticleError("the file is empty")
     suffix = path.suffix.lower()
@@ -72,6 +160,8 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
         fields = _from_html(data)
     elif suffix == ".pdf":
         fields = _from_pdf(path)
+    elif suffix == ".docx":
+        fields = _from_docx(path)
     else:
         text = _decode(data)
         parse = _from_markdown if suffix in (".md", ".markdown") else _from_text
@@ -80,9 +170,12 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
     if not body or not body.strip():
         raise ArticleError("no article text was found in the file")
     rel = path.name if corpus_dir is None else str(path.relative_to(corpus_dir))
-    title = fields.get("title")
-    if title is None and not fields.get("front_matter"):
-        title = _title_from_name(path.stem)
+    # Title: the file's own (front matter, metadata), else its headline, else its name.
+    title = fields.get("title") or headline(body) or title_from_name(path.stem)
+    # Date: the file's own, else the first full date near the top of the text; the file's
+    # creation date (PDF/DOCX metadata) only when the text names none.
+    published = (fields.get("published") or date_in_text(body)
+                 or fields.get("file_date"))
     return Article(
         id=path.stem,
         path=rel,
@@ -90,10 +183,72 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
         sha256=hashlib.sha256(data).hexdigest(),
         title=title,
         outlet=fields.get("outlet"),
-        author=fields.get("author"),
-        published=fields.get("published"),
+        author=fields.get("author") or _byline(body),
+        published=published,
         url=fields.get("url"),
     )
+
+
+def search_title(article: Article) -> str | None:
+    """The title as evidence for search: None when it was only made from the file name."""
+    title = article.title
+    return None if not title or title == title_from_name(article.id) else title
+
+
+def headline(body: str) -> str | None:
+    """The article's headline when its text opens with one: a Markdown ``#`` heading, or a
+    short first line without closing punctuation followed by a blank line (the shape of a
+    plain-text news article: headline, blank line, body)."""
+    lines = body.lstrip("\ufeff").splitlines()
+    i = next((n for n, line in enumerate(lines) if line.strip()), None)
+    if i is None:
+        return None
+    first = lines[i].strip()
+    heading = _MD_HEADING.match(first)
+    if heading:
+        return heading.group(1).strip() or None
+    from index.clean import is_byline_or_dateline
+
+    # A headline is followed by a blank line, or by its byline or dateline.
+    followed_by_blank = (i + 1 >= len(lines) or not lines[i + 1].strip()
+                         or is_byline_or_dateline(lines[i + 1]))
+    words = first.split()
+    if (followed_by_blank and 1 < len(words) <= 25 and len(first) <= 150
+            and not first.endswith((".", ",", ";", ":")) and not first.startswith(("•", "-"))):
+        return first
+    return None
+
+
+def date_in_text(body: str) -> str | None:
+    """The publication date written near the top of an article, YYYY-MM-DD: the first full
+    date (day, month and year) on a dateline, that is a short line ("20 March 2022",
+    "Claire Roe, 14 March 2022") or one that says "Published", "Updated" or "Posted". A
+    date inside a sentence or a photo caption is about an event, not the article."""
+    from dateparser.search import search_dates
+
+    for line in body[:_DATE_HEAD].splitlines():
+        text = line.strip()
+        if not text or not (len(text.split()) <= 8 or _DATELINE_WORD.match(text)):
+            continue
+        if not _FULL_DATE.search(text):
+            continue
+        try:
+            found = search_dates(text, languages=["en"], settings={
+                "REQUIRE_PARTS": ["day", "month", "year"], "STRICT_PARSING": True,
+                "PREFER_DATES_FROM": "past"})
+        except (ValueError, OverflowError, TypeError):
+            continue
+        for part, when in found or ():
+            # dateparser also reads "now", "the 1960s" and "40 years" as dates: only a
+            # written day, month and year count (a month by name, 20/03/2022, 2022-03-20).
+            if _FULL_DATE.search(part) and 1900 <= when.year <= 2100:
+                return when.date().isoformat()
+    return None
+
+
+def _byline(body: str) -> str | None:
+    match = _BYLINE.search(body[:3000])
+    return match.group(1) if match else None
 
 
 def _decode(data: bytes) -> str:
@@ -132,17 +287,7 @@ def _from_markdown(text: str) -> dict[str, str | None]:
 
 
 def _from_text(text: str) -> dict[str, str | None]:
-    head = text[:3000]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    title = lines[0] if lines and len(lines[0]) <= 150 and not lines[0].endswith(".") else None
-    date = _DATE_WORDS.search(head)
-    byline = _BYLINE.search(head)
-    return {
-        "body": text,
-        "title": title,
-        "published": _date_from_match(date) if date else None,
-        "author": byline.group(1) if byline else None,
-    }
+    return {"body": text}
 
 
 def _from_html(data: bytes) -> dict[str, str | None]:
@@ -181,12 +326,41 @@ def _from_pdf(path: Path) -> dict[str, str | None]:
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise ArticleError(f"the PDF cannot be read ({exc})") from None
     body = "\n\n".join(p.strip() for p in pages if p.strip())
-    created = getattr(info, "creation_date", None) if info else None
+    try:
+        created = getattr(info, "creation_date", None) if info else None
+    except (ValueError, TypeError):
+        created = None
     return {
         "body": body,
         "title": _clean_field(info.get("/Title")) if info else None,
         "author": _clean_field(info.get("/Author")) if info else None,
-        "published": created.date().isoformat() if isinstance(created, dt.datetime) else None,
+        "file_date": created.date().isoformat() if isinstance(created, dt.datetime) else None,
+    }
+
+
+def _from_docx(path: Path) -> dict[str, str | None]:
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(str(path))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ArticleError(f"the Word file cannot be read ({exc})") from None
+    paragraphs = [p for p in document.paragraphs if p.text.strip()]
+    title = None
+    if paragraphs and paragraphs[0].style is not None and (
+            paragraphs[0].style.name or "").lower().startswith(("title", "heading")):
+        title = paragraphs[0].text.strip()
+    props = document.core_properties
+    created = props.created
+    return {
+        # Paragraphs apart by a blank line: the body's shape is then the plain-text one.
+        "body": "\n\n".join(p.text.strip() for p in paragraphs),
+        "title": _clean_field(props.title) or title,
+        "author": _clean_field(props.author),
+        "file_date": created.date().isoformat() if isinstance(created, dt.datetime) else None,
     }
 
 
@@ -205,24 +379,20 @@ def _normalise_date(value: object) -> str | None:
     if isinstance(value, dt.date):
         return value.isoformat()
     text = str(value).strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return text
-    match = _DATE_WORDS.search(text)
-    if match:
-        return _date_from_match(match)
     match = re.match(r"(\d{4}-\d{2}-\d{2})", text)
-    return match.group(1) if match else None
+    if match:
+        return match.group(1)
+    import dateparser
+
+    when = dateparser.parse(text, languages=["en"],
+                            settings={"REQUIRE_PARTS": ["day", "month", "year"]})
+    return when.date().isoformat() if when else None
 
 
-def _date_from_match(match: re.Match[str]) -> str | None:
-    month = _MONTHS.index(match.group(1).lower()) + 1
-    try:
-        return dt.date(int(match.group(3)), month, int(match.group(2))).isoformat()
-    except ValueError:
-        return None
-
-
-def _title_from_name(stem: str) -> str | None:
+def title_from_name(stem: str) -> str | None:
+    """A readable title made from a file name ("004-will-china-give-aid" -> "Will china
+    give aid"), for articles that carry none. It only names the article: search does not
+    read it as the article's words (see ``search_title``)."""
     words = re.sub(r"^\d+[-_]?", "", stem).replace("_", " ").replace("-", " ").strip()
     if not words or re.fullmatch(r"[0-9a-f ]+", words):
         return None

@@ -7,6 +7,7 @@ written, so a build only writes what changed, and a reader never sees a half-wri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import faiss
 import numpy as np
 
 from index import vectors as vectors_module
+from index.load import search_title
 from index.model import Article
 from index.rows import RowFile
 from index.store import CATALOG, ArticleEntry, write_catalog
@@ -50,7 +52,9 @@ SENT_TERMS = "sentence_terms.npy"  # int32: distinct term ids of every sentence,
 SENT_TERM_OFFSETS = "sentence_term_offsets.npy"  # int64 (n + 1,), like TOKEN_OFFSETS
 FAISS_FILE = "passages.faiss"
 BM25_DIR = "bm25"
-SIZES = "sizes.json"  # byte size of every file above, to detect truncation cheaply
+# Byte size and SHA-256 of every file above: a truncated file is seen from its size, a file
+# damaged in place (same size) from its checksum.
+SIZES = "sizes.json"
 ARRAYS = (SENTENCES, PASSAGES, SENT_VECTORS, PASSAGE_VECTORS, TOKEN_IDS, TOKEN_VECTORS,
           TOKEN_SCALES, TOKEN_OFFSETS, PIECE_COUNTS, SENT_TERMS, SENT_TERM_OFFSETS)
 REQUIRED = (ARTICLES, *ARRAYS, TERM_COUNTS, TERM_VOCAB, CATALOG, FAISS_FILE)
@@ -164,7 +168,8 @@ class Segment:
     def _article_metadata(self) -> list[frozenset[str]]:
         if self._article_terms is None:  # once per segment: it is immutable
             self._article_terms = [
-                frozenset(terms(" ".join(x for x in (a.title, a.outlet, a.author) if x)))
+                frozenset(terms(" ".join(x for x in (search_title(a), a.outlet, a.author)
+                                         if x)))
                 for a in self.articles]
         return self._article_terms
 
@@ -259,10 +264,20 @@ def write_segment(path: Path, data: SegmentData) -> None:
 
 
 def record_sizes(path: Path) -> None:
-    """Record every file's size (written last: a segment without it is incomplete)."""
-    sizes = {p.name: p.stat().st_size for p in path.iterdir() if p.is_file() and p.name != SIZES}
+    """Record every file's size and checksum (written last: a segment without it is
+    incomplete)."""
+    sizes = {p.relative_to(path).as_posix(): [p.stat().st_size, _sha256(p)]
+             for p in sorted(path.rglob("*")) if p.is_file() and p.name != SIZES}
     _write_bytes(path / SIZES, json.dumps(sizes).encode())
     _fsync_dir(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,21 +350,34 @@ def read_articles(path: Path) -> list[Article]:
                     published=r.get("published"), url=r.get("url")) for r in raw]
 
 
-def _check_sizes(path: Path) -> None:
-    """Every required file present, every file at its recorded size (else SegmentError)."""
-    sizes = json.loads((path / SIZES).read_text())
+def _check_sizes(path: Path, checksum_below: int | None = None) -> None:
+    """Every required file present, every file at its recorded size and, when it is no larger
+    than ``checksum_below`` bytes (None: every file), with its recorded checksum; else
+    SegmentError naming the file."""
+    try:
+        sizes = json.loads((path / SIZES).read_text())
+    except (UnicodeDecodeError, ValueError):
+        raise SegmentError(f"{path.name}/{SIZES} is damaged") from None
+    if not isinstance(sizes, dict):
+        raise SegmentError(f"{path.name}/{SIZES} is damaged")
     for name in REQUIRED:
         if name not in sizes:
             raise SegmentError(f"{path.name}/{name} is missing")
-    for name, size in sizes.items():
+    for name, recorded in sizes.items():
+        size, digest = (recorded, None) if isinstance(recorded, int) else recorded
         actual = (path / name).stat().st_size
         if actual != size:
             raise SegmentError(f"{path.name}/{name} is {actual} bytes, expected {size}")
+        if digest is not None and (checksum_below is None or size <= checksum_below) \
+                and _sha256(path / name) != digest:
+            raise SegmentError(f"{path.name}/{name} is damaged (its checksum does not match)")
 
 
 def load_segment(path: Path) -> Segment:
     try:
-        _check_sizes(path)
+        # Files read into memory are checked against their checksums as they load; the large
+        # ones left on disk by size (hashing gigabytes would hold up every start).
+        _check_sizes(path, checksum_below=ROWFILE_THRESHOLD)
         articles = read_articles(path)
 
         def arr(name: str) -> np.ndarray:
@@ -392,9 +420,9 @@ def load_segment(path: Path) -> Segment:
 
 
 def segment_intact(path: Path) -> bool:
-    """A cheap check that a segment can be reused by a build: every file present at its
-    recorded size, JSON files framed as JSON, array headers readable. (Cheap so that adding
-    one article does not cost a read of the whole index.)"""
+    """Whether a segment can be reused by a build: every file present, at its recorded size
+    and checksum (a file damaged in place is re-embedded, not served), JSON files framed as
+    JSON, array headers readable. Reading the segment costs about 1 s per GB of index."""
     try:
         _check_sizes(path)
         for name in (ARTICLES, TERM_COUNTS, TERM_VOCAB, CATALOG):

@@ -16,20 +16,26 @@ writes grows with the number of segments and changes, not with the corpus.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: int8 token vectors, per-segment catalogs and term lists
 CURRENT = "CURRENT"
 GENERATIONS = "generations"
 SEGMENTS = "segments"
 CATALOG = "catalog.json"
+LOCK = ".build.lock"  # held by the one build that may write segments and switch CURRENT
 
 
 class IndexError_(RuntimeError):
@@ -46,6 +52,10 @@ class IndexCorrupt(IndexError_):
 
 class IndexMismatch(IndexError_):
     pass
+
+
+class IndexBusy(IndexError_):
+    """Another process is building this index."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,9 @@ def read_catalog(segment_dir: Path) -> dict[str, ArticleEntry]:
     return found
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
 class IndexDir:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -170,14 +183,92 @@ class IndexDir:
         return (self.root / CURRENT).is_file()
 
     def current_generation(self) -> str | None:
+        """The generation in service: the one CURRENT names or, when CURRENT is unreadable,
+        garbled or names a manifest that is gone, the newest intact generation (logged)."""
+        name = self._pointer()
+        if name is not None and (self.root / GENERATIONS / f"{name}.json").is_file():
+            return name
+        if name is None and not (self.root / CURRENT).exists():
+            return None
+        fallback = self.newest_intact_generation()
+        if fallback is None:
+            raise IndexCorrupt(f"{self.root / CURRENT} is damaged and no intact generation is "
+                               f"left; rebuild with `dossier-bot index build --index "
+                               f"{self.root}`")
+        if (str(self.root), fallback) not in _WARNED:  # once, not on every question
+            _WARNED.add((str(self.root), fallback))
+            log.warning("%s is damaged or names a missing generation; serving %s, the newest "
+                        "intact one (the next `index build` repairs it)", self.root / CURRENT,
+                        fallback)
+        return fallback
+
+    def current_is_sound(self) -> bool:
+        """Whether CURRENT names a generation whose manifest reads (a build rewrites it if
+        not)."""
+        name = self._pointer()
         try:
-            name = (self.root / CURRENT).read_text().strip()
+            json.loads((self.root / GENERATIONS / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return name is not None
+
+    def _pointer(self) -> str | None:
+        """CURRENT's generation name, or None when it is missing, unreadable or garbled."""
+        try:
+            raw = (self.root / CURRENT).read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise IndexCorrupt(f"{self.root / CURRENT} cannot be read ({exc}); rebuild with "
-                               f"`dossier-bot index build --index {self.root}`") from None
-        return name or None
+            log.warning("%s cannot be read (%s)", self.root / CURRENT, exc)
+            return None
+        try:
+            name = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            return None
+        valid = name and len(name) < 100 and all(c.isalnum() or c in "-_T" for c in name)
+        return name if valid else None
+
+    def newest_intact_generation(self) -> str | None:
+        """The most recently built generation whose manifest parses and whose segments all
+        pass ``segment_ok`` (by default: their folders exist)."""
+        gens = self.root / GENERATIONS
+        if not gens.is_dir():
+            return None
+        candidates: list[tuple[float, str]] = []
+        for path in gens.glob("*.json"):
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                segments = raw["segments"]
+                built = float(raw["built_at"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if all((self.segments_dir / seg / CATALOG).is_file() for seg in segments):
+                candidates.append((built, path.stem))
+        return max(candidates)[1] if candidates else None
+
+    @contextlib.contextmanager
+    def build_lock(self, *, wait: float | None = None) -> Iterator[None]:
+        """Hold the index's build lock: one build at a time writes segments, switches CURRENT
+        and collects garbage. Another build waits (``wait`` seconds at most, None: for as
+        long as it takes), logging which process holds the lock; on timeout, ``IndexBusy``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                log.warning("Another build (process %s) is writing the index at %s; waiting "
+                            "for it to finish", holder, self.root)
+                if not _wait_for_lock(fd, wait):
+                    raise IndexBusy(f"The index at {self.root} is being built by process "
+                                    f"{holder}; try again when it has finished.") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock, also when the process is killed
 
     def catalog(self, segment: str) -> dict[str, ArticleEntry]:
         return read_catalog(self.segments_dir / segment)
@@ -187,13 +278,29 @@ class IndexDir:
         """The manifest of ``generation`` (default: the one in service), its article entries
         read from the segment catalogs. Segments for which ``keep`` says False are left out,
         with their articles (a build re-embeds those)."""
-        generation = generation or self.current_generation()
+        if generation is None:
+            try:
+                return self._read_manifest(self.current_generation(), keep)
+            except IndexCorrupt as exc:
+                # The generation in service is damaged: fall back to the newest intact one.
+                fallback = self.newest_intact_generation()
+                if fallback is None or fallback == self._pointer():
+                    raise
+                log.warning("%s; serving generation %s instead", exc, fallback)
+                return self._read_manifest(fallback, keep)
+        return self._read_manifest(generation, keep)
+
+    def _read_manifest(self, generation: str | None,
+                       keep: Callable[[str], bool] | None) -> Manifest:
         if generation is None:
             raise IndexMissing(f"No index at {self.root}; build it with "
                                f"`dossier-bot index build --index {self.root}`.")
         path = self.root / GENERATIONS / f"{generation}.json"
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise IndexCorrupt(f"The index at {self.root} is damaged (generation {generation} "
+                               "is not text); rebuild it with `dossier-bot index build`.") from None
         except FileNotFoundError:
             raise IndexCorrupt(f"The index at {self.root} names generation {generation}, which "
                                "is missing; rebuild it with `dossier-bot index build`.") from None
@@ -231,12 +338,16 @@ class IndexDir:
         _atomic_write(self.root / CURRENT, manifest.generation + "\n")
 
     def collect_garbage(self, keep: int = 2) -> None:
-        """Drop generations older than the last ``keep`` and segments none of them use."""
+        """Drop generations older than the last ``keep``, segments none of them use, and what
+        failed builds left behind (partial segments, temporary files). Call it only while
+        holding ``build_lock``: then no other build has a segment in flight, so anything
+        unreferenced is garbage and goes at once (a disk-full build frees its space)."""
         gens = self.root / GENERATIONS
-        if not gens.is_dir():
-            return
-        current = self.current_generation()
-        manifests = sorted(gens.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for tmp in (*self.root.glob(".*.tmp"), *(gens.glob(".*.tmp") if gens.is_dir() else ())):
+            tmp.unlink(missing_ok=True)
+        manifests = sorted(gens.glob("*.json"), key=lambda p: p.stat().st_mtime,
+                           reverse=True) if gens.is_dir() else []
+        current = self.current_generation() if manifests else None
         kept = [p for p in manifests if p.stem == current][:1]
         kept += [p for p in manifests if p.stem != current][: max(0, keep - 1)]
         in_use: set[str] = set()
@@ -249,10 +360,31 @@ class IndexDir:
             if p not in kept:
                 p.unlink(missing_ok=True)
         if self.segments_dir.is_dir():
-            cutoff = time.time() - 3600  # a segment this young may belong to a build in flight
             for seg in self.segments_dir.iterdir():
-                if seg.name not in in_use and seg.stat().st_mtime < cutoff:
+                if seg.name not in in_use:
                     shutil.rmtree(seg, ignore_errors=True)
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _wait_for_lock(fd: int, wait: float | None) -> bool:
+    if wait is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
 
 def new_generation_name() -> str:

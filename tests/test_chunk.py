@@ -78,7 +78,7 @@ PREFIXES = ["000", "001", "002", "003", "004"]
 def test_every_sentence_maps_back_to_the_body_exactly(articles, prefix):
     article = articles[prefix]
     body = article.body
-    spans = indexable_spans(body)
+    spans = indexable_spans(body, article.title, article.author)
     sentences = split_sentences(article)
     assert sentences
     previous_end = 0
@@ -99,7 +99,7 @@ def test_sentences_lose_no_text_of_the_spans(articles, prefix):
     covered: set[int] = set()
     for s in split_sentences(article):
         covered.update(range(s.start, s.end))
-    for span in indexable_spans(body):
+    for span in indexable_spans(body, article.title, article.author):
         lost = [body[i] for i in range(span.start, span.end)
                 if i not in covered and not body[i].isspace()]
         assert not lost, (body[span.start:span.end], "".join(lost))

@@ -244,8 +244,9 @@ def test_a_repeated_headline_is_indexed_at_most_once(articles, prefix, title):
 
 
 def test_spans_are_ordered_disjoint_trimmed_and_on_one_line(articles):
+    # The bundled articles are not hard-wrapped: every span stays on one line.
     for article in articles.values():
-        spans = indexable_spans(article.body)
+        spans = indexable_spans(article.body, article.title, article.author)
         assert spans, article.id
         previous_end = 0
         previous_block = 0

@@ -133,11 +133,11 @@ def test_front_matter_dates_are_normalised(tmp_path, value):
     assert load_article(path).published == "2022-03-15"
 
 
-def test_empty_front_matter_fields_are_none(tmp_path):
+def test_empty_front_matter_fields_are_none_and_the_title_comes_from_the_name(tmp_path):
     path = write(tmp_path / "001-x.md",
                  "---\ntitle:\noutlet:\nauthor:\npublished:\nurl:\n---\nA sentence.\n")
     article = load_article(path)
-    assert article.meta() == {"id": "001-x", "title": None, "outlet": None, "author": None,
+    assert article.meta() == {"id": "001-x", "title": "X", "outlet": None, "author": None,
                               "published": None, "url": None, "path": "001-x.md"}
     assert article.body == "A sentence.\n"
 
@@ -206,7 +206,7 @@ def test_corpus_files_are_the_supported_ones_in_a_stable_order(tmp_path):
         write(tmp_path / name, "x")
     (tmp_path / "sub.md").mkdir()
     assert [p.name for p in corpus_files(tmp_path)] == [
-        "a.txt", "b.md", "c.html", "d.pdf", "e.markdown"]
+        "a.txt", "b.md", "c.html", "d.pdf", "e.markdown", "notes.docx"]
     assert corpus_files(tmp_path / "missing") == []
 
 

@@ -60,7 +60,7 @@ def test_changes_are_debounced_into_one_call_and_junk_ignored(tmp_path: Path,
         (tmp_path / f"a{n}.md").write_text(f"article {n}")
         time.sleep(0.05)
     (tmp_path / ".a0.md.swp").write_text("editor junk")
-    (tmp_path / "notes.docx").write_text("not an article type")
+    (tmp_path / "notes.odt").write_text("not an article type")
     poll(lambda: calls, 10, "a callback after the burst")
     (tmp_path / "a1.md").unlink()
     poll(lambda: len(calls) >= 2, 10, "a callback after the removal")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import index.build as build_module
+import index.diff as build_module
 from index import compact
 from index.build import build_index
 from index.live import LiveIndex

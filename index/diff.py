@@ -1,0 +1,92 @@
+"""What changed between the corpus folder and an index manifest: the one computation behind
+`index build`, `index status`, the watcher and the container's start check, so they agree on
+duplicate names, skipped files and unreadable ones."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.load import file_sha256, scan_corpus
+from index.model import LoadProblem
+from index.store import ArticleEntry, Manifest
+
+RACY_NS = 2_000_000_000  # a file modified this close to its hashing may change unseen
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    path: Path
+    sha256: str
+    size: int
+    mtime_ns: int  # -1: modified too recently to trust; the next build hashes it again
+
+
+@dataclass(frozen=True)
+class CorpusDiff:
+    files: dict[str, CorpusFile]  # article id -> its file (the first of a name)
+    unchanged: frozenset[str]  # indexed with this very content
+    added: tuple[str, ...]  # ids not in the index
+    changed: tuple[str, ...]  # ids indexed with other content
+    removed: tuple[str, ...]  # ids indexed whose file is gone
+    still_bad: tuple[LoadProblem, ...]  # unreadable last time and unchanged since: not retried
+    ignored: tuple[LoadProblem, ...] = field(default_factory=tuple)  # never read: see reasons
+
+    @property
+    def todo(self) -> list[Path]:
+        """The files a build must read: added and changed ones."""
+        return [self.files[aid].path for aid in (*self.added, *self.changed)]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+    def describe(self) -> str | None:
+        """One line saying what is out of date, or None."""
+        if self.up_to_date:
+            return None
+        return (f"{len(self.added)} article(s) added, {len(self.changed)} changed, "
+                f"{len(self.removed)} removed since the index was built")
+
+
+def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
+    """Compare the corpus with ``manifest`` (None: no index yet). A file whose size and
+    modification time match its indexed entry is not read again."""
+    paths, ignored = scan_corpus(corpus_dir)
+    indexed = manifest.articles if manifest is not None else {}
+    skipped = manifest.skipped if manifest is not None else {}
+    files: dict[str, CorpusFile] = {}
+    problems = list(ignored)
+    for path in paths:
+        if path.stem in files:
+            problems.append(LoadProblem(path.name, (
+                f"{files[path.stem].path.name} has the same name; rename one of them")))
+            continue
+        files[path.stem] = _hash(path, indexed.get(path.stem))
+    unchanged = frozenset(aid for aid, f in files.items()
+                          if aid in indexed and indexed[aid].sha256 == f.sha256)
+    still_bad = tuple(LoadProblem(f.path.name, skipped[f.path.name]["reason"])
+                      for aid, f in files.items() if aid not in unchanged
+                      and skipped.get(f.path.name, {}).get("sha256") == f.sha256)
+    bad = {p.path for p in still_bad}
+    todo = [aid for aid, f in files.items() if aid not in unchanged and f.path.name not in bad]
+    return CorpusDiff(
+        files=files, unchanged=unchanged,
+        added=tuple(a for a in todo if a not in indexed),
+        changed=tuple(a for a in todo if a in indexed),
+        removed=tuple(sorted(a for a in indexed if a not in files)),
+        still_bad=still_bad, ignored=tuple(problems))
+
+
+def _hash(path: Path, entry: ArticleEntry | None) -> CorpusFile:
+    """An unchanged size and modification time since the last build means unchanged
+    content, so the file is not read again (adding one article then reads one file, not the
+    corpus). A file modified within ``RACY_NS`` of being hashed records an unknown mtime."""
+    st = path.stat()
+    if (entry is not None and entry.path == path.name and entry.mtime_ns >= 0
+            and (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns)):
+        return CorpusFile(path, entry.sha256, entry.size, entry.mtime_ns)
+    sha = file_sha256(path)
+    racy = st.st_mtime_ns > time.time_ns() - RACY_NS
+    return CorpusFile(path, sha, st.st_size, -1 if racy else st.st_mtime_ns)

@@ -1,0 +1,75 @@
+"""Bidi overrides, zero-width and terminal control characters never reach a screen, while the
+JSON answer keeps the exact span of the article."""
+
+from __future__ import annotations
+
+import json
+
+from bot import discord_render, slack_render
+from bot.answer import Answer, Quote
+from bot.render import answer_to_json, neutralise, render_sources_text, render_text
+from index.model import Article
+
+RLO, PDF, ZWSP, ZWJ, LRI, BOM = "\u202e", "\u202c", "\u200b", "\u200d", "\u2066", "\ufeff"
+ESC_TITLE = "\x1b]0;pwned\x07"  # an OSC sequence: sets the terminal's window title
+NASTY = (f"Officials said the file invoice{RLO}fdp.exe{PDF} was harmless{ZWSP}. "
+         f"\x1b[2J\x1b[31mRed alert{LRI} now{BOM}.")
+SHOWN_BAD = (RLO, PDF, ZWSP, ZWJ, LRI, BOM, "\x1b", "\x07")
+
+
+def answer() -> Answer:
+    body = "Headline\n\n" + NASTY + "\n"
+    article = Article(id="001-x", path="001-x.txt", body=body, sha256="0" * 64,
+                      title=f"Port {RLO}news{ESC_TITLE}", outlet=f"Daily{ZWJ} Post",
+                      author="Jane\x1b[1m Roe", published="2022-03-20")
+    start = body.index("Officials")
+    end = start + len(NASTY)
+    return Answer(question="What was harmless?", quotes=(
+        Quote(text=body[start:end], start=start, end=end, score=0.9, article=article),))
+
+
+def visible_ok(text: str) -> None:
+    for ch in SHOWN_BAD:
+        assert ch not in text, (repr(ch), text)
+
+
+def test_neutralise_drops_invisible_formatting_and_marks_control_characters():
+    assert neutralise(f"a{RLO}b{ZWSP}c") == "abc"
+    assert neutralise("a\x1b[31mb") == "a\ufffd[31mb"
+    assert neutralise("line one\nline\ttwo") == "line one\nline\ttwo"
+
+
+def test_console_text_is_neutralised_but_json_keeps_the_exact_span():
+    a = answer()
+    visible_ok(render_text(a))
+    assert "Red alert" in render_text(a)
+    data = answer_to_json(a)
+    quote = data["quotes"][0]
+    assert quote["text"] == a.quotes[0].article.body[quote["start"]:quote["end"]]
+    assert RLO in quote["text"] and "\x1b" in quote["text"]
+    visible_ok(data["answer"])
+
+
+def test_sources_list_is_neutralised():
+    from bot.answer import Source
+
+    visible_ok(render_sources_text([Source(article=answer().quotes[0].article, passages=1)]))
+
+
+def test_slack_blocks_and_fallback_are_neutralised():
+    a = answer()
+    message = slack_render.render_answer(a, answer_id="a1")
+    shown = json.dumps([b for b in message["blocks"] if b.get("type") != "actions"],
+                       ensure_ascii=False)
+    visible_ok(shown)
+    visible_ok(message.get("text", ""))
+    assert "Red alert" in shown
+
+
+def test_discord_embeds_are_neutralised():
+    reply = discord_render.render_answer(answer())
+    for embed in reply.embeds:
+        for text in (embed.title, embed.description, embed.footer.text, embed.author.name,
+                     *(f.name for f in embed.fields), *(f.value for f in embed.fields)):
+            visible_ok(text or "")
+    visible_ok(reply.content or "")
