@@ -227,8 +227,14 @@ def test_serve_imports_neither_torch_nor_sentence_transformers(tmp_path, built_i
                  "serve", "slack", "--http"], env=env, cwd=tmp_path, stdout=out,
                 stderr=subprocess.STDOUT)
             try:
-                poll(lambda: http_get(f"http://127.0.0.1:{health}/readyz")[0] == 200, 120,
-                     "the server becoming ready")
+                def ready() -> bool:
+                    assert proc.poll() is None, (tmp_path / "bot.log").read_text()
+                    try:
+                        return http_get(f"http://127.0.0.1:{health}/readyz")[0] == 200
+                    except OSError:  # not listening yet
+                        return False
+
+                poll(ready, 120, "the server becoming ready")
                 ts = "1700000100.000200"
                 event = {"type": "app_mention", "user": "U0ASKER", "ts": ts, "event_ts": ts,
                          "text": f"<@{BOT_USER_ID}> Did Russia ask China for military aid?",
