@@ -174,12 +174,13 @@ def _closure(requirements: list[str]) -> set[str]:
 
     from packaging.requirements import Requirement
 
+    def wanted(req: Requirement, extras: set[str]) -> bool:
+        return req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras)
+
     seen: set[str] = set()
-    todo = [(Requirement(r), ()) for r in requirements]
+    todo = [r for r in map(Requirement, requirements) if wanted(r, {""})]
     while todo:
-        req, _ = todo.pop()
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
+        req = todo.pop()
         key = re.sub(r"[-_.]+", "-", req.name).lower()
         if key in seen:
             continue
@@ -188,13 +189,10 @@ def _closure(requirements: list[str]) -> set[str]:
         except metadata.PackageNotFoundError:
             continue
         seen.add(key)
-        for sub in dist.requires or []:
-            r = Requirement(sub)
-            if r.marker is not None:
-                extras = req.extras or {""}
-                if not any(r.marker.evaluate({"extra": e}) for e in extras):
-                    continue
-            todo.append((r, ()))
+        # (a distribution reached twice with different extras counts the first one's; the
+        # requirements here name each extra once)
+        todo.extend(r for r in map(Requirement, dist.requires or [])
+                    if wanted(r, set(req.extras) | {""}))
     return seen
 
 

@@ -274,3 +274,67 @@ def test_cross_encoder_export_scores_like_the_cross_encoder(tmp_path) -> None:
     assert scorer.predict([]).shape == (0,)
     with pytest.raises(ModelError, match="not an embedder"):
         OnnxEmbedder(tmp_path / "ce-onnx")
+
+
+# Makes every module of an installed distribution outside the runtime dependencies
+# (pyproject's `dependencies`, without extras, and what they pull in) unimportable, as in the
+# Docker image, then runs the CLI.
+_RUNTIME_ONLY_CLI = """
+import importlib.abc, json, os, sys
+blocked = set(json.loads(os.environ["BLOCKED_MODULES"]))
+class Outside(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (not a runtime dependency)")
+        return None
+sys.meta_path.insert(0, Outside())
+from bot.cli import main
+main()
+"""
+
+
+def _modules_outside_runtime() -> set[str]:
+    import tomllib
+    from importlib import metadata
+
+    from bench.onnx import _closure
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = _closure(project["dependencies"])
+
+    def tops(dist) -> set[str]:
+        names = set()
+        for f in dist.files or []:
+            first = f.parts[0]
+            if first.endswith((".dist-info", ".egg-info", ".pth")) or first in ("..",
+                                                                               "__pycache__"):
+                continue
+            names.add(first.removesuffix(".py").split(".")[0])
+        return names
+
+    inside, outside = set(), set()
+    for dist in metadata.distributions():
+        key = (dist.metadata["Name"] or "").lower().replace("_", "-").replace(".", "-")
+        (inside if key in runtime or key == "dossier-bot" else outside).update(tops(dist))
+    return outside - inside - {"index", "bot", "bench", "tests"}
+
+
+def test_the_runtime_dependencies_alone_build_and_answer(tmp_path) -> None:
+    blocked = _modules_outside_runtime()
+    assert {"torch", "sentence_transformers", "transformers"} <= blocked
+    corpus, questions = _sample("bundled", tmp_path)
+    env = _cli_env(tmp_path, BLOCKED_MODULES=json.dumps(sorted(blocked)))
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        result = subprocess.run([sys.executable, "-c", _RUNTIME_ONLY_CLI, *args], input=stdin,
+                                env=env, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    index = str(tmp_path / "index")
+    report = json.loads(run("index", "build", "--corpus", str(corpus), "--index", index,
+                            "--json"))
+    assert report["embedded"] > 0 and not report["problems"]
+    answers = run("ask", "--json", "-", "--index", index, stdin="\n".join(questions[:3]) + "\n")
+    assert any(json.loads(line)["answered"] for line in answers.splitlines())
