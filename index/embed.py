@@ -211,8 +211,11 @@ def _dimension_from_config(path: Path) -> int | None:
 def _load(source: str, device: str | None):
     try:
         from sentence_transformers import SentenceTransformer
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise ModelError(f"sentence-transformers is not installed ({exc}).") from None
+    except ImportError as exc:
+        raise ModelError(
+            f"sentence-transformers is not installed ({exc}): the packaged model runs without "
+            "it (leave DOSSIER_EMBED_MODEL unset and DOSSIER_EMBED_BACKEND=onnx); another "
+            "model, or the torch backend, needs `pip install 'dossier-bot[torch]'`.") from None
     import logging
 
     # transformers logs a progress bar and advisory warnings on every load; they are noise here.

@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -171,14 +172,20 @@ class _Runner:
         self._sessions: dict[int, object] = {}
         self._batch_threads = max(1, os.cpu_count() or 1)
         self._input_names: set[str] | None = None
+        self._lock = threading.Lock()
 
     def session(self, n_texts: int):
         threads = 1 if n_texts <= SMALL_BATCH else self._batch_threads
         sess = self._sessions.get(threads)
         if sess is None:
-            sess = self._sessions.setdefault(threads, _session(self.info.folder / ONNX_FILE,
-                                                               threads))
-            self._input_names = {i.name for i in sess.get_inputs()}
+            # Sessions run concurrently (Slack and Discord threads); opening one is not
+            # cheap (~0.3 s, a copy of the weights), so it happens once.
+            with self._lock:
+                sess = self._sessions.get(threads)
+                if sess is None:
+                    sess = _session(self.info.folder / ONNX_FILE, threads)
+                    self._input_names = {i.name for i in sess.get_inputs()}
+                    self._sessions[threads] = sess
         return sess
 
     def feeds(self, encodings) -> dict[str, np.ndarray]:
