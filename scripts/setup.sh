@@ -39,5 +39,10 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
     fi
 fi
 echo "Installing dossier-bot and its dependencies…" >&2
-"${pip[@]}" install -e '.[dev]'
+"${pip[@]}" install -e '.[dev,torch]'
+# Questions and builds run the model through onnxruntime: export it once from the
+# hash-verified weights (checked against sentence-transformers' vectors; a no-op when a
+# verified export is there). The bot would export on its first build otherwise.
+echo "Exporting the embedding model to ONNX…" >&2
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$VENV/bin/python" -m index.onnx_embed export >&2
 echo "$want" > "$stamp"

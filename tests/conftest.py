@@ -68,9 +68,10 @@ def poll(probe: Callable[[], T], timeout: float, what: str) -> T:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from index.embed import SentenceTransformerEmbedder
+    """The embedder the bot runs (the packaged model through onnxruntime)."""
+    from index.embed import load_embedder
 
-    return SentenceTransformerEmbedder()
+    return load_embedder()
 
 
 @pytest.fixture(scope="session")

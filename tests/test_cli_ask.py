@@ -17,7 +17,7 @@ from bot.console import handle, run_console
 @pytest.fixture
 def cli(monkeypatch, embedder, built_index, tmp_path):
     """Run commands in-process on the session index, with the session's model."""
-    monkeypatch.setattr(bot.runtime, "SentenceTransformerEmbedder", lambda *_a, **_k: embedder)
+    monkeypatch.setattr(bot.runtime, "load_embedder", lambda *_a, **_k: embedder)
     monkeypatch.setenv("DOSSIER_INDEX_DIR", str(built_index))
     monkeypatch.chdir(tmp_path)  # no .env or corpus/ of the developer's leaks in
     runner = CliRunner()

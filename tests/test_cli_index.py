@@ -64,7 +64,7 @@ def in_process(monkeypatch, embedder) -> CliRunner:
     """A CliRunner whose commands use the session's model instead of loading their own."""
     import bot.runtime
 
-    monkeypatch.setattr(bot.runtime, "SentenceTransformerEmbedder", lambda *_a, **_k: embedder)
+    monkeypatch.setattr(bot.runtime, "load_embedder", lambda *_a, **_k: embedder)
     for name in ("DOSSIER_CORPUS_DIR", "DOSSIER_INDEX_DIR", "DOSSIER_EMBED_MODEL"):
         monkeypatch.delenv(name, raising=False)
     return CliRunner()

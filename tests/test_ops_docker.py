@@ -76,15 +76,29 @@ def test_multi_stage_slim_and_the_runtime_copies_only_the_environment() -> None:
 
 def test_torch_is_the_pinned_cpu_build_and_cannot_be_replaced() -> None:
     pip_lines = [args for word, args in instructions() if word == "RUN" and "pip install" in args]
-    torch_lines = [a for a in pip_lines if re.search(r"pip install[^&;|]*torch", a)]
+    # (the `.[torch]` extra is the package, whose torch the constraint below pins)
+    torch_lines = [a for a in pip_lines if re.search(r"pip install[^&;|]*\btorch\b(?!\])", a)]
     assert torch_lines, "torch must be installed explicitly"
     for line in torch_lines:
-        assert '"torch==${TORCH_VERSION}"' in line
+        assert '/opt/export/bin/pip install "torch==${TORCH_VERSION}"' in line
         assert "--index-url https://download.pytorch.org/whl/cpu" in line
     assert re.search(r"^ARG TORCH_VERSION=2\.13\.0$", DOCKERFILE, re.MULTILINE)
-    # The package install runs under a constraint holding torch at that version.
-    assert any("PIP_CONSTRAINT=/opt/constraints.txt pip install ." in a for a in pip_lines)
+    # The export environment's install runs under a constraint holding torch at that version.
+    assert any('PIP_CONSTRAINT=/opt/constraints.txt /opt/export/bin/pip install ".[torch]"' in a
+               for a in pip_lines)
     assert len(torch_lines) == 1  # and no second, unpinned install anywhere
+
+
+def test_the_runtime_environment_has_no_torch() -> None:
+    build, runtime = stages()
+    runs = " ".join(a for w, a in build if w == "RUN")
+    # The runtime environment gets the package without the `torch` extra, and the build
+    # fails if torch arrived there anyway.
+    assert "/opt/venv/bin/pip install . " in runs
+    assert "torch in the runtime environment" in runs
+    copies = [a for w, a in runtime if w == "COPY"]
+    assert not any("/opt/export" in c for c in copies)
+    assert "onnxruntime>=" in (REPO / "pyproject.toml").read_text()
 
 
 def test_model_weights_are_verified_by_sha256_at_build() -> None:
@@ -92,6 +106,10 @@ def test_model_weights_are_verified_by_sha256_at_build() -> None:
     verify = [a for w, a in stages()[0] if w == "RUN" and "sha256sum -c" in a]
     assert verify and "model.safetensors" in verify[0] and "${MODEL_SHA256}" in verify[0]
     assert "HF_HUB_OFFLINE=1" in verify[0]  # and loaded once without any network
+    # exported to ONNX into the runtime environment, then run there without torch
+    assert "DOSSIER_ONNX_DIR=/opt/venv/share/dossier-bot/onnx" in verify[0]
+    assert "-m index.onnx_embed export" in verify[0]
+    assert "'torch' in sys.modules" in verify[0]
 
 
 def test_runs_as_non_root_with_volumes_healthcheck_and_entrypoint() -> None:

@@ -1,0 +1,508 @@
+"""The packaged MiniLM (and a ranker's cross-encoder) through ONNX Runtime: no torch at run time.
+
+sentence-transformers / torch export the graph once (`scripts/setup.sh`, the Docker build
+stage, or the first build that finds no export); questions, chats, servers and builds then
+run it with onnxruntime and the `tokenizers` word-piece tokenizer. An export is a folder::
+
+    model.onnx      the transformer: word-piece ids -> contextual token vectors (fp32)
+    tokenizer.json  the model's tokenizer, copied so the folder is self-contained
+    export.json     SHA-256 of both files, the source weights' SHA-256, the fingerprint,
+                    the truncation length and the check made against sentence-transformers
+
+Both files are checked against export.json before a session is opened. The embedder's
+fingerprint is the source weights' SHA-256 (the one the sentence-transformers path uses), and
+an export is written only after its vectors matched sentence-transformers' on probe texts, so
+an index built by either path loads in the other exactly when the vectors are the same.
+
+    python -m index.onnx_embed export [--dest DIR] [--force]
+    python -m index.onnx_embed export-cross-encoder MODEL_DIR DEST
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from index.embed import (
+    PACKAGED_MODEL_NAME,
+    SMALL_BATCH,
+    ModelError,
+    TokenVectors,
+    packaged_model_dir,
+    sha256_file,
+    verify_packaged_weights,
+)
+
+EXPORT_FORMAT = 1
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+MANIFEST_FILE = "export.json"
+OPSET = 17
+ENV_DIR = "DOSSIER_ONNX_DIR"  # where exports live; default: the environment's share/ folder
+# The export must reproduce sentence-transformers: fp32 gives cosine 1.00000 on sentences and
+# >= 0.9998 on word pieces; int8 quantisation fell to 0.86 and changed answers.
+MIN_SENTENCE_COSINE = 0.99999
+MIN_TOKEN_COSINE = 0.999
+PROBE_TEXTS = (
+    "ok",
+    "Did Moscow deny asking Beijing for help?",
+    "The Chinese Embassy in the United States said on Sunday that it was not aware of any "
+    "Russian request or positive Chinese response in Moscow.",
+    # Longer than the tokenizer.json's 128 and than the model's 256 word pieces: the cut
+    # must fall where sentence-transformers makes it.
+    " ".join(["Officials in Washington, Brussels and Beijing traded statements on sanctions, "
+              "arms and grain shipments through the week."] * 14),
+)
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What export.json records about one exported model."""
+
+    folder: Path
+    kind: str  # "embedder" or "cross-encoder"
+    name: str
+    fingerprint: str
+    source_sha256: str
+    onnx_sha256: str
+    tokenizer_sha256: str
+    max_tokens: int
+    dimension: int  # embedder: vector size; cross-encoder: number of labels
+    activation: str  # cross-encoder: "sigmoid" or "identity"; embedder: "mean-pooling"
+
+    @classmethod
+    def read(cls, folder: Path) -> ExportInfo:
+        """The export at ``folder``, with both files checked against their recorded hashes."""
+        manifest = folder / MANIFEST_FILE
+        try:
+            data = json.loads(manifest.read_text())
+            if data.get("format") != EXPORT_FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, expected {EXPORT_FORMAT}")
+            info = cls(folder=folder, **{k: data[k] for k in (
+                "kind", "name", "fingerprint", "source_sha256", "onnx_sha256",
+                "tokenizer_sha256", "max_tokens", "dimension", "activation")})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"The ONNX export at {folder} is unreadable ({exc}); export it "
+                             "again with `python -m index.onnx_embed export --force`.") from None
+        for file, want in ((ONNX_FILE, info.onnx_sha256), (TOKENIZER_FILE, info.tokenizer_sha256)):
+            path = folder / file
+            got = sha256_file(path) if path.is_file() else "missing"
+            if got != want:
+                raise ModelError(
+                    f"{path} does not match the SHA-256 recorded in {manifest} (got {got[:12]}…, "
+                    f"expected {want[:12]}…); the file is corrupt or was replaced. Export it "
+                    "again with `python -m index.onnx_embed export --force`.")
+        return info
+
+
+def export_root() -> Path:
+    """Where exports are kept: $DOSSIER_ONNX_DIR, else beside the installed packages."""
+    if env := os.environ.get(ENV_DIR):
+        return Path(env).expanduser()
+    return Path(sys.prefix) / "share" / "dossier-bot" / "onnx"
+
+
+def packaged_export_dir(root: Path | None = None) -> Path:
+    # One folder per source weights, so a new model version never reuses an old graph.
+    from index.embed import PACKAGED_MODEL_SHA256
+
+    return (root or export_root()) / f"all-minilm-l6-v2-{PACKAGED_MODEL_SHA256[:16]}"
+
+
+# ---------------------------------------------------------------- run time (no torch)
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelError(f"onnxruntime is not installed ({exc}); reinstall dossier-bot "
+                         "(`make setup`).") from None
+    return onnxruntime
+
+
+def _session(path: Path, threads: int):
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning workers burn a core between calls; on a shared machine (a build beside a
+    # serving bot) that core is someone else's.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # A build's batches (64 texts of up to 256 word pieces) need hundreds of MB of scratch;
+    # the arena would keep that for the life of a serving process that also rebuilds.
+    options.enable_cpu_mem_arena = threads == 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _tokenizer(info: ExportInfo, *, pad_to: int | None = None):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(info.folder / TOKENIZER_FILE))
+    # tokenizer.json ships with truncation at 128, the model reads 256 word pieces and
+    # sentence-transformers cuts there: the export records the model's real limit.
+    tok.enable_truncation(max_length=info.max_tokens)
+    pad_id = tok.token_to_id("[PAD]")
+    tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+    return tok
+
+
+class _Runner:
+    """One ONNX session per thread count, opened on first use and never resized.
+
+    A question runs on one intra-op thread (a second one gains little for a short text, and
+    waits on a busy core); a batch (a build) on all cores. ONNX Runtime fixes the pool size
+    when a session opens, so the two are two sessions; a serving process opens only the first.
+    """
+
+    def __init__(self, info: ExportInfo) -> None:
+        self.info = info
+        self._sessions: dict[int, object] = {}
+        self._batch_threads = max(1, os.cpu_count() or 1)
+        self._input_names: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def session(self, n_texts: int):
+        threads = 1 if n_texts <= SMALL_BATCH else self._batch_threads
+        sess = self._sessions.get(threads)
+        if sess is None:
+            # Sessions run concurrently (Slack and Discord threads); opening one is not
+            # cheap (~0.3 s, a copy of the weights), so it happens once.
+            with self._lock:
+                sess = self._sessions.get(threads)
+                if sess is None:
+                    sess = _session(self.info.folder / ONNX_FILE, threads)
+                    self._input_names = {i.name for i in sess.get_inputs()}
+                    self._sessions[threads] = sess
+        return sess
+
+    def feeds(self, encodings) -> dict[str, np.ndarray]:
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._input_names is None or "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return feeds
+
+
+def _length_order(texts: list[str]) -> list[int]:
+    # As sentence-transformers does: longest first, so each batch pads to similar lengths.
+    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)  # torch.nn.functional.normalize's eps
+
+
+class OnnxEmbedder:
+    """The packaged all-MiniLM-L6-v2 through onnxruntime: the Embedder protocol, plus word
+    piece vectors (``embed_with_tokens``) as SentenceTransformerEmbedder gives them."""
+
+    def __init__(self, export_dir: Path | None = None, *, batch_size: int = 64) -> None:
+        self.info = ExportInfo.read(export_dir or packaged_export_dir())
+        if self.info.kind != "embedder":
+            raise ModelError(f"{self.info.folder} holds a {self.info.kind}, not an embedder.")
+        self.name = self.info.name
+        self.fingerprint = self.info.fingerprint
+        self.dimension = self.info.dimension
+        self.max_tokens = self.info.max_tokens
+        self.batch_size = batch_size
+        self._runner = _Runner(self.info)
+        self._tok = _tokenizer(self.info)
+        # index.search reads the word-piece vocabulary as `embedder._model.tokenizer
+        # .get_vocab()` (sentence-transformers' attribute path), to leave out punctuation and
+        # stop-word pieces; tokenizers.Tokenizer answers get_vocab() the same way.
+        self._model = SimpleNamespace(tokenizer=self._tok)
+
+    @classmethod
+    def packaged(cls) -> OnnxEmbedder:
+        """The packaged model's export, made now (with sentence-transformers) when missing."""
+        folder = packaged_export_dir()
+        if not (folder / MANIFEST_FILE).is_file():
+            print(f"Exporting the embedding model to ONNX in {folder} (once)…", file=sys.stderr)
+            export_packaged(folder)
+        return cls(folder)
+
+    def _forward(self, texts: list[str]):
+        """(token vectors, attention mask, ids) per batch, in the order of ``texts``."""
+        order = _length_order(texts)
+        sess = self._runner.session(len(texts))
+        results: list = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = self._tok.encode_batch([texts[i] for i in idx])
+            feeds = self._runner.feeds(enc)
+            (tokens,) = sess.run(["token_embeddings"], feeds)
+            for row, i in enumerate(idx):
+                results[i] = (tokens[row], feeds["attention_mask"][row], feeds["input_ids"][row])
+        return results
+
+    @staticmethod
+    def _pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        m = mask.astype(np.float32)[:, None]
+        return (tokens * m).sum(axis=0) / max(float(m.sum()), 1e-9)
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        rows = self._forward(texts)
+        sentence = np.stack([self._pool(t, m) for t, m, _ in rows])
+        return np.ascontiguousarray(_normalise(sentence), dtype=np.float32)
+
+    def embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """Sentence vectors and per-token vectors from one forward pass."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        rows = self._forward(texts)
+        sentence = np.stack([self._pool(t, m) for t, m, _ in rows])
+        out: list[TokenVectors] = []
+        for tokens, mask, ids in rows:
+            keep = mask.astype(bool)
+            vec = _normalise(tokens[keep][1:-1])  # drop [CLS] and [SEP]
+            out.append(TokenVectors(ids[keep][1:-1].astype(np.int32), vec.astype(np.float16)))
+        return np.ascontiguousarray(_normalise(sentence), dtype=np.float32), out
+
+
+class OnnxCrossEncoder:
+    """Scores (question, passage) pairs with a cross-encoder exported by
+    :func:`export_cross_encoder`: batch-padded, truncated as the CrossEncoder truncates, on one
+    intra-op thread. ``predict`` returns what ``CrossEncoder.predict`` returns (the activation
+    applied), shape (n,) for one label and (n, labels) otherwise."""
+
+    def __init__(self, export_dir: Path, *, batch_size: int = 32) -> None:
+        self.info = ExportInfo.read(Path(export_dir))
+        if self.info.kind != "cross-encoder":
+            raise ModelError(f"{self.info.folder} holds a {self.info.kind}, not a cross-encoder.")
+        self.name = self.info.name
+        self.fingerprint = self.info.fingerprint
+        self.batch_size = batch_size
+        self._tok = _tokenizer(self.info)
+        self._runner = _Runner(self.info)
+        self._session = self._runner.session(1)  # pairs of one question: one thread, always
+
+    def predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        labels = self.info.dimension
+        if not pairs:
+            return np.zeros((0,) if labels == 1 else (0, labels), dtype=np.float32)
+        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
+        logits = np.zeros((len(pairs), labels), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = self._tok.encode_batch([(pairs[i][0], pairs[i][1]) for i in idx])
+            (out,) = self._session.run(["logits"], self._runner.feeds(enc))
+            logits[idx] = out
+        if self.info.activation == "sigmoid":
+            logits = 1.0 / (1.0 + np.exp(-logits))
+        return logits[:, 0] if labels == 1 else logits
+
+
+# ---------------------------------------------------------------- export (torch)
+
+
+def _write_export(folder: Path, graph: Path, tokenizer: Path, record: dict) -> ExportInfo:
+    """Move a checked graph and its tokenizer into ``folder``; export.json goes last, so a
+    folder without one is an export that did not finish."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MANIFEST_FILE).unlink(missing_ok=True)
+    os.replace(graph, folder / ONNX_FILE)
+    shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
+    record = {"format": EXPORT_FORMAT, **record,
+              "onnx_sha256": sha256_file(folder / ONNX_FILE),
+              "tokenizer_sha256": sha256_file(folder / TOKENIZER_FILE)}
+    tmp = folder / (MANIFEST_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, folder / MANIFEST_FILE)
+    return ExportInfo.read(folder)
+
+
+def _torch_export(module, inputs: dict, outputs: list[str], path: Path) -> None:
+    import warnings
+
+    import torch
+
+    names = list(inputs)
+    axes = {n: {0: "batch", 1: "tokens"} for n in names}
+    axes.update({o: {0: "batch", 1: "tokens"} if o == "token_embeddings" else {0: "batch"}
+                 for o in outputs})
+    with warnings.catch_warnings(), torch.no_grad():
+        # The tracer warns about shape checks inside transformers; the check below compares
+        # outputs at several lengths, which is what those warnings are about.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), tuple(inputs.values()), str(path), dynamo=False,
+                          input_names=names, output_names=outputs, dynamic_axes=axes,
+                          opset_version=OPSET, do_constant_folding=True)
+
+
+def _versions() -> dict[str, str]:
+    import sentence_transformers
+    import torch
+
+    return {"torch": torch.__version__, "sentence_transformers": sentence_transformers.__version__}
+
+
+def _min_cos(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = _normalise(np.asarray(a, np.float32)), _normalise(np.asarray(b, np.float32))
+    return float((a * b).sum(axis=-1).min())
+
+
+def export_packaged(dest: Path | None = None) -> ExportInfo:
+    """Export the packaged, hash-verified MiniLM and check it against sentence-transformers."""
+    import torch
+
+    from index.embed import SentenceTransformerEmbedder
+
+    dest = dest or packaged_export_dir()
+    source = packaged_model_dir()
+    digest = verify_packaged_weights(source)
+    reference = SentenceTransformerEmbedder()
+    model = reference._model
+    bert = model[0].auto_model
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.ones((2, 8), dtype=torch.long)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as tmp:
+        graph = Path(tmp) / ONNX_FILE
+        _torch_export(TokenEmbeddings(), {"input_ids": ids, "attention_mask": ids,
+                                          "token_type_ids": torch.zeros_like(ids)},
+                      ["token_embeddings"], graph)
+        shutil.copyfile(source / TOKENIZER_FILE, Path(tmp) / TOKENIZER_FILE)
+        record = {"kind": "embedder", "name": PACKAGED_MODEL_NAME, "fingerprint": digest,
+                  "source_sha256": digest, "max_tokens": int(model.max_seq_length),
+                  "dimension": reference.dimension, "activation": "mean-pooling",
+                  "opset": OPSET, **_versions()}
+        staged = _write_export(Path(tmp) / "staged", graph, source / TOKENIZER_FILE, record)
+        check = compare_embedders(reference, OnnxEmbedder(staged.folder), PROBE_TEXTS)
+        if (check["min_sentence_cosine"] < MIN_SENTENCE_COSINE
+                or check["min_token_cosine"] < MIN_TOKEN_COSINE or not check["same_ids"]):
+            raise ModelError(f"The ONNX export does not reproduce sentence-transformers: {check}")
+        record["check"] = check
+        return _write_export(dest, staged.folder / ONNX_FILE, source / TOKENIZER_FILE, record)
+
+
+def compare_embedders(a, b, texts) -> dict:
+    """Lowest sentence and word-piece cosine between two embedders, and whether the word
+    pieces are the same (same truncation)."""
+    va, ta = a.embed_with_tokens(list(texts))
+    vb, tb = b.embed_with_tokens(list(texts))
+    same_ids = all(np.array_equal(x.ids, y.ids) for x, y in zip(ta, tb, strict=True))
+    token_cos = min(_min_cos(x.vectors, y.vectors) for x, y in zip(ta, tb, strict=True)
+                    if len(x.ids) and same_ids) if same_ids else -1.0
+    return {"texts": len(texts), "min_sentence_cosine": round(_min_cos(va, vb), 6),
+            "min_token_cosine": round(token_cos, 6), "same_ids": same_ids,
+            "max_tokens_seen": max(len(t.ids) for t in ta) + 2}
+
+
+def export_cross_encoder(model_dir: Path, dest: Path) -> ExportInfo:
+    """Export a sentence-transformers CrossEncoder saved as a folder (``model.save(dir)``)
+    to ONNX in ``dest``, checked against ``CrossEncoder.predict`` on probe pairs.
+
+    The folder's tokenizer.json is copied beside the graph; the fingerprint is the SHA-256
+    of its model.safetensors. Score with :class:`OnnxCrossEncoder`.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    model_dir, dest = Path(model_dir), Path(dest)
+    weights = model_dir / "model.safetensors"
+    tokenizer = model_dir / TOKENIZER_FILE
+    if not weights.is_file() or not tokenizer.is_file():
+        raise ModelError(f"{model_dir} is not a saved CrossEncoder folder (it needs "
+                         "model.safetensors and tokenizer.json).")
+    digest = sha256_file(weights)
+    ce = CrossEncoder(str(model_dir), device="cpu", local_files_only=True)
+    activation = type(ce.activation_fn).__name__.lower()
+    if activation not in ("sigmoid", "identity"):
+        raise ModelError(f"Cross-encoder activation {activation!r} is not supported "
+                         "(sigmoid or identity).")
+    max_tokens = int(ce.max_length or ce.tokenizer.model_max_length)
+    inner = ce.model
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).logits
+
+    ids = torch.ones((2, 8), dtype=torch.long)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as tmp:
+        graph = Path(tmp) / ONNX_FILE
+        _torch_export(Logits(), {"input_ids": ids, "attention_mask": ids,
+                                 "token_type_ids": torch.zeros_like(ids)}, ["logits"], graph)
+        record = {"kind": "cross-encoder", "name": str(model_dir), "fingerprint": digest,
+                  "source_sha256": digest, "max_tokens": max_tokens,
+                  "dimension": int(ce.num_labels), "activation": activation,
+                  "opset": OPSET, **_versions()}
+        staged = _write_export(Path(tmp) / "staged", graph, tokenizer, record)
+        pairs = [(q, p) for q in PROBE_TEXTS[:2] for p in PROBE_TEXTS]
+        want = np.asarray(ce.predict(pairs, show_progress_bar=False), dtype=np.float32)
+        got = OnnxCrossEncoder(staged.folder).predict(pairs)
+        diff = float(np.abs(want - got).max())
+        if diff > 1e-4:
+            raise ModelError(f"The ONNX cross-encoder differs from CrossEncoder.predict by {diff}")
+        record["check"] = {"pairs": len(pairs), "max_abs_diff": diff}
+        return _write_export(dest, staged.folder / ONNX_FILE, tokenizer, record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m index.onnx_embed", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    exp = sub.add_parser("export", help="export the packaged model (skipped when a verified "
+                                        "export exists)")
+    exp.add_argument("--dest", type=Path, help=f"export folder (default: under ${ENV_DIR} "
+                                                "or the environment's share/dossier-bot/onnx)")
+    exp.add_argument("--force", action="store_true", help="export again even if one exists")
+    ce = sub.add_parser("export-cross-encoder", help="export a saved CrossEncoder folder")
+    ce.add_argument("model_dir", type=Path)
+    ce.add_argument("dest", type=Path)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        if args.command == "export":
+            folder = args.dest or packaged_export_dir()
+            if not args.force and (folder / MANIFEST_FILE).is_file():
+                try:
+                    info = ExportInfo.read(folder)
+                    print(f"ONNX export verified: {folder} (sha256 {info.onnx_sha256[:12]}…)")
+                    return 0
+                except ModelError as exc:
+                    print(f"{exc} Exporting again.", file=sys.stderr)
+            info = export_packaged(folder)
+        else:
+            info = export_cross_encoder(args.model_dir, args.dest)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ONNX export written: {info.folder} (sha256 {info.onnx_sha256[:12]}…)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
