@@ -1,0 +1,82 @@
+"""The bundled development set answered with every BBC article added to the corpus as a
+distractor: how much does strict fall when the dossier is 2,000 articles of other news?
+
+    .venv/bin/python -m bench.distractors [--bbc ../shared/bbc] [--json]
+
+The BBC articles are copied into a temporary corpus beside the five bundled ones (never into
+the repository), indexed with the bot's own build, and the bundled questions scored by
+``bot.evaluate`` against that index and against the bundled corpus alone, in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import DEV_SET, REPO, machine
+
+BBC = REPO.parent / "shared" / "bbc"
+
+
+def run(bbc: Path, questions: Path) -> dict:
+    from bot.answer import Answerer
+    from bot.config import Settings
+    from bot.evaluate import load_cases, run_eval
+    from bot.runtime import make_embedder
+    from index.build import build_index
+    from index.live import LiveIndex
+
+    embedder = make_embedder(Settings.from_env())
+    cases = load_cases(questions)
+    out = {"machine": machine(), "questions": str(questions), "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        alone, mixed = Path(tmp) / "alone", Path(tmp) / "mixed"
+        alone.mkdir()
+        mixed.mkdir()
+        for f in (REPO / "corpus").iterdir():
+            if f.is_file():
+                shutil.copyfile(f, alone / f.name)
+                shutil.copyfile(f, mixed / f.name)
+        n = 0
+        for f in sorted(bbc.glob("*/*.txt")):
+            shutil.copyfile(f, mixed / f"bbc-{f.parent.name}-{f.name}")
+            n += 1
+        for name, corpus in (("bundled corpus alone", alone),
+                             (f"bundled + {n} BBC articles", mixed)):
+            t = time.perf_counter()
+            report = build_index(corpus, Path(tmp) / f"index-{corpus.name}", embedder)
+            build_s = time.perf_counter() - t
+            answerer = Answerer(LiveIndex(Path(tmp) / f"index-{corpus.name}", embedder))
+            d = run_eval(answerer, cases).as_dict()
+            d.pop("misses")
+            out["rows"].append({"corpus": name, "articles": report.articles,
+                                "passages": report.chunks, "build_s": round(build_s, 1), **d})
+            print(json.dumps(out["rows"][-1]), flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bbc", type=Path, default=BBC)
+    ap.add_argument("--questions", type=Path, default=DEV_SET)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    result = run(args.bbc, args.questions)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for r in result["rows"]:
+            n = r["answerable"]
+            print(f"{r['corpus']:32s} strict {r['strict']}/{n} ({100 * r['strict'] / n:.1f}%)  "
+                  f"lenient {r['lenient']}/{n}  off-topic declined "
+                  f"{r['off_topic_declined']}/{r['off_topic']}  "
+                  f"answerable declined {r['answerable_declined']}/{n}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
