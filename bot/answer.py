@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 MAX_QUESTION_CHARS = 1000
 NOT_COVERED = "The dossier does not cover that question."
+WIDE_QUOTE_MARGIN = 1.0  # how far below the best quote "more" still reaches
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Answer:
     quotes: tuple[Quote, ...] = ()
     reason: str | None = None  # set when the bot declines or cannot take the question
     closest: tuple[Article, ...] = ()  # when declining: the articles that came nearest
+    # In a conversation: the standalone question a follow-up was read as ("what did he say
+    # next?" -> "What did Jake Sullivan say?"), and whether further quotes can be shown.
+    read_as: str | None = None
+    has_more: bool = False
 
     @property
     def answered(self) -> bool:
@@ -76,6 +82,24 @@ class Answerer:
         quotes = tuple(Quote(text=e.text, start=e.start, end=e.end, score=e.score,
                              article=e.article) for e in result.evidence)
         return Answer(question=question, quotes=quotes)
+
+    def ask_wide(self, question: str, limit: int) -> Answer:
+        """Like ``ask``, with up to ``limit`` quotes reaching further below the best one:
+        the pool that "more" and "what did he say next?" draw on."""
+        text = clean_question(question)
+        problem = _problem(text)
+        if problem:
+            return Answer(question=question, reason=problem)
+        # A shallow copy shares the index and caches; only how many quotes it picks differs.
+        wide = copy.copy(self._live.current().retriever)
+        wide.max_quotes = limit
+        wide.weights = replace(wide.weights, quote_margin=WIDE_QUOTE_MARGIN)
+        result = wide.search(text)
+        if not result.covered:
+            return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
+        return Answer(question=question, quotes=tuple(
+            Quote(text=e.text, start=e.start, end=e.end, score=e.score, article=e.article)
+            for e in result.evidence))
 
     def sources(self) -> list[Source]:
         snapshot = self._live.current()
