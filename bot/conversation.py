@@ -200,7 +200,9 @@ def _replace_pronouns(question: str, subject: str) -> str:
             and not after.startswith(("?", ".", ",")))
         return f"{subject}’s" if possessive else subject
 
-    return pattern.sub(sub, question)
+    # Only the first: later ones read naturally as the same person ("did Scott Sullivan say
+    # he'd made").
+    return pattern.sub(sub, question, count=1)
 
 
 def _fragment(text: str) -> tuple[str, str] | None:
