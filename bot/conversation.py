@@ -327,7 +327,8 @@ class ConversationalAnswerer:
 
     def __init__(self, answerer: Answerer, conversations: Conversations | None = None) -> None:
         self.answerer = answerer
-        self.conversations = conversations or Conversations()
+        # Not `or`: an empty store is falsy (it has a length).
+        self.conversations = conversations if conversations is not None else Conversations()
 
     def ask(self, question: str, conversation: str | None = None) -> Answer:
         """Answer ``question``; with ``conversation`` None it stands alone (a fresh one)."""

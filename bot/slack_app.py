@@ -34,24 +34,39 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from bot import slack_render as render
-from bot.answer import Answer, Answerer, Quote, question_problem
+from bot.answer import Answer, Answerer, Quote
 from bot.config import ConfigError, Settings
 from bot.feedback import FeedbackStore
-from bot.health import metrics
 from bot.ratelimit import RateLimiter
+from bot.service import QuestionService
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 EVENTS_PATH = "/slack/events"
-COMMANDS = ("/ask", "/sources", "/reindex")  # slack-manifest.yaml declares the same
-BOT_EVENTS = ("app_mention", "message.im")
-SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history")
+# slack-manifest.yaml declares the same. /dossier ask|sources|add|reindex|help is the command;
+# the other three are kept as aliases (they cost nothing and old habits keep working).
+COMMANDS = ("/dossier", "/ask", "/sources", "/reindex")
+BOT_EVENTS = ("app_mention", "message.im", "message.channels", "message.groups")
+SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history", "channels:history",
+          "groups:history")
+ACTION_MORE = "dossier_more"
+DOSSIER_HELP = ("*/dossier* commands:\n"
+                "• `/dossier ask QUESTION`: answer a question (shown to you first)\n"
+                "• `/dossier sources`: list the articles\n"
+                "• `/dossier reindex`: rebuild the index from the corpus (admins)\n"
+                "• `/dossier help`: this list\n"
+                "Mention me in a channel or a thread, or write to me directly; in a thread I "
+                "answer follow-ups (“what did he say next?”, “and Beijing?”, “why?”).")
 SOCKET_CLOSE_TIMEOUT = 10.0
 MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd unread
 ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
               "Please try again in a minute; the error has been logged.")
 BLOCK_ERRORS = ("invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long")
+ADD_ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can add articles. Ask one of them, "
+                       "or drop the file into the corpus folder where the bot runs.")
+ADD_NOT_HERE_TEXT = ("Adding articles from chat is not available in this version yet: drop "
+                     "the file into the corpus folder and run `/dossier reindex`.")
 ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can rebuild the index. Ask one of them, "
                    "or run `dossier-bot index build` where the bot runs.")
 
@@ -158,17 +173,24 @@ class SlackBot:
     limiter: RateLimiter
     seen: _Seen = field(default_factory=_Seen)
     answers: _Answers = field(default_factory=_Answers)
+    service: QuestionService | None = None
+
+    def __post_init__(self) -> None:
+        if self.service is None:
+            self.service = QuestionService(self.answerer, self.settings, self.limiter,
+                                           platform=PLATFORM)
 
     def register(self, app: App) -> None:
         app.middleware(self._drop_retried_events)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
-        for command, listener in zip(COMMANDS, (self.on_ask, self.on_sources, self.on_reindex),
-                                     strict=True):
+        listeners = (self.on_dossier, self.on_ask, self.on_sources, self.on_reindex)
+        for command, listener in zip(COMMANDS, listeners, strict=True):
             app.command(command)(listener)
         app.action(render.ACTION_UP)(self.on_vote)
         app.action(render.ACTION_DOWN)(self.on_vote)
         app.action(render.ACTION_SHARE)(self.on_share)
+        app.action(ACTION_MORE)(self.on_more)
         app.error(self.on_error)
 
     # -- events -----------------------------------------------------------------------
@@ -187,6 +209,9 @@ class SlackBot:
 
     def on_mention(self, event: dict, context: Any, client: WebClient) -> None:
         channel, user = event.get("channel"), event.get("user")
+        if not self.settings.answers_in(channel):
+            log.info("ignoring a mention in channel %s (not in DOSSIER_CHANNELS)", channel)
+            return
         thread = event.get("thread_ts") or event.get("ts")
         question = slack_text_to_plain(event.get("text") or "", context.bot_user_id)
 
@@ -201,21 +226,37 @@ class SlackBot:
                 log.warning("could not post an ephemeral note; posting it in the thread")
                 post(message)
 
-        self.answer(question, user=user or "?", post=post, private=private)
+        self.answer(question, user=user or "?", post=post, private=private,
+                    conversation=_conversation_id(channel, thread))
 
     def on_message(self, event: dict, context: Any, client: WebClient) -> None:
-        # Only DMs to the bot: channel messages reach us as app_mention; edits, joins and
-        # other bots' messages carry a subtype or bot_id.
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+        # DMs, every message of an auto-reply channel, and replies in a thread the bot is
+        # answering in. Edits, joins and other bots' messages carry a subtype or bot_id; a
+        # message that mentions the bot is answered as app_mention instead.
+        if event.get("subtype") or event.get("bot_id"):
             return
         channel = event.get("channel")
-        thread = event.get("thread_ts")
-        question = slack_text_to_plain(event.get("text") or "", context.bot_user_id)
+        text = event.get("text") or ""
+        if event.get("channel_type") == "im":
+            thread = event.get("thread_ts")
+            conversation = _conversation_id(channel, thread or "dm")
+        else:
+            if context.bot_user_id and f"<@{context.bot_user_id}" in text:
+                return
+            if not self.settings.answers_in(channel):
+                return
+            thread = event.get("thread_ts") or event.get("ts")
+            conversation = _conversation_id(channel, thread)
+            in_our_thread = bool(event.get("thread_ts")) and self.service.knows(conversation)
+            if not (self.settings.auto_reply(channel) or in_our_thread):
+                return
+        question = slack_text_to_plain(text, context.bot_user_id)
 
         def post(message: dict[str, Any]) -> None:
             _post(client, channel=channel, thread_ts=thread, message=message)
 
-        self.answer(question, user=event.get("user") or "?", post=post, private=post)
+        self.answer(question, user=event.get("user") or "?", post=post, private=post,
+                    conversation=conversation)
 
     # -- slash commands -----------------------------------------------------------------
 
@@ -320,29 +361,26 @@ class SlackBot:
         return self.answerer.ask(question)
 
     def answer(self, question: str, *, user: str, post: Post, private: Post,
-               shareable: bool = False) -> None:
+               shareable: bool = False, conversation: str | None = None) -> None:
         """Answer one question: limits, then the answer, then errors as a short message."""
-        problem = question_problem(question)
-        if problem:
-            metrics.observe_question(PLATFORM, 0.0, "rejected")
-            private(render.notice(problem))
-            return
-        wait = self.limiter.check(user)
-        if wait:
-            metrics.observe_question(PLATFORM, 0.0, "rejected")
-            private(render.notice(self.limiter.message(wait)))
-            return
-        self._answer(question, post=post, private=private, shareable=shareable)
-
-    def _answer(self, question: str, *, post: Post, private: Post, shareable: bool) -> None:
         try:
-            answer = self._ask(question)
+            reply = self.service.ask(question, user=user, conversation=conversation)
         except Exception:
             log.exception("answering a Slack question failed")
             private(render.notice(ERROR_TEXT))
             return
+        if reply.answer is None:
+            private(render.notice(reply.notice or ERROR_TEXT))
+            return
+        self._post_answer(reply.answer, post=post, private=private, shareable=shareable,
+                          conversation=conversation)
+
+    def _post_answer(self, answer: Answer, *, post: Post, private: Post, shareable: bool,
+                     conversation: str | None) -> None:
         message = render.render_answer(answer, answer_id=self.answers.put(answer),
                                        shareable=shareable and answer.answered)
+        if answer.has_more and conversation:
+            _add_more_button(message, conversation)
         try:
             post(message)
         except Exception:
@@ -352,6 +390,58 @@ class SlackBot:
                                       "please try again."))
             except Exception:
                 log.exception("posting the error note failed too")
+
+    def on_more(self, ack: Callable[..., None], body: dict, action: dict,
+                client: WebClient) -> None:
+        """"More quotes": the next quotes for the same question, posted in the thread."""
+        ack()
+        conversation = action.get("value") or ""
+        channel = (body.get("channel") or {}).get("id")
+        message = body.get("message") or {}
+        thread = message.get("thread_ts") or message.get("ts")
+        user = (body.get("user") or {}).get("id") or "?"
+
+        def post(msg: dict[str, Any]) -> None:
+            _post(client, channel=channel, thread_ts=thread, message=msg)
+
+        def private(msg: dict[str, Any]) -> None:
+            respond(body.get("response_url"), {**msg, "response_type": "ephemeral",
+                                               "replace_original": False})
+
+        try:
+            reply = self.service.more(conversation, user=user)
+        except Exception:
+            log.exception("showing more quotes failed")
+            private(render.notice(ERROR_TEXT))
+            return
+        if reply.answer is None or not reply.answer.answered:
+            private(render.notice(reply.notice or (reply.answer and reply.answer.reason)
+                                  or ERROR_TEXT))
+            return
+        self._post_answer(reply.answer, post=post, private=private, shareable=False,
+                          conversation=conversation)
+
+    def on_dossier(self, ack: Callable[..., None], command: dict, context: Any) -> None:
+        """/dossier ask|sources|add|reindex|help."""
+        verb, _, rest = (command.get("text") or "").strip().partition(" ")
+        verb = verb.lower()
+        sub = {**command, "text": rest.strip()}
+        if verb == "ask":
+            self.on_ask(ack, sub, context)
+        elif verb == "sources":
+            self.on_sources(ack, sub)
+        elif verb == "reindex":
+            self.on_reindex(ack, sub)
+        elif verb == "add":
+            if not self.service.is_admin(command.get("user_id")):
+                ack(**render.notice(ADD_ADMIN_ONLY_TEXT), response_type="ephemeral")
+                return
+            ack(**render.notice(ADD_NOT_HERE_TEXT), response_type="ephemeral")
+        elif verb in ("", "help"):
+            ack(**render.notice(DOSSIER_HELP), response_type="ephemeral")
+        else:
+            ack(**render.notice(f"I do not know `/dossier {verb}`.\n\n{DOSSIER_HELP}"),
+                response_type="ephemeral")
 
     def _quotes_from_refs(self, refs: list) -> list[dict[str, Any]]:
         try:
@@ -370,6 +460,21 @@ class SlackBot:
             quotes.append(render.quote_dict(Quote(article.body[start:end], start, end, 0.0,
                                                   article)))
         return quotes
+
+
+def _conversation_id(channel: str | None, thread: str | None) -> str:
+    return f"{PLATFORM}:{channel}:{thread}"
+
+
+def _add_more_button(message: dict[str, Any], conversation: str) -> None:
+    """A "More quotes" button beside the feedback buttons (one actions block)."""
+    button = {"type": "button", "action_id": ACTION_MORE, "value": conversation[:2000],
+              "text": {"type": "plain_text", "text": "More quotes"}}
+    for block in message.get("blocks", []):
+        if block.get("type") == "actions":
+            block["elements"].append(button)
+            return
+    message.setdefault("blocks", []).append({"type": "actions", "elements": [button]})
 
 
 def _post(client: WebClient, *, channel: str | None, thread_ts: str | None,

@@ -308,7 +308,8 @@ def command_form(command: str, text: str, *, user_id: str, response_url: str,
 
 
 def block_actions_form(action: dict[str, Any], *, user_id: str, response_url: str,
-                       channel_id: str = "C0GENERAL") -> str:
+                       channel_id: str = "C0GENERAL",
+                       message: dict[str, Any] | None = None) -> str:
     """A button click as Slack sends it: form-encoded ``payload=`` JSON."""
     payload = {
         "type": "block_actions",
@@ -324,6 +325,8 @@ def block_actions_form(action: dict[str, Any], *, user_id: str, response_url: st
         "actions": [{**action, "block_id": "dossier_answer_actions",
                      "action_ts": f"{time.time():.6f}"}],
     }
+    if message is not None:  # a button on a public message carries that message
+        payload["message"] = message
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
 
