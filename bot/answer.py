@@ -93,7 +93,12 @@ class Answerer:
         # A shallow copy shares the index and caches; only how many quotes it picks differs.
         wide = copy.copy(self._live.current().retriever)
         wide.max_quotes = limit
-        wide.weights = replace(wide.weights, quote_margin=WIDE_QUOTE_MARGIN)
+        if getattr(wide, "model", None) is not None:
+            # The learned ranker keeps quotes above ``quote_ratio`` of the best one: 0 keeps
+            # every quote it finds, as far as ``max_quotes``.
+            wide.model = replace(wide.model, quote_ratio=0.0)
+        else:
+            wide.weights = replace(wide.weights, quote_margin=WIDE_QUOTE_MARGIN)
         result = wide.search(text)
         if not result.covered:
             return Answer(question=question, reason=NOT_COVERED, closest=result.closest)

@@ -13,6 +13,7 @@ import yaml
 
 from index.model import Article, Corpus, LoadProblem
 
+INBOX = "inbox"  # articles added from chat (bot/intake.py)
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", re.DOTALL)
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
@@ -27,11 +28,18 @@ class ArticleError(ValueError):
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
-    """The files of a corpus folder that dossier-bot reads, in a stable order."""
+    """The files of a corpus folder that dossier-bot reads, in a stable order: its own, then
+    those added from chat in ``inbox/`` inside it or beside it (beside: a read-only corpus)."""
     if not corpus_dir.is_dir():
         return []
+    folders = (corpus_dir, corpus_dir / INBOX, corpus_dir.parent / INBOX)
+    return [p for folder in dict.fromkeys(folders) if folder.is_dir()
+            for p in _files_in(folder)]
+
+
+def _files_in(folder: Path) -> list[Path]:
     # scandir: the file type comes with the listing, no stat per file (25k files at 1M passages)
-    with os.scandir(corpus_dir) as entries:
+    with os.scandir(folder) as entries:
         return sorted(
             Path(e.path) for e in entries
             if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower()
@@ -79,7 +87,7 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
     body = fields.pop("body")
     if not body or not body.strip():
         raise ArticleError("no article text was found in the file")
-    rel = path.name if corpus_dir is None else str(path.relative_to(corpus_dir))
+    rel = path.name if corpus_dir is None else os.path.relpath(path, corpus_dir)
     title = fields.get("title")
     if title is None and not fields.get("front_matter"):
         title = _title_from_name(path.stem)
