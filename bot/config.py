@@ -45,6 +45,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DOSSIER_EMBED_MODEL", "embed_model",
              "sentence-transformers name or path; default: packaged all-MiniLM-L6-v2"),
     Variable("DOSSIER_ADMINS", "admins", "user IDs allowed to rebuild the index from chat"),
+    Variable("DOSSIER_ADDERS", "adders",
+             "user or role IDs (besides admins) allowed to add articles from chat"),
     Variable("DOSSIER_CHANNELS", "channels",
              "channel IDs the bot answers in; empty: any channel it is invited to"),
     Variable("DOSSIER_AUTO_CHANNELS", "auto_channels",
@@ -95,6 +97,7 @@ class Settings:
     admins: frozenset[str] = frozenset()
     health_port: int = 8080
     rate_limit_per_minute: int = 10
+    adders: frozenset[str] = frozenset()  # may `/dossier add`, besides admins
     # Empty: any channel the bot is invited to. Auto channels answer without a mention.
     channels: frozenset[str] = frozenset()
     auto_channels: frozenset[str] = frozenset()
@@ -225,6 +228,7 @@ class Settings:
             admins=r.take(_admins, "DOSSIER_ADMINS", frozenset()),
             health_port=r.take(_int, "DOSSIER_HEALTH_PORT", 8080, low=0, high=65535),
             rate_limit_per_minute=r.take(_int, "DOSSIER_RATE_LIMIT", 10, low=0, high=100_000),
+            adders=r.take(_admins, "DOSSIER_ADDERS", frozenset()),
             channels=r.take(_channels, "DOSSIER_CHANNELS", frozenset()),
             auto_channels=r.take(_channels, "DOSSIER_AUTO_CHANNELS", frozenset()),
             channels_file=r.take(_path, "DOSSIER_CHANNELS_FILE", None),
@@ -268,6 +272,11 @@ class Settings:
         decide; an auto channel is always allowed)."""
         return (not self.channels or channel in self.channels
                 or channel in self.auto_channels)
+
+    def may_add(self, user: str | None, roles: frozenset[str] = frozenset()) -> bool:
+        """Whether this user (with these roles, on Discord) may add articles from chat."""
+        return bool(user) and (user in self.admins or user in self.adders
+                               or bool(roles & self.adders))
 
     def auto_reply(self, channel: str | None) -> bool:
         return channel in self.auto_channels
@@ -408,7 +417,7 @@ def _admins(name: str, raw: str) -> frozenset[str]:
             part = mention.group(1)
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", part):
             raise ConfigError(
-                f"DOSSIER_ADMINS contains {part!r}, which is not a user ID; list user IDs "
+                f"{name} contains {part!r}, which is not a user ID; list user IDs "
                 "separated by commas (Slack: profile → ⋮ → Copy member ID, e.g. U012AB3CD; "
                 "Discord: Developer Mode on, right-click the user → Copy User ID).")
         ids.add(part)
