@@ -29,7 +29,7 @@ from bot.discord_render import (
     render_sources,
 )
 from bot.feedback import FeedbackStore
-from bot.intake import Intake, IntakeError, kind_of
+from bot.intake import Intake, IntakeError, kind_of, too_large
 from bot.ratelimit import RateLimiter
 from bot.service import QuestionService
 
@@ -322,8 +322,7 @@ class DossierBot(discord.Client):
         name = attachment.filename
         try:
             if attachment.size > self.intake.max_bytes:
-                raise IntakeError(f"{name} is too large to add: {attachment.size / 1e6:.1f} MB "
-                                  f"(the limit is {self.intake.max_bytes / 1e6:.0f} MB).")
+                raise IntakeError(too_large(attachment.size, self.intake.max_bytes))
             kind_of(name, attachment.content_type)  # refuse before downloading
             data = await attachment.read()
             added = await asyncio.to_thread(self.intake.add_file, data, name,

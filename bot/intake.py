@@ -103,12 +103,12 @@ def fetch(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = M
                                   f"{response.reason_phrase} for {url[:200]}; nothing added.")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise IntakeError(_too_large(int(declared), max_bytes))
+                raise IntakeError(too_large(int(declared), max_bytes))
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
-                    raise IntakeError(_too_large(size, max_bytes, at_least=True))
+                    raise IntakeError(too_large(size, max_bytes, at_least=True))
                 chunks.append(chunk)
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
             return b"".join(chunks), kind, str(response.url)
@@ -122,9 +122,10 @@ def fetch(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = M
                           "nothing added.") from None
 
 
-def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
-    return (f"That is too large to add: {'over ' if at_least else ''}{size / 1e6:.1f} MB "
-            f"(the limit is {limit / 1e6:.0f} MB).")
+def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
+    mb = 1024 * 1024
+    return (f"That is too large to add: {'over ' if at_least else ''}{size / mb:.1f} MB "
+            f"(the limit is {limit / mb:.0f} MB).")
 
 
 def kind_of(name: str | None, content_type: str | None) -> str:
@@ -161,8 +162,14 @@ def extract(data: bytes, kind: str, *, url: str | None = None,
                           "empty document?); nothing added.")
     title = found.title or (Path(name).stem.replace("-", " ").replace("_", " ") if name
                             else None) or found.text.strip().splitlines()[0][:120]
-    return Extracted(text=found.text, title=title, outlet=found.outlet, author=found.author,
-                     published=found.published, url=found.url or url)
+    # Plain str: pypdf and trafilatura hand back their own string types, which YAML refuses.
+    return Extracted(text=str(found.text), title=_text(title), outlet=_text(found.outlet),
+                     author=_text(found.author), published=_text(found.published),
+                     url=_text(found.url or url))
+
+
+def _text(value: object) -> str | None:
+    return " ".join(str(value).split()) or None if value else None
 
 
 def _from_html(data: bytes, url: str | None) -> Extracted:
@@ -278,7 +285,7 @@ class Intake:
 
     def add_file(self, data: bytes, name: str, content_type: str | None = None) -> Added:
         if len(data) > self.max_bytes:
-            raise IntakeError(_too_large(len(data), self.max_bytes))
+            raise IntakeError(too_large(len(data), self.max_bytes))
         return self.add(extract(data, kind_of(name, content_type), name=name))
 
     def add(self, found: Extracted) -> Added:
