@@ -162,3 +162,71 @@ def test_a_channel_not_allowed_stays_silent(answerer: Answerer, tmp_path: Path) 
             assert fake.sent_in(fake.channel_id) == []
 
     run(scenario())
+
+
+def test_dossier_admin_add_a_link_then_it_is_answerable(fresh_answerer: Answerer,
+                                                        corpus_copy: Path,
+                                                        tmp_path: Path) -> None:
+    from fakes.articles import KEEPERS_QUESTION, article_server
+
+    async def scenario(base: str) -> None:
+        async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy
+                                 ) as (fake, _bot):
+            refused = fake.slash("dossier-admin add", {"url": f"{base}/article.html"},
+                                 user=fake.member)
+            await fake.dispatch("INTERACTION_CREATE", refused)
+            [no] = await fake.wait_for(lambda: fake.sent_for(refused))
+            assert "only dossier admins" in no.body["data"]["content"]
+            assert no.body["data"]["flags"] & 64
+
+            add = fake.slash("dossier-admin add", {"url": f"{base}/article.html"},
+                             user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", add)
+            done = (await fake.wait_for(lambda: followups(fake, add), 120))[0]
+            text = done.body["content"]
+            assert "Added “Skerryvore keepers vote to unionise” (The Island Courier · " \
+                   "2024-03-05)" in text and "passages" in text
+
+            missing = fake.slash("dossier-admin add", {"url": f"{base}/gone.html"},
+                                 user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", missing)
+            gone = (await fake.wait_for(lambda: followups(fake, missing), 60))[0]
+            assert "Not added: The page was not found (404)" in gone.body["content"]
+
+            ask = fake.slash("dossier ask", {"question": KEEPERS_QUESTION})
+            await fake.dispatch("INTERACTION_CREATE", ask)
+            answer = (await fake.wait_for(lambda: followups(fake, ask)))[0]
+            assert any("Skerryvore" in q for q in quotes_of(answer.body))
+
+    with article_server() as base:
+        run(scenario(base))
+
+
+def test_an_uploaded_pdf_with_a_mention_is_added(fresh_answerer: Answerer, corpus_copy: Path,
+                                                 tmp_path: Path) -> None:
+    from fakes.articles import FERRY, FERRY_QUESTION, tiny_pdf
+
+    async def scenario() -> None:
+        # bob has no Manage Server; DOSSIER_ADDERS lets him add.
+        async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy,
+                                 late=lambda f: {"adders": frozenset({f.member["id"]})}
+                                 ) as (fake, _bot):
+            pdf = fake.attachment("ferry.pdf", tiny_pdf(FERRY), "application/pdf")
+            await fake.dispatch("MESSAGE_CREATE", fake.message_create(
+                mention(fake, "for the dossier"), channel_id=fake.thread_id,
+                attachments=[pdf]))
+            [reply] = await fake.wait_for(lambda: fake.sent_in(fake.thread_id), 120)
+            assert "Added “Tiree ferry timetable changes”" in reply.body["content"]
+
+            exe = fake.attachment("setup.exe", b"MZ" + bytes(100), "application/octet-stream")
+            await fake.dispatch("MESSAGE_CREATE", fake.message_create(
+                mention(fake, "this too"), channel_id=fake.thread_id, attachments=[exe]))
+            sent = await fake.wait_for(lambda: fake.sent_in(fake.thread_id)[1:])
+            assert "Not added (setup.exe): Unsupported type (.exe)" in sent[0].body["content"]
+
+            await fake.dispatch("MESSAGE_CREATE", fake.message_create(
+                mention(fake, FERRY_QUESTION), channel_id=fake.thread_id))
+            sent = await fake.wait_for(lambda: fake.sent_in(fake.thread_id)[2:])
+            assert any("Tiree ferry" in q for q in quotes_of(sent[0].body))
+
+    run(scenario())
