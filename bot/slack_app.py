@@ -37,6 +37,7 @@ from bot import slack_render as render
 from bot.answer import Answer, Answerer, Quote
 from bot.config import ConfigError, Settings
 from bot.feedback import FeedbackStore
+from bot.intake import Intake, IntakeError, fetch, kind_of, too_large
 from bot.ratelimit import RateLimiter
 from bot.service import QuestionService
 
@@ -49,11 +50,13 @@ EVENTS_PATH = "/slack/events"
 COMMANDS = ("/dossier", "/ask", "/sources", "/reindex")
 BOT_EVENTS = ("app_mention", "message.im", "message.channels", "message.groups")
 SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history", "channels:history",
-          "groups:history")
+          "groups:history", "files:read")
 ACTION_MORE = "dossier_more"
 DOSSIER_HELP = ("*/dossier* commands:\n"
                 "• `/dossier ask QUESTION`: answer a question (shown to you first)\n"
                 "• `/dossier sources`: list the articles\n"
+                "• `/dossier add URL`: add an article from a link (admins and DOSSIER_ADDERS); "
+                "or upload a file (md, txt, html, pdf, docx) in a message that mentions me\n"
                 "• `/dossier reindex`: rebuild the index from the corpus (admins)\n"
                 "• `/dossier help`: this list\n"
                 "Mention me in a channel or a thread, or write to me directly; in a thread I "
@@ -63,10 +66,10 @@ MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few kB; refuse anything abs
 ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
               "Please try again in a minute; the error has been logged.")
 BLOCK_ERRORS = ("invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long")
-ADD_ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can add articles. Ask one of them, "
-                       "or drop the file into the corpus folder where the bot runs.")
-ADD_NOT_HERE_TEXT = ("Adding articles from chat is not available in this version yet: drop "
-                     "the file into the corpus folder and run `/dossier reindex`.")
+ADD_ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins (and the people in DOSSIER_ADDERS) can "
+                       "add articles. Ask one of them, or drop the file into the corpus folder "
+                       "where the bot runs.")
+ADD_USAGE_TEXT = "Give the article's link: `/dossier add https://…`"
 ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can rebuild the index. Ask one of them, "
                    "or run `dossier-bot index build` where the bot runs.")
 
@@ -179,6 +182,7 @@ class SlackBot:
         if self.service is None:
             self.service = QuestionService(self.answerer, self.settings, self.limiter,
                                            platform=PLATFORM)
+        self.intake = Intake(self.answerer, self.settings.corpus_dir)
 
     def register(self, app: App) -> None:
         app.middleware(self._drop_retried_events)
@@ -217,6 +221,15 @@ class SlackBot:
 
         def post(message: dict[str, Any]) -> None:
             _post(client, channel=channel, thread_ts=thread, message=message)
+
+        if event.get("files"):
+            # A file shared with a mention is an article to add, not a question.
+            if not self.settings.may_add(user):
+                post(render.notice(ADD_ADMIN_ONLY_TEXT))
+                return
+            lines = [self._add_file(client, f.get("id")) for f in event["files"][:5]]
+            post(render.notice("\n".join(lines)))
+            return
 
         def private(message: dict[str, Any]) -> None:
             try:
@@ -433,15 +446,57 @@ class SlackBot:
         elif verb == "reindex":
             self.on_reindex(ack, sub)
         elif verb == "add":
-            if not self.service.is_admin(command.get("user_id")):
-                ack(**render.notice(ADD_ADMIN_ONLY_TEXT), response_type="ephemeral")
-                return
-            ack(**render.notice(ADD_NOT_HERE_TEXT), response_type="ephemeral")
+            self.on_add(ack, sub)
         elif verb in ("", "help"):
             ack(**render.notice(DOSSIER_HELP), response_type="ephemeral")
         else:
             ack(**render.notice(f"I do not know `/dossier {verb}`.\n\n{DOSSIER_HELP}"),
                 response_type="ephemeral")
+
+    def on_add(self, ack: Callable[..., None], command: dict) -> None:
+        """/dossier add URL: fetch, store in the inbox, rebuild, and say what was added."""
+        user = command.get("user_id") or ""
+        if not self.settings.may_add(user):
+            ack(**render.notice(ADD_ADMIN_ONLY_TEXT), response_type="ephemeral")
+            return
+        url = (command.get("text") or "").strip().strip("<>").split("|")[0]
+        if not url:
+            ack(**render.notice(ADD_USAGE_TEXT), response_type="ephemeral")
+            return
+        ack(**render.notice(f"Adding {url}; the result follows here."),
+            response_type="ephemeral")
+        log.info("slack: user %s adds %s", user, url)
+        try:
+            text = self.intake.add_url(url).describe()
+            visible = "in_channel"  # the team sees what joined the dossier
+        except IntakeError as exc:
+            text, visible = f"Not added: {exc}", "ephemeral"
+        except Exception:
+            log.exception("adding %s from Slack failed", url)
+            text, visible = "Sorry, adding that failed; nothing was added.", "ephemeral"
+        respond(command.get("response_url"), {**render.notice(text), "response_type": visible})
+
+    def _add_file(self, client: WebClient, file_id: str | None) -> str:
+        """Download one shared file (files.info, then url_private with the bot token) and add
+        it; the line to report."""
+        name = file_id or "?"
+        try:
+            info = client.files_info(file=file_id)["file"]
+            name = info.get("name") or name
+            if int(info.get("size") or 0) > self.intake.max_bytes:
+                raise IntakeError(too_large(int(info["size"]), self.intake.max_bytes))
+            kind_of(name, info.get("mimetype"))  # refuse before downloading
+            data, _type, _url = fetch(info["url_private"], max_bytes=self.intake.max_bytes,
+                                      headers={"Authorization": f"Bearer {client.token}"})
+            return self.intake.add_file(data, name, info.get("mimetype")).describe()
+        except IntakeError as exc:
+            return f"Not added ({name}): {exc}"
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            return f"Not added ({name}): Slack did not hand over the file ({error})."
+        except Exception:
+            log.exception("adding the Slack file %s failed", name)
+            return f"Sorry, adding {name} failed; nothing was added."
 
     def _quotes_from_refs(self, refs: list) -> list[dict[str, Any]]:
         try:

@@ -104,3 +104,51 @@ def test_dossier_command_help_and_add_refused_for_non_admins(bot: Bot) -> None:
     status, body, _ = bot.command("/dossier", "reindex", user=USER)
     assert "only the dossier's admins" in body
     assert ADMIN != USER
+
+
+@pytest.fixture
+def adding_bot(fake: FakeSlack, tmp_path: Path, fresh_answerer, corpus_copy) -> Iterator[Bot]:
+    bot = start_bot(fake, tmp_path, fresh_answerer, corpus_dir=corpus_copy)
+    yield bot
+    bot.service.stop()
+
+
+def test_dossier_add_a_link_makes_it_answerable(adding_bot: Bot, fresh_answerer) -> None:
+    from fakes.articles import KEEPERS_QUESTION, article_server
+
+    with article_server() as base:
+        status, body, _ = adding_bot.command("/dossier", f"add {base}/article.html", user=USER)
+        assert status == 200 and "only the dossier's admins" in body
+        status, body, _ = adding_bot.command("/dossier", f"add <{base}/article.html>",
+                                             user=ADMIN)
+        assert status == 200 and "Adding" in body
+        done = adding_bot.fake.wait_for("response_url", 1, timeout=120)[0]
+        assert done.params["response_type"] == "in_channel"
+        assert "Added “Skerryvore keepers vote to unionise” (The Island Courier · 2024-03-05)" \
+            in norm(done.text)
+        adding_bot.command("/dossier", f"add {base}/login.html", user=ADMIN)
+        refused = adding_bot.fake.wait_for("response_url", 2, timeout=60)[1]
+        assert "No article text" in refused.text and refused.params["response_type"] == "ephemeral"
+    answer = fresh_answerer.ask(KEEPERS_QUESTION)
+    assert answer.answered and "Skerryvore" in answer.quotes[0].text
+
+
+def test_a_pdf_shared_with_a_mention_is_added(adding_bot: Bot, fresh_answerer) -> None:
+    from fakes.articles import FERRY, FERRY_QUESTION, tiny_pdf
+
+    pdf = adding_bot.fake.add_file("ferry.pdf", tiny_pdf(FERRY), "application/pdf")
+    png = adding_bot.fake.add_file("photo.png", b"\x89PNG" + bytes(300), "image/png")
+    event = mention("for the dossier", user=ADMIN, ts=THREAD)
+    adding_bot.event({**event, "files": [{"id": pdf}, {"id": png}]})
+    post = adding_bot.fake.wait_for("chat.postMessage", 1, timeout=120)[0]
+    text = norm(post.text)
+    assert "Added “Tiree ferry timetable changes”" in text
+    assert "Not added (photo.png): Unsupported type (.png)" in text
+    # Downloaded with the bot token; the image was refused before downloading.
+    [download] = adding_bot.fake.calls("file_download")
+    assert download.token == adding_bot.fake.bot_token
+    assert fresh_answerer.ask(FERRY_QUESTION).answered
+
+    adding_bot.event({**mention("and this", ts="1700000800.000100"), "files": [{"id": pdf}]})
+    refused = adding_bot.fake.wait_for("chat.postMessage", 2)[1]
+    assert "only the dossier's admins" in norm(refused.text)

@@ -79,7 +79,7 @@ def tiny_pdf(text: str, title: str = "Tiree ferry timetable changes") -> bytes:
 
 
 class _Pages(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         if self.path == "/article.html":
             self._send(ARTICLE_HTML, "text/html; charset=utf-8")
         elif self.path == "/moved":
