@@ -14,8 +14,8 @@ from fakes.fake_discord import PRIVILEGED, FakeDiscord, fake_discord
 
 from bot.answer import Answerer
 from bot.config import ConfigError, Settings
-from bot.discord_app import DossierBot, create_discord_bot, serve_discord
-from bot.discord_render import render_answer
+from bot.discord.app import DossierBot, create_discord_bot, serve_discord
+from bot.discord.render import render_answer
 from bot.feedback import FeedbackStore
 
 ON_TOPIC = "Did Russia ask China for military aid?"

@@ -11,7 +11,7 @@ from fakes.fake_slack import FakeSlack, block_actions_form, post_to_app
 from fakes.slack_helpers import ADMIN, USER, assert_cannot_ping, norm
 from test_slack_http import Bot, dm, mention, start_bot
 
-from bot import slack_app
+from bot.slack import app as slack_app
 
 THREAD = "1700000500.000100"
 FORM = "application/x-www-form-urlencoded"

@@ -18,7 +18,7 @@ from discord.http import Route
 
 from bot.answer import MAX_QUESTION_CHARS, Answer, Answerer, Source, question_problem
 from bot.config import ConfigError, Settings
-from bot.discord_render import (
+from bot.discord.render import (
     NO_PINGS,
     Reply,
     clip,

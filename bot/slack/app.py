@@ -33,13 +33,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from bot import slack_render as render
 from bot.answer import Answer, Answerer, Quote
 from bot.config import ConfigError, Settings
 from bot.feedback import FeedbackStore
 from bot.intake import Intake, IntakeError, fetch, kind_of, too_large
 from bot.ratelimit import RateLimiter
 from bot.service import QuestionService
+from bot.slack import render
 
 log = logging.getLogger(__name__)
 
