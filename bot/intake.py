@@ -124,8 +124,9 @@ def fetch(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = M
 
 def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
     mb = 1024 * 1024
-    return (f"That is too large to add: {'over ' if at_least else ''}{size / mb:.1f} MB "
-            f"(the limit is {limit / mb:.0f} MB).")
+    if at_least:  # stopped reading at the limit: the true size is unknown
+        return f"That is too large to add: over the {limit / mb:.0f} MB limit."
+    return f"That is too large to add: {size / mb:.1f} MB (the limit is {limit / mb:.0f} MB)."
 
 
 def kind_of(name: str | None, content_type: str | None) -> str:
