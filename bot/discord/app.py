@@ -22,6 +22,7 @@ from bot.discord.render import (
     NO_PINGS,
     Reply,
     clip,
+    decline_embed,
     one_line,
     quote_records,
     read_back,
@@ -336,22 +337,18 @@ class DossierBot(discord.Client):
 
     async def more_quotes(self, interaction: discord.Interaction, conversation: str) -> None:
         user = str(interaction.user.id)
-        wait = self.limiter.check(user)
-        if wait:
-            await interaction.response.send_message(self.limiter.message(wait), ephemeral=True,
-                                                    allowed_mentions=NO_PINGS)
-            return
         # The pressed button goes at once: one press, one batch of quotes.
         await interaction.response.edit_message(view=feedback_view())
         try:
-            answer = await asyncio.to_thread(self.service.talk.more, conversation)
+            result = await asyncio.to_thread(self.service.more, conversation, user=user)
         except Exception:
             log.exception("discord: more quotes failed")
             await interaction.followup.send(FAILED, ephemeral=True, allowed_mentions=NO_PINGS)
             return
-        if not answer.answered:
-            await interaction.followup.send(answer.reason or "No more quotes.", ephemeral=True,
-                                            allowed_mentions=NO_PINGS)
+        answer = result.answer
+        if answer is None or not answer.answered:
+            reason = result.notice or (answer and answer.reason) or "No more quotes."
+            await interaction.followup.send(reason, ephemeral=True, allowed_mentions=NO_PINGS)
             return
         reply, view = self._render(answer, conversation)
         sent = await interaction.followup.send(content=reply.content, embeds=list(reply.embeds),
@@ -432,13 +429,17 @@ class DossierBot(discord.Client):
             await message.reply(f"Ask me about the dossier, e.g. “{EXAMPLE}” — or use "
                                 "/dossier ask.", mention_author=False, allowed_mentions=NO_PINGS)
             return
-        wait = self.limiter.check(str(message.author.id))
-        if wait:
-            await message.reply(self.limiter.message(wait), mention_author=False,
-                                allowed_mentions=NO_PINGS)
-            return
         async with message.channel.typing():
-            answer = await asyncio.to_thread(self._converse, question, conversation)
+            # Validation, the rate limit, a reload and the conversation: the question service.
+            result = await asyncio.to_thread(self.service.ask, question,
+                                             user=str(message.author.id),
+                                             conversation=conversation)
+        if result.answer is None:
+            # A notice (too long, too fast): a reply is visible to all, so keep it short.
+            await message.reply(embed=decline_embed(Answer(question, reason=result.notice)),
+                                mention_author=False, allowed_mentions=NO_PINGS)
+            return
+        answer = result.answer
         reply, view = self._render(answer, conversation)
         # Replying to the message keeps it in its thread or DM; mention_author=False: no ping.
         sent = await message.reply(content=reply.content, embeds=list(reply.embeds), view=view,
