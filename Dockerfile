@@ -58,7 +58,7 @@ LABEL org.opencontainers.image.title="dossier-bot" \
 RUN groupadd --system --gid 10001 dossier \
     && useradd --system --uid 10001 --gid dossier --home-dir /home/dossier --create-home \
        --shell /usr/sbin/nologin dossier \
-    && mkdir -p /data/corpus /data/index /data/feedback \
+    && mkdir -p /data/corpus /data/index /data/feedback /data/inbox \
     && chown -R dossier:dossier /data
 
 COPY --from=build /opt/venv /opt/venv
@@ -79,8 +79,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     DOSSIER_SLACK_PORT=3000 \
     DOSSIER_LOG_FORMAT=json
 
-# The dossier (mount it read-only), the rebuildable index, and the 👍/👎 votes worth keeping.
-VOLUME ["/data/corpus", "/data/index", "/data/feedback"]
+# The dossier (mount it read-only), the rebuildable index, the 👍/👎 votes worth keeping, and
+# the articles added from chat (beside the read-only corpus: bot/intake.py).
+VOLUME ["/data/corpus", "/data/index", "/data/feedback", "/data/inbox"]
 
 USER 10001:10001
 WORKDIR /home/dossier

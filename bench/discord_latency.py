@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings
-from bot.discord_app import create_discord_bot, serve_discord
+from bot.discord.app import create_discord_bot, serve_discord
 from bot.runtime import make_answerer
 from tests.fakes.fake_discord import fake_discord
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import slack_app
 from bot.config import Settings
 from bot.feedback import FeedbackStore
 from bot.ratelimit import RateLimiter
 from bot.runtime import make_answerer
+from bot.slack import app as slack_app
 from tests.fakes.fake_slack import (
     BOT_TOKEN,
     BOT_USER_ID,

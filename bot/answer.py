@@ -40,6 +40,10 @@ class Answer:
     # "high": an answer; "low": not sure the dossier covers it, ``quotes`` are the closest
     # passages; None: declined (or not searched).
     confidence: str | None = None
+    # In a conversation: the standalone question a follow-up was read as ("what did he say
+    # next?" -> "What did Jake Sullivan say?"), and whether further quotes can be shown.
+    read_as: str | None = None
+    has_more: bool = False
 
     @property
     def answered(self) -> bool:
@@ -87,6 +91,20 @@ class Answerer:
             return Answer(question=question, quotes=quotes, reason=UNSURE,
                           closest=result.closest, confidence="low")
         return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
+
+    def ask_wide(self, question: str, limit: int) -> Answer:
+        """Like ``ask``, with up to ``limit`` quotes reaching further below the best one:
+        the pool that "more" and "what did he say next?" draw on."""
+        text = clean_question(question)
+        problem = _problem(text)
+        if problem:
+            return Answer(question=question, reason=problem)
+        result = self._live.current().retriever.widened(limit).search(text)
+        if not result.covered:
+            return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
+        return Answer(question=question, quotes=tuple(
+            Quote(text=e.text, start=e.start, end=e.end, score=e.score, article=e.article)
+            for e in result.evidence), confidence="high")
 
     def sources(self) -> list[Source]:
         snapshot = self._live.current()

@@ -154,21 +154,30 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
     """Answer QUESTION with verbatim quotes; `-` reads one question per line from stdin.
 
     With `--json -`, the model is loaded once and one JSON object is printed per input line.
+    A line may also be a JSON object {"question": "...", "conversation": "ID"}: lines with
+    the same ID are one conversation, in order, and later ones are read as follow-ups
+    ("what did he say next?", "and Beijing?", "why?").
     """
+    from bot.conversation import ConversationalAnswerer
     from bot.render import answer_to_json, render_text
     from bot.runtime import make_answerer
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
     with friendly_errors():
-        answerer = make_answerer(settings)
-    questions = _stdin_questions() if question == "-" else iter([question])
-    for q in questions:
+        plain = make_answerer(settings)
+        answerer = ConversationalAnswerer(plain)
+    questions = _stdin_questions() if question == "-" else iter([(question, None)])
+    for q, conversation in questions:
         if question == "-":
             # A long-running reader: a generation built meanwhile is picked up here.
-            answerer.reload_if_changed()
-        answer = answerer.ask(q)
+            plain.reload_if_changed()
+        answer = answerer.ask(q, conversation)
         if as_json:
-            click.echo(json.dumps(answer_to_json(answer), ensure_ascii=False))
+            out = answer_to_json(answer)
+            if conversation is not None:
+                out.update(conversation=conversation, read_as=answer.read_as,
+                           more=answer.has_more)
+            click.echo(json.dumps(out, ensure_ascii=False))
             sys.stdout.flush()
         else:
             click.echo(render_text(answer))
@@ -176,11 +185,24 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
                 click.echo()
 
 
-def _stdin_questions() -> Iterator[str]:
+def _stdin_questions() -> Iterator[tuple[str, str | None]]:
     # Every input line gets exactly one output object (blank ones a reason), so scripts
     # can pair questions and answers by line number.
     for line in sys.stdin:
-        yield line.rstrip("\r\n")
+        text = line.rstrip("\r\n")
+        yield _conversation_line(text) if text.lstrip().startswith("{") else (text, None)
+
+
+def _conversation_line(text: str) -> tuple[str, str | None]:
+    """`{"question": ..., "conversation": ...}`; anything else is read as a plain question."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return text, None
+    if not isinstance(raw, dict) or not isinstance(raw.get("question"), str):
+        return text, None
+    conversation = raw.get("conversation")
+    return raw["question"], None if conversation is None else str(conversation)
 
 
 @main.command("chat")

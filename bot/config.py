@@ -45,6 +45,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DOSSIER_EMBED_MODEL", "embed_model",
              "sentence-transformers name or path; default: packaged all-MiniLM-L6-v2"),
     Variable("DOSSIER_ADMINS", "admins", "user IDs allowed to rebuild the index from chat"),
+    Variable("DOSSIER_ADDERS", "adders",
+             "user or role IDs (besides admins) allowed to add articles from chat"),
+    Variable("DOSSIER_CHANNELS", "channels",
+             "channel IDs the bot answers in; empty: any channel it is invited to"),
+    Variable("DOSSIER_AUTO_CHANNELS", "auto_channels",
+             "channel IDs where every message is a question (no mention needed)"),
+    Variable("DOSSIER_CHANNELS_FILE", "channels_file",
+             "optional YAML file with `channels:` and `auto_channels:` lists (merged)"),
+    Variable("DOSSIER_CONVERSATION_TTL", "conversation_ttl",
+             "seconds a thread's follow-ups are remembered"),
     Variable("DOSSIER_RATE_LIMIT", "rate_limit_per_minute",
              "questions per user per minute; 0: off"),
     Variable("DOSSIER_FEEDBACK_DB", "feedback_db", "SQLite file for 👍/👎 votes"),
@@ -87,6 +97,12 @@ class Settings:
     admins: frozenset[str] = frozenset()
     health_port: int = 8080
     rate_limit_per_minute: int = 10
+    adders: frozenset[str] = frozenset()  # may `/dossier add`, besides admins
+    # Empty: any channel the bot is invited to. Auto channels answer without a mention.
+    channels: frozenset[str] = frozenset()
+    auto_channels: frozenset[str] = frozenset()
+    channels_file: Path | None = None
+    conversation_ttl: float = 3600.0
     feedback_db: Path | None = None  # None: <index_dir>/../feedback.sqlite3
     log_format: str = "text"
     slack_bot_token: str | None = field(default=None, repr=False)
@@ -139,6 +155,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in self.SECRET_FIELDS:
                 out[f.name] = mask(value)
+            elif f.name == "channels" and not value:
+                out[f.name] = "(any channel the bot is invited to)"
             elif isinstance(value, frozenset):
                 out[f.name] = ",".join(sorted(value)) or "(none)"
             elif f.name == "feedback_db" and value is None:
@@ -210,6 +228,12 @@ class Settings:
             admins=r.take(_admins, "DOSSIER_ADMINS", frozenset()),
             health_port=r.take(_int, "DOSSIER_HEALTH_PORT", 8080, low=0, high=65535),
             rate_limit_per_minute=r.take(_int, "DOSSIER_RATE_LIMIT", 10, low=0, high=100_000),
+            adders=r.take(_admins, "DOSSIER_ADDERS", frozenset()),
+            channels=r.take(_channels, "DOSSIER_CHANNELS", frozenset()),
+            auto_channels=r.take(_channels, "DOSSIER_AUTO_CHANNELS", frozenset()),
+            channels_file=r.take(_path, "DOSSIER_CHANNELS_FILE", None),
+            conversation_ttl=r.take(_float, "DOSSIER_CONVERSATION_TTL", 3600.0, low=1.0,
+                                    high=7 * 86400.0),
             feedback_db=r.take(_path, "DOSSIER_FEEDBACK_DB", None),
             log_format=r.take(_choice, "DOSSIER_LOG_FORMAT", "text", options=("text", "json")),
             health_host=r.take(_host, "DOSSIER_HEALTH_HOST", "127.0.0.1"),
@@ -231,9 +255,31 @@ class Settings:
         if settings.health_port and settings.health_port == settings.slack_port:
             r.problems.append(f"DOSSIER_HEALTH_PORT and DOSSIER_SLACK_PORT are both "
                               f"{settings.slack_port}; give them different ports.")
+        if settings.channels_file is not None and not r.problems:
+            try:
+                extra, auto = read_channels_file(settings.channels_file)
+            except ConfigError as exc:
+                r.problems.append(str(exc))
+            else:
+                settings = replace(settings, channels=settings.channels | extra,
+                                   auto_channels=settings.auto_channels | auto)
         if r.problems:
             raise ConfigError(_join(r.problems), tuple(r.problems))
         return settings
+
+    def answers_in(self, channel: str | None) -> bool:
+        """Whether the bot answers in ``channel`` (DMs and unknown channels: allowed lists
+        decide; an auto channel is always allowed)."""
+        return (not self.channels or channel in self.channels
+                or channel in self.auto_channels)
+
+    def may_add(self, user: str | None, roles: frozenset[str] = frozenset()) -> bool:
+        """Whether this user (with these roles, on Discord) may add articles from chat."""
+        return bool(user) and (user in self.admins or user in self.adders
+                               or bool(roles & self.adders))
+
+    def auto_reply(self, channel: str | None) -> bool:
+        return channel in self.auto_channels
 
 
 def mask(secret: str | None) -> str:
@@ -324,6 +370,43 @@ def _path(name: str, raw: str) -> Path:
     return Path(raw)
 
 
+def _channels(name: str, raw: str) -> frozenset[str]:
+    ids: set[str] = set()
+    for part in re.split(r"[\s,]+", raw):
+        if not part:
+            continue
+        mention = re.fullmatch(r"<#([A-Za-z0-9]+)(?:\|[^>]*)?>", part)
+        part = mention.group(1) if mention else part.lstrip("#")
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]+", part):
+            raise ConfigError(f"{name} contains {part!r}, which is not a channel ID; list "
+                              "channel IDs separated by commas (Slack: C012AB3CD; Discord: "
+                              "right-click the channel → Copy Channel ID).")
+        ids.add(part)
+    return frozenset(ids)
+
+
+def read_channels_file(path: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """``channels:`` and ``auto_channels:`` lists of IDs from a YAML file."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"DOSSIER_CHANNELS_FILE: cannot read {path} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"DOSSIER_CHANNELS_FILE: {path} is not valid YAML ({exc})") from None
+    if not isinstance(raw, dict) or set(raw) - {"channels", "auto_channels"}:
+        raise ConfigError(f"DOSSIER_CHANNELS_FILE: {path} should hold only `channels:` and "
+                          "`auto_channels:` lists of channel IDs")
+    out = []
+    for key in ("channels", "auto_channels"):
+        items = raw.get(key) or []
+        if not isinstance(items, list):
+            raise ConfigError(f"DOSSIER_CHANNELS_FILE: `{key}` in {path} must be a list")
+        out.append(_channels(f"{key} in {path}", ",".join(str(i) for i in items)))
+    return out[0], out[1]
+
+
 def _admins(name: str, raw: str) -> frozenset[str]:
     ids: set[str] = set()
     for part in re.split(r"[\s,]+", raw):
@@ -334,7 +417,7 @@ def _admins(name: str, raw: str) -> frozenset[str]:
             part = mention.group(1)
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", part):
             raise ConfigError(
-                f"DOSSIER_ADMINS contains {part!r}, which is not a user ID; list user IDs "
+                f"{name} contains {part!r}, which is not a user ID; list user IDs "
                 "separated by commas (Slack: profile → ⋮ → Copy member ID, e.g. U012AB3CD; "
                 "Discord: Developer Mode on, right-click the user → Copy User ID).")
         ids.add(part)

@@ -6,13 +6,18 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bot.answer import Answerer
+from bot.answer import Answer, Answerer
 from bot.config import Settings
+from bot.conversation import ConversationalAnswerer, Conversations
 from bot.render import render_sources_text, render_text
 
 HELP = """Ask a question about the dossier in plain words, e.g.
   Did China agree to send weapons to Russia?
+Follow-ups are read against the conversation: "what did he say next?", "and Beijing?",
+"why?", "more".
 Commands:
+  /more      further quotes on the last question
+  /new       start a new conversation (forget the earlier questions)
   /sources   list the articles in the dossier
   /reindex   rebuild the index from the corpus folder
   /help      this help
@@ -28,19 +33,25 @@ def run_console(answerer: Answerer, settings: Settings, *,
         lines = _prompt_lines(settings) if interactive else _plain_lines()
     n = len(answerer.sources())
     write(f"dossier-bot: {n} article(s) loaded. Ask a question, or /help.")
+    talk = ConversationalAnswerer(answerer, Conversations(ttl=settings.conversation_ttl))
     for raw in lines:
         text = raw.strip()
         if not text:
             continue
-        reply = handle(text, answerer, settings)
+        reply = handle(text, answerer, settings, talk)
         if reply is None:
             break
         write(reply)
         write("")
 
 
-def handle(text: str, answerer: Answerer, settings: Settings) -> str | None:
-    """The reply to one console line; None means quit."""
+CONVERSATION = "console"
+
+
+def handle(text: str, answerer: Answerer, settings: Settings,
+           talk: ConversationalAnswerer | None = None) -> str | None:
+    """The reply to one console line; None means quit. With ``talk`` the lines form one
+    conversation (follow-ups, /more); without it each question stands alone."""
     command = text.lower()
     if command in ("/quit", "/exit", "/q"):
         return None
@@ -54,10 +65,30 @@ def handle(text: str, answerer: Answerer, settings: Settings) -> str | None:
             return f"The index is up to date ({report.articles} articles)."
         return (f"Reindexed: {report.articles} articles, {report.chunks} passages, "
                 f"{report.embedded} embedded, {report.removed} removed.")
+    if command == "/new":
+        if talk is not None:
+            talk.conversations = Conversations(ttl=talk.conversations.ttl)
+        return "New conversation: earlier questions are forgotten."
+    if command == "/more":
+        if talk is None:
+            return "Nothing to continue: ask a question first."
+        return _shown(talk.more(CONVERSATION))
     if command.startswith("/"):
         return f"Unknown command {text.split()[0]!r}. {HELP}"
     answerer.reload_if_changed()
-    return render_text(answerer.ask(text))
+    if talk is None:
+        return render_text(answerer.ask(text))
+    return _shown(talk.ask(text, CONVERSATION))
+
+
+def _shown(answer: Answer) -> str:
+    """The answer, with how a follow-up was read and whether /more has further quotes."""
+    out = render_text(answer)
+    if answer.read_as and answer.read_as != answer.question:
+        out = f"(read as: {answer.read_as})\n{out}"
+    if answer.has_more:
+        out += "\n(/more for further quotes)"
+    return out
 
 
 def _plain_lines() -> Iterator[str]:

@@ -27,6 +27,8 @@ class Case:
     q: str
     doc: str | None
     phrase: str | None
+    conversation: str | None = None  # turns of one conversation share it, in order
+    context: bool = False  # a turn that sets the scene and is not scored
 
 
 @dataclass
@@ -94,14 +96,23 @@ def load_cases(path: Path) -> list[Case]:
             continue
         try:
             raw = json.loads(line)
-            cases.append(Case(str(raw["q"]), raw.get("doc"), raw.get("phrase")))
+            if isinstance(raw, dict) and "turns" in raw:
+                from bot.conversation import conversation_cases
+
+                cases.extend(conversation_cases(raw["turns"], f"{path.name}:{n}"))
+            else:
+                cases.append(Case(str(raw["q"]), raw.get("doc"), raw.get("phrase")))
         except (ValueError, KeyError, TypeError) as exc:
-            raise EvalFileError(f"{path}:{n}: not a {{\"q\", \"doc\", \"phrase\"}} JSON line "
-                                f"({exc})") from None
+            raise EvalFileError(f"{path}:{n}: not a {{\"q\", \"doc\", \"phrase\"}} nor a "
+                                f"{{\"turns\": [...]}} JSON line ({exc})") from None
     return cases
 
 
 def run_eval(answerer: Answerer, cases: list[Case]) -> EvalReport:
+    if any(c.conversation is not None for c in cases):
+        from bot.conversation import answer_turns
+
+        return EvalReport([Outcome(c, a) for c, a in answer_turns(answerer, cases)])
     return EvalReport([Outcome(c, answerer.ask(c.q)) for c in cases])
 
 

@@ -273,7 +273,7 @@ class Server:
             if "slack" in self.platforms:
                 self.slack_service = await asyncio.to_thread(self._start_slack, observed["slack"])
             if "discord" in self.platforms:
-                from bot import discord_app
+                from bot.discord import app as discord_app
 
                 self.discord_bot = discord_app.create_discord_bot(
                     settings=self.settings, answerer=observed["discord"])
@@ -347,7 +347,7 @@ class Server:
     # -- pieces -------------------------------------------------------------------------
 
     def _start_slack(self, answerer: ObservedAnswerer) -> Any:
-        from bot import slack_app
+        from bot.slack import app as slack_app
 
         http = self.slack_http if self.slack_http is not None else (
             self.settings.slack_mode == "http")

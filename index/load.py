@@ -17,6 +17,7 @@ import yaml
 
 from index.model import Article, Corpus, LoadProblem
 
+INBOX = "inbox"  # articles added from chat (bot/intake.py)
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
 # Per-article size limit. Cleaning and sentence splitting are linear, but embedding is not
 # cheap: a 20 MB "article" is a data dump, and under --watch it runs in the serving process.
@@ -54,38 +55,51 @@ DEFAULT_MAX_ARTICLE_BYTES = int(DEFAULT_MAX_ARTICLE_MB * 1024 * 1024)
 
 
 def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[LoadProblem]]:
-    """The files dossier-bot reads, in a stable order, and every other file of the folder
-    with the reason it is not read. Dotfiles (editor swap files, partial downloads) and
-    sub-folders are left out silently."""
+    """The files dossier-bot reads, in a stable order, and every other file with the reason
+    it is not read: the corpus folder's own, then those added from chat in ``inbox/`` inside
+    it or beside it (beside: next to a read-only corpus). Dotfiles (editor swap files,
+    partial downloads) and other sub-folders are left out silently."""
     if not corpus_dir.is_dir():
         return [], []
-    root = os.path.realpath(corpus_dir)
+    files: list[Path] = []
+    problems: list[LoadProblem] = []
+    folders = (corpus_dir, corpus_dir / INBOX, corpus_dir.parent / INBOX)
+    for folder in dict.fromkeys(folders):
+        if folder.is_dir():
+            found, bad = _scan_folder(folder, "" if folder == corpus_dir else f"{INBOX}/")
+            files += found
+            problems += bad
+    return files, problems
+
+
+def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProblem]]:
+    root = os.path.realpath(folder)
     limit = max_article_bytes()
     files: list[Path] = []
     problems: list[LoadProblem] = []
     # scandir: the file type comes with the listing, no stat per file (25k files at 1M passages)
-    with os.scandir(corpus_dir) as entries:
+    with os.scandir(folder) as entries:
         for e in sorted(entries, key=lambda e: e.name):
             if e.name.startswith((".", "~")):
                 continue
             if e.is_symlink():
                 reason = _link_problem(e.path, root)
                 if reason:
-                    problems.append(LoadProblem(e.name, reason))
+                    problems.append(LoadProblem(prefix + e.name, reason))
                     continue
             if not e.is_file():
                 if not e.is_dir():
-                    problems.append(LoadProblem(e.name, "not a regular file"))
+                    problems.append(LoadProblem(prefix + e.name, "not a regular file"))
                 continue
             suffix = os.path.splitext(e.name)[1].lower()
             if suffix not in SUPPORTED_SUFFIXES:
-                problems.append(LoadProblem(e.name, (
+                problems.append(LoadProblem(prefix + e.name, (
                     f"unsupported file type {suffix or '(no extension)'}; dossier-bot reads "
                     + ", ".join(SUPPORTED_SUFFIXES))))
                 continue
             size = e.stat().st_size
             if size > limit:
-                problems.append(LoadProblem(e.name, _too_large(size, limit)))
+                problems.append(LoadProblem(prefix + e.name, _too_large(size, limit)))
                 continue
             files.append(Path(e.path))
     return files, problems
@@ -169,7 +183,7 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
     body = fields.pop("body")
     if not body or not body.strip():
         raise ArticleError("no article text was found in the file")
-    rel = path.name if corpus_dir is None else str(path.relative_to(corpus_dir))
+    rel = path.name if corpus_dir is None else os.path.relpath(path, corpus_dir)
     # Title: the file's own (front matter, metadata), else its headline, else its name.
     title = fields.get("title") or headline(body) or title_from_name(path.stem)
     # Date: the file's own, else the first full date near the top of the text; the file's

@@ -9,6 +9,8 @@ which windows to quote). ``Retriever`` wires them over one generation of the ind
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -91,6 +93,14 @@ class Retriever:
         if self._model is None:
             self._model = _packaged_model()
         return self._model
+
+    def widened(self, max_quotes: int) -> Retriever:
+        """The same ranker (sharing the index and caches) quoting up to ``max_quotes``
+        windows however far below the best: the pool "more" and "next" draw on."""
+        wide = copy.copy(self)
+        wide.max_quotes = max_quotes
+        wide._model = dataclasses.replace(self.model, quote_ratio=0.0)
+        return wide
 
     def search(self, question: str) -> SearchResult:
         with _one_blas_thread():

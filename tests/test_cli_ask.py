@@ -96,3 +96,18 @@ def test_console_session_reads_lines_until_quit(answerer, built_index):
     assert "5 article(s) loaded" in text
     assert "Claude Forthomme" in text
     assert "never asked" not in text
+
+
+def test_console_chat_reads_follow_ups_in_context(answerer, built_index):
+    out: list[str] = []
+    run_console(answerer, Settings(index_dir=built_index),
+                lines=iter(["What did Jake Sullivan say?", "what did he say next?", "/more",
+                            "/new", "what did he say next?", "/quit"]),
+                write=out.append)
+    replies = [r for r in out if r and "article(s) loaded" not in r]
+    first, follow, more, new, lost = replies
+    assert "Sullivan" in first
+    assert follow.startswith("(read as: What did Jake Sullivan say?)")
+    assert more.startswith("(read as: What did Jake Sullivan say?)") or "No more quotes" in more
+    assert new.startswith("New conversation")
+    assert "nothing to continue" in lost.lower()

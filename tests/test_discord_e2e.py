@@ -14,8 +14,8 @@ from fakes.fake_discord import PRIVILEGED, FakeDiscord, fake_discord
 
 from bot.answer import Answerer
 from bot.config import ConfigError, Settings
-from bot.discord_app import DossierBot, create_discord_bot, serve_discord
-from bot.discord_render import render_answer
+from bot.discord.app import DossierBot, create_discord_bot, serve_discord
+from bot.discord.render import render_answer
 from bot.feedback import FeedbackStore
 
 ON_TOPIC = "Did Russia ask China for military aid?"
@@ -26,11 +26,16 @@ NO_PINGS = {"parse": []}
 @contextlib.asynccontextmanager
 async def discord_world(answerer: Answerer, tmp_path: Path, *,
                         admins: Callable[[FakeDiscord], set[str]] | None = None,
+                        late: Callable[[FakeDiscord], dict[str, Any]] | None = None,
+                        message_content: bool = False,
                         **overrides: Any) -> AsyncIterator[tuple[FakeDiscord, DossierBot]]:
-    """A fake Discord and the bot connected to it through ``serve_discord``."""
-    async with fake_discord() as fake:
+    """A fake Discord and the bot connected to it through ``serve_discord``; ``late`` gives
+    settings that name the fake's users or channels."""
+    async with fake_discord(message_content=message_content) as fake:
         if admins is not None:
             overrides["admins"] = frozenset(admins(fake))
+        if late is not None:
+            overrides.update(late(fake))
         overrides.setdefault("discord_guild_id", int(fake.guild_id))
         settings = Settings(
             discord_token=fake.token, discord_api_url=fake.api_url,
@@ -90,13 +95,13 @@ def test_ask_is_deferred_then_answered_with_quotes_in_embeds(answerer: Answerer,
             # Started as Discord expects: commands synced to the one guild, no privileged
             # intent, zlib-compressed gateway stream.
             names = {c["name"] for c in fake.synced[fake.guild_id]}
-            assert names == {"ask", "sources", "reindex"}
+            assert names == {"dossier", "dossier-admin"}
             assert "global" not in fake.synced
             assert fake.intents is not None and not fake.intents & PRIVILEGED
             assert fake.gateway_query.get("compress") == "zlib-stream"
             assert ("GET", "/api/v10/gateway/bot") in fake.requests
 
-            ask = fake.slash("ask", {"question": ON_TOPIC})
+            ask = fake.slash("dossier ask", {"question": ON_TOPIC})
             await fake.dispatch("INTERACTION_CREATE", ask)
             answer_sent = (await fake.wait_for(lambda: followups(fake, ask)))[0]
             first = fake.sent_for(ask)[0]
@@ -112,7 +117,7 @@ def test_ask_is_deferred_then_answered_with_quotes_in_embeds(answerer: Answerer,
             assert body["content"] == expected.content and ON_TOPIC in body["content"]
             assert_quotes_verbatim(body["embeds"], answerer)
             buttons = [c["custom_id"] for row in body["components"] for c in row["components"]]
-            assert buttons == ["dossier:vote:up", "dossier:vote:down"]
+            assert buttons[-2:] == ["dossier:vote:up", "dossier:vote:down"]
             assert fake.rejected == []  # Discord would have accepted every call
 
     run(scenario())
@@ -122,8 +127,8 @@ def test_without_a_guild_id_commands_sync_globally(answerer: Answerer, tmp_path:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path, discord_guild_id=None) as (fake, _bot):
             assert list(fake.synced) == ["global"]
-            assert {c["name"] for c in fake.synced["global"]} == {"ask", "sources", "reindex"}
-            ask = fake.slash("ask", {"question": ON_TOPIC})
+            assert {c["name"] for c in fake.synced["global"]} == {"dossier", "dossier-admin"}
+            ask = fake.slash("dossier ask", {"question": ON_TOPIC})
             assert "guild_id" not in ask["data"]  # a global command, used in a server
             await fake.dispatch("INTERACTION_CREATE", ask)
             sent = (await fake.wait_for(lambda: followups(fake, ask)))[0]
@@ -139,7 +144,7 @@ def test_off_topic_question_is_declined_with_closest_articles(answerer: Answerer
 
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path) as (fake, _bot):
-            ask = fake.slash("ask", {"question": OFF_TOPIC})
+            ask = fake.slash("dossier ask", {"question": OFF_TOPIC})
             await fake.dispatch("INTERACTION_CREATE", ask)
             body = (await fake.wait_for(lambda: followups(fake, ask)))[0].body
             assert body["allowed_mentions"] == NO_PINGS
@@ -157,7 +162,7 @@ def test_reindex_is_refused_to_a_member_without_manage_server(answerer: Answerer
                                                               tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path) as (fake, _bot):
-            reindex = fake.slash("reindex", user=fake.member)
+            reindex = fake.slash("dossier-admin reindex", user=fake.member)
             await fake.dispatch("INTERACTION_CREATE", reindex)
             [refusal] = await fake.wait_for(lambda: fake.sent_for(reindex))
             assert refusal.body["type"] == 4  # answered at once, nothing deferred
@@ -176,7 +181,7 @@ def test_reindex_by_an_admin_rebuilds_and_reports(fresh_answerer: Answerer, corp
     async def scenario() -> None:
         async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy) as (fake, _bot):
             # ada has Manage Server; nobody is listed in DOSSIER_ADMINS.
-            reindex = fake.slash("reindex", user=fake.admin)
+            reindex = fake.slash("dossier-admin reindex", user=fake.admin)
             await fake.dispatch("INTERACTION_CREATE", reindex)
             done = (await fake.wait_for(lambda: followups(fake, reindex), 120))[0]
             assert fake.sent_for(reindex)[0].body == {"type": 5, "data": {"flags": 64}}
@@ -197,7 +202,7 @@ def test_reindex_by_a_listed_admin_reports_a_failed_rebuild(fresh_answerer: Answ
         # bob lacks Manage Server but is listed in DOSSIER_ADMINS.
         async with discord_world(fresh_answerer, tmp_path, corpus_dir=tmp_path / "missing",
                                  admins=lambda fake: {fake.member["id"]}) as (fake, _bot):
-            reindex = fake.slash("reindex", user=fake.member)
+            reindex = fake.slash("dossier-admin reindex", user=fake.member)
             await fake.dispatch("INTERACTION_CREATE", reindex)
             done = (await fake.wait_for(lambda: followups(fake, reindex), 60))[0]
             assert "The rebuild failed" in done.body["content"]
@@ -213,7 +218,7 @@ def test_an_index_rebuilt_elsewhere_is_picked_up_without_restart(
 
     async def scenario() -> None:
         async with discord_world(fresh_answerer, tmp_path) as (fake, _bot):
-            first = fake.slash("sources")
+            first = fake.slash("dossier sources")
             await fake.dispatch("INTERACTION_CREATE", first)
             before = (await fake.wait_for(lambda: followups(fake, first)))[0]
             assert before.body["embeds"][0]["title"] == "The dossier: 5 article(s)"
@@ -221,7 +226,7 @@ def test_an_index_rebuilt_elsewhere_is_picked_up_without_restart(
             sorted(corpus_copy.iterdir())[0].unlink()
             other = LiveIndex(fresh_answerer.live.index_dir, embedder)
             await asyncio.to_thread(other.rebuild, corpus_copy)
-            again = fake.slash("sources")
+            again = fake.slash("dossier sources")
             await fake.dispatch("INTERACTION_CREATE", again)
             after = (await fake.wait_for(lambda: followups(fake, again)))[0]
             assert after.body["embeds"][0]["title"] == "The dossier: 4 article(s)"
@@ -301,7 +306,7 @@ def test_feedback_buttons_record_one_vote_per_person(answerer: Answerer,
                                                     tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path) as (fake, bot):
-            ask = fake.slash("ask", {"question": ON_TOPIC})
+            ask = fake.slash("dossier ask", {"question": ON_TOPIC})
             await fake.dispatch("INTERACTION_CREATE", ask)
             answer_message = (await fake.wait_for(lambda: followups(fake, ask)))[0].message
 
@@ -326,10 +331,10 @@ def test_feedback_buttons_record_one_vote_per_person(answerer: Answerer,
 def test_questions_over_the_limit_are_told_to_wait(answerer: Answerer, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path, rate_limit_per_minute=1) as (fake, _bot):
-            first = fake.slash("ask", {"question": ON_TOPIC})
+            first = fake.slash("dossier ask", {"question": ON_TOPIC})
             await fake.dispatch("INTERACTION_CREATE", first)
             await fake.wait_for(lambda: followups(fake, first))
-            second = fake.slash("ask", {"question": OFF_TOPIC})
+            second = fake.slash("dossier ask", {"question": OFF_TOPIC})
             await fake.dispatch("INTERACTION_CREATE", second)
             [told] = await fake.wait_for(lambda: fake.sent_for(second))
             assert told.body["type"] == 4 and told.body["data"]["flags"] & 64
@@ -341,7 +346,7 @@ def test_questions_over_the_limit_are_told_to_wait(answerer: Answerer, tmp_path:
 def test_sources_lists_every_article(answerer: Answerer, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path) as (fake, _bot):
-            sources = fake.slash("sources")
+            sources = fake.slash("dossier sources")
             await fake.dispatch("INTERACTION_CREATE", sources)
             sent = (await fake.wait_for(lambda: followups(fake, sources)))[0]
             assert fake.sent_for(sources)[0].body == {"type": 5, "data": {"flags": 64}}
@@ -356,7 +361,7 @@ def test_sources_lists_every_article(answerer: Answerer, tmp_path: Path) -> None
 def test_a_vote_that_cannot_be_stored_is_reported(answerer: Answerer, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path) as (fake, bot):
-            ask = fake.slash("ask", {"question": ON_TOPIC})
+            ask = fake.slash("dossier ask", {"question": ON_TOPIC})
             await fake.dispatch("INTERACTION_CREATE", ask)
             message = (await fake.wait_for(lambda: followups(fake, ask)))[0].message
             # The database file becomes a directory: SQLite cannot open it.

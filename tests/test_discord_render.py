@@ -9,7 +9,7 @@ import re
 import discord
 
 from bot.answer import Answer, Answerer, Quote, Source
-from bot.discord_render import (
+from bot.discord.render import (
     DESCRIPTION_MAX,
     EMBED_TOTAL_MAX,
     EMBEDS_MAX,

@@ -32,11 +32,11 @@ from fakes.slack_helpers import (
     slack_settings,
 )
 
-from bot import slack_app
 from bot.config import ConfigError
 from bot.feedback import FeedbackStore
 from bot.ratelimit import RateLimiter
-from bot.slack_render import ACTION_DOWN, ACTION_SHARE, ACTION_UP
+from bot.slack import app as slack_app
+from bot.slack.render import ACTION_DOWN, ACTION_SHARE, ACTION_UP
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -134,7 +134,8 @@ def test_mention_is_answered_in_a_thread_under_it(bot: Bot, answerer) -> None:
     if first.url:
         assert f"<{first.url}|" in sources[0]
     actions = [b["action_id"] for b in post.buttons()]
-    assert actions == [ACTION_UP, ACTION_DOWN]  # no Share button: the answer is public
+    # No Share button: the answer is public. More quotes: the dossier has further ones.
+    assert actions == [ACTION_UP, ACTION_DOWN, slack_app.ACTION_MORE]
     assert len(post.blocks) <= 50
     assert all(len(t) <= 3000 for t in post.block_texts())
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.slack_app import BOT_EVENTS, COMMANDS, SCOPES
+from bot.slack.app import BOT_EVENTS, COMMANDS, SCOPES
 
 MANIFEST = Path(__file__).resolve().parent.parent / "slack-manifest.yaml"
 

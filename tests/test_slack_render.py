@@ -10,8 +10,8 @@ from typing import Any
 from fakes.slack_helpers import assert_blocks_valid
 
 from bot.answer import Answer, Quote, Source
-from bot.slack_app import slack_text_to_plain
-from bot.slack_render import (
+from bot.slack.app import slack_text_to_plain
+from bot.slack.render import (
     ACTION_DOWN,
     ACTION_SHARE,
     ACTION_UP,

@@ -16,11 +16,11 @@ from fakes.slack_helpers import (
     slack_settings,
 )
 
-from bot import slack_app
 from bot.config import ConfigError
 from bot.feedback import FeedbackStore
 from bot.ratelimit import RateLimiter
-from bot.slack_render import ACTION_UP
+from bot.slack import app as slack_app
+from bot.slack.render import ACTION_UP
 
 
 @pytest.fixture

@@ -74,8 +74,12 @@ class _Interaction:
 
 
 class FakeDiscord:
-    def __init__(self, *, token: str = "fake-bot-token.for-tests-only") -> None:
+    def __init__(self, *, token: str = "fake-bot-token.for-tests-only",
+                 message_content: bool = False) -> None:
         self.token = token
+        # Whether the application was granted the privileged message-content intent.
+        self.granted = MESSAGE_CONTENT if message_content else 0
+        self.files: dict[str, tuple[bytes, str]] = {}  # attachment id -> (bytes, type)
         self._ids = itertools.count(1)
         self.application_id = self.snowflake()
         self.bot = self._user("dossier-bot", bot=True, id=self.application_id)
@@ -114,6 +118,7 @@ class FakeDiscord:
         r.add_post(f"{API}/webhooks/{{app}}/{{itoken}}", self._followup)
         r.add_post(f"{API}/channels/{{cid}}/messages", self._channel_message)
         r.add_post(f"{API}/channels/{{cid}}/typing", self._typing)
+        r.add_get("/attachments/{aid}/{name}", self._attachment)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -231,18 +236,37 @@ class FakeDiscord:
             payload["message"] = message
         return payload
 
-    def slash(self, name: str, options: dict[str, str] | None = None, *,
+    def attachment(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """An attachment object as Discord sends it, its bytes served from the fake CDN."""
+        aid = self.snowflake()
+        self.files[aid] = (data, content_type)
+        url = f"http://127.0.0.1:{self.port}/attachments/{aid}/{name}"
+        return {"id": aid, "filename": name, "size": len(data), "url": url, "proxy_url": url,
+                "content_type": content_type}
+
+    def slash(self, name: str, options: dict[str, Any] | None = None, *,
               user: dict[str, Any] | None = None, channel_id: str | None = None
               ) -> dict[str, Any]:
-        """INTERACTION_CREATE for a chat-input command, with the id Discord gave it at sync."""
+        """INTERACTION_CREATE for a chat-input command, with the id Discord gave it at sync;
+        "group sub" names a subcommand. An attachment option's value is ``attachment()``."""
+        top, _, sub = name.partition(" ")
         commands = next(iter(self.synced.values()), [])
-        command = next((c for c in commands if c["name"] == name), None)
+        command = next((c for c in commands if c["name"] == top), None)
         data: dict[str, Any] = {"id": command["id"] if command else self.snowflake(),
-                                "name": name, "type": 1}
+                                "name": top, "type": 1}
         if self.guild_id in self.synced:
             data["guild_id"] = self.guild_id
-        if options:
-            data["options"] = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
+        opts: list[dict[str, Any]] = []
+        for k, v in (options or {}).items():
+            if isinstance(v, dict):  # an attachment
+                data.setdefault("resolved", {}).setdefault("attachments", {})[v["id"]] = v
+                opts.append({"name": k, "type": 11, "value": v["id"]})
+            else:
+                opts.append({"name": k, "type": 3, "value": v})
+        if sub:
+            data["options"] = [{"name": sub, "type": 1, "options": opts}]
+        elif opts:
+            data["options"] = opts
         return self._interaction(2, data, user or self.member, channel_id or self.channel_id)
 
     def click(self, message: dict[str, Any], custom_id: str, *,
@@ -252,12 +276,15 @@ class FakeDiscord:
                                  user or self.member, message["channel_id"], message=message)
 
     def message_create(self, content: str, *, user: dict[str, Any] | None = None,
-                       channel_id: str | None = None) -> dict[str, Any]:
-        """MESSAGE_CREATE for a person's message; ``<@bot>`` in the text mentions the bot."""
+                       channel_id: str | None = None, reply_to: dict[str, Any] | None = None,
+                       attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """MESSAGE_CREATE for a person's message; ``<@bot>`` in the text mentions the bot, and
+        so does a reply to the bot's message (Discord's default: the reply pings)."""
         user = user or self.member
         channel_id = channel_id or self.channel_id
         mentions = []
-        if f"<@{self.bot['id']}>" in content or f"<@!{self.bot['id']}>" in content:
+        pinged = reply_to is not None and reply_to["author"]["id"] == self.bot["id"]
+        if pinged or f"<@{self.bot['id']}>" in content or f"<@!{self.bot['id']}>" in content:
             mention = dict(self.bot)
             if channel_id != self.dm_channel_id:
                 mention["member"] = self._member(self.bot, with_user=False)
@@ -266,9 +293,14 @@ class FakeDiscord:
             "id": self.snowflake(), "channel_id": channel_id, "author": user,
             "content": content, "timestamp": _now(), "edited_timestamp": None, "tts": False,
             "mention_everyone": False, "mentions": mentions, "mention_roles": [],
-            "attachments": [], "embeds": [], "pinned": False, "type": 0, "flags": 0,
-            "components": [], "nonce": str(secrets.randbits(60)),
+            "attachments": attachments or [], "embeds": [], "pinned": False, "type": 0,
+            "flags": 0, "components": [], "nonce": str(secrets.randbits(60)),
         }
+        if reply_to is not None:
+            data["type"] = 19
+            data["message_reference"] = {"type": 0, "message_id": reply_to["id"],
+                                         "channel_id": channel_id}
+            data["referenced_message"] = reply_to
         if channel_id != self.dm_channel_id:
             data["guild_id"] = self.guild_id
             data["member"] = self._member(user, with_user=False)
@@ -332,7 +364,7 @@ class FakeDiscord:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
         intents = int(d.get("intents", 0))
-        if intents & PRIVILEGED:  # this application has no privileged intent enabled
+        if intents & PRIVILEGED & ~self.granted:  # a privileged intent it was not granted
             await ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         self.intents = intents
@@ -411,7 +443,8 @@ class FakeDiscord:
             return self._error(400, 50035, "Invalid Form Body", problems)
         scope = request.match_info.get("guild", "global")
         out = [{**c, "id": self.snowflake(), "application_id": self.application_id,
-                "version": self.snowflake(), "default_member_permissions": None, "nsfw": False,
+                "version": self.snowflake(), "nsfw": False,
+                "default_member_permissions": c.get("default_member_permissions"),
                 **({"guild_id": scope} if scope != "global" else {})} for c in commands]
         self.synced[scope] = out
         await self._notify()
@@ -489,6 +522,12 @@ class FakeDiscord:
 
     async def _typing(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["aid"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], content_type=found[1])
 
     def _message(self, body: dict[str, Any], channel_id: str, *,
                  interaction: dict[str, Any] | None = None, id: str | None = None

@@ -99,6 +99,7 @@ class FakeSlack:
         self.bot_user_id = bot_user_id
         self.socket_url: str | None = None  # what apps.connections.open hands out
         self._calls: list[Call] = []
+        self.files: dict[str, tuple[str, str, bytes]] = {}  # id -> (name, mimetype, bytes)
         self._failures: dict[str, list[tuple[int, dict[str, str], dict[str, Any]]]] = {}
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
@@ -161,6 +162,12 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(
                 (status, headers or {}, body or {"ok": False, "error": "ratelimited"}))
 
+    def add_file(self, name: str, data: bytes, mimetype: str) -> str:
+        """A file someone uploaded; its id goes in the event's ``files``."""
+        file_id = f"F{len(self.files) + 1:08d}"
+        self.files[file_id] = (name, mimetype, data)
+        return file_id
+
     def reset(self) -> None:
         with self._cond:
             self._calls.clear()
@@ -198,6 +205,15 @@ class FakeSlack:
             ts = f"{1700000000 + next(self._ts)}.000100"
             return {"ok": True, "channel": params["channel"], "ts": ts,
                     "message": {"text": params.get("text"), "ts": ts, "bot_id": "BDOSSIER"}}
+        if method == "files.info":
+            found = self.files.get(str(params.get("file")))
+            if found is None:
+                return {"ok": False, "error": "file_not_found"}
+            name, mimetype, data = found
+            return {"ok": True, "file": {
+                "id": params["file"], "name": name, "title": name, "mimetype": mimetype,
+                "filetype": name.rsplit(".", 1)[-1], "size": len(data),
+                "url_private": f"{self.base}/files-pri/{TEAM_ID}-{params['file']}/{name}"}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
         return {"ok": False, "error": "unknown_method"}
@@ -210,6 +226,21 @@ class FakeSlack:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                # url_private: only with the bot token; without it Slack serves a login page.
+                path = urllib.parse.urlsplit(self.path).path
+                file_id = path.split("/")[2].rsplit("-", 1)[-1] if path.count("/") >= 3 else ""
+                auth = self.headers.get("Authorization") or ""
+                fake._record(Call("file_download", {"path": path}, auth[len("Bearer "):] or None,
+                                  path, time.perf_counter()))
+                if not path.startswith("/files-pri/") or file_id not in fake.files:
+                    self._send(404, {}, b"not found", "text/plain")
+                elif auth != f"Bearer {fake.bot_token}":
+                    self._send(200, {}, b"<html>Sign in to Slack</html>", "text/html")
+                else:
+                    _name, mimetype, data = fake.files[file_id]
+                    self._send(200, {}, data, mimetype)
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -308,7 +339,8 @@ def command_form(command: str, text: str, *, user_id: str, response_url: str,
 
 
 def block_actions_form(action: dict[str, Any], *, user_id: str, response_url: str,
-                       channel_id: str = "C0GENERAL") -> str:
+                       channel_id: str = "C0GENERAL",
+                       message: dict[str, Any] | None = None) -> str:
     """A button click as Slack sends it: form-encoded ``payload=`` JSON."""
     payload = {
         "type": "block_actions",
@@ -324,6 +356,8 @@ def block_actions_form(action: dict[str, Any], *, user_id: str, response_url: st
         "actions": [{**action, "block_id": "dossier_answer_actions",
                      "action_ts": f"{time.time():.6f}"}],
     }
+    if message is not None:  # a button on a public message carries that message
+        payload["message"] = message
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
 

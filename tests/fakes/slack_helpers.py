@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from typing import Any
 
 from slack_sdk.models.blocks import Block
 
@@ -21,8 +22,8 @@ QUESTION = "Did Moscow deny asking Beijing for help?"
 
 def slack_settings(fake_api_url: str, tmp_path: Path, *, app_token: bool = False,
                    corpus_dir: Path | None = None, index_dir: Path | None = None,
-                   rate_limit: int = 100) -> Settings:
-    return Settings(
+                   rate_limit: int = 100, **extra: Any) -> Settings:
+    return Settings(**extra,
         corpus_dir=corpus_dir or tmp_path / "corpus",
         index_dir=index_dir or tmp_path / "index",
         admins=frozenset({ADMIN}),

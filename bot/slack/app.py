@@ -33,25 +33,43 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from bot import slack_render as render
-from bot.answer import Answer, Answerer, Quote, question_problem
+from bot.answer import Answer, Answerer, Quote
 from bot.config import ConfigError, Settings
 from bot.feedback import FeedbackStore
-from bot.health import metrics
+from bot.intake import Intake, IntakeError, fetch, kind_of, too_large
 from bot.ratelimit import RateLimiter
+from bot.service import QuestionService
+from bot.slack import render
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 EVENTS_PATH = "/slack/events"
-COMMANDS = ("/ask", "/sources", "/reindex")  # slack-manifest.yaml declares the same
-BOT_EVENTS = ("app_mention", "message.im")
-SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history")
+# slack-manifest.yaml declares the same. /dossier ask|sources|add|reindex|help is the command;
+# the other three are kept as aliases (they cost nothing and old habits keep working).
+COMMANDS = ("/dossier", "/ask", "/sources", "/reindex")
+BOT_EVENTS = ("app_mention", "message.im", "message.channels", "message.groups")
+SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history", "channels:history",
+          "groups:history", "files:read")
+ACTION_MORE = "dossier_more"
+DOSSIER_HELP = ("*/dossier* commands:\n"
+                "• `/dossier ask QUESTION`: answer a question (shown to you first)\n"
+                "• `/dossier sources`: list the articles\n"
+                "• `/dossier add URL`: add an article from a link (admins and DOSSIER_ADDERS); "
+                "or upload a file (md, txt, html, pdf, docx) in a message that mentions me\n"
+                "• `/dossier reindex`: rebuild the index from the corpus (admins)\n"
+                "• `/dossier help`: this list\n"
+                "Mention me in a channel or a thread, or write to me directly; in a thread I "
+                "answer follow-ups (“what did he say next?”, “and Beijing?”, “why?”).")
 SOCKET_CLOSE_TIMEOUT = 10.0
 MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few kB; refuse anything absurd unread
 ERROR_TEXT = ("Sorry, something went wrong while searching the dossier. "
               "Please try again in a minute; the error has been logged.")
 BLOCK_ERRORS = ("invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long")
+ADD_ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins (and the people in DOSSIER_ADDERS) can "
+                       "add articles. Ask one of them, or drop the file into the corpus folder "
+                       "where the bot runs.")
+ADD_USAGE_TEXT = "Give the article's link: `/dossier add https://…`"
 ADMIN_ONLY_TEXT = ("Sorry, only the dossier's admins can rebuild the index. Ask one of them, "
                    "or run `dossier-bot index build` where the bot runs.")
 
@@ -158,17 +176,25 @@ class SlackBot:
     limiter: RateLimiter
     seen: _Seen = field(default_factory=_Seen)
     answers: _Answers = field(default_factory=_Answers)
+    service: QuestionService | None = None
+
+    def __post_init__(self) -> None:
+        if self.service is None:
+            self.service = QuestionService(self.answerer, self.settings, self.limiter,
+                                           platform=PLATFORM)
+        self.intake = Intake(self.answerer, self.settings.corpus_dir)
 
     def register(self, app: App) -> None:
         app.middleware(self._drop_retried_events)
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
-        for command, listener in zip(COMMANDS, (self.on_ask, self.on_sources, self.on_reindex),
-                                     strict=True):
+        listeners = (self.on_dossier, self.on_ask, self.on_sources, self.on_reindex)
+        for command, listener in zip(COMMANDS, listeners, strict=True):
             app.command(command)(listener)
         app.action(render.ACTION_UP)(self.on_vote)
         app.action(render.ACTION_DOWN)(self.on_vote)
         app.action(render.ACTION_SHARE)(self.on_share)
+        app.action(ACTION_MORE)(self.on_more)
         app.error(self.on_error)
 
     # -- events -----------------------------------------------------------------------
@@ -187,11 +213,23 @@ class SlackBot:
 
     def on_mention(self, event: dict, context: Any, client: WebClient) -> None:
         channel, user = event.get("channel"), event.get("user")
+        if not self.settings.answers_in(channel):
+            log.info("ignoring a mention in channel %s (not in DOSSIER_CHANNELS)", channel)
+            return
         thread = event.get("thread_ts") or event.get("ts")
         question = slack_text_to_plain(event.get("text") or "", context.bot_user_id)
 
         def post(message: dict[str, Any]) -> None:
             _post(client, channel=channel, thread_ts=thread, message=message)
+
+        if event.get("files"):
+            # A file shared with a mention is an article to add, not a question.
+            if not self.settings.may_add(user):
+                post(render.notice(ADD_ADMIN_ONLY_TEXT))
+                return
+            lines = [self._add_file(client, f.get("id")) for f in event["files"][:5]]
+            post(render.notice("\n".join(lines)))
+            return
 
         def private(message: dict[str, Any]) -> None:
             try:
@@ -201,21 +239,37 @@ class SlackBot:
                 log.warning("could not post an ephemeral note; posting it in the thread")
                 post(message)
 
-        self.answer(question, user=user or "?", post=post, private=private)
+        self.answer(question, user=user or "?", post=post, private=private,
+                    conversation=_conversation_id(channel, thread))
 
     def on_message(self, event: dict, context: Any, client: WebClient) -> None:
-        # Only DMs to the bot: channel messages reach us as app_mention; edits, joins and
-        # other bots' messages carry a subtype or bot_id.
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+        # DMs, every message of an auto-reply channel, and replies in a thread the bot is
+        # answering in. Edits, joins and other bots' messages carry a subtype or bot_id; a
+        # message that mentions the bot is answered as app_mention instead.
+        if event.get("subtype") or event.get("bot_id"):
             return
         channel = event.get("channel")
-        thread = event.get("thread_ts")
-        question = slack_text_to_plain(event.get("text") or "", context.bot_user_id)
+        text = event.get("text") or ""
+        if event.get("channel_type") == "im":
+            thread = event.get("thread_ts")
+            conversation = _conversation_id(channel, thread or "dm")
+        else:
+            if context.bot_user_id and f"<@{context.bot_user_id}" in text:
+                return
+            if not self.settings.answers_in(channel):
+                return
+            thread = event.get("thread_ts") or event.get("ts")
+            conversation = _conversation_id(channel, thread)
+            in_our_thread = bool(event.get("thread_ts")) and self.service.knows(conversation)
+            if not (self.settings.auto_reply(channel) or in_our_thread):
+                return
+        question = slack_text_to_plain(text, context.bot_user_id)
 
         def post(message: dict[str, Any]) -> None:
             _post(client, channel=channel, thread_ts=thread, message=message)
 
-        self.answer(question, user=event.get("user") or "?", post=post, private=post)
+        self.answer(question, user=event.get("user") or "?", post=post, private=post,
+                    conversation=conversation)
 
     # -- slash commands -----------------------------------------------------------------
 
@@ -320,29 +374,26 @@ class SlackBot:
         return self.answerer.ask(question)
 
     def answer(self, question: str, *, user: str, post: Post, private: Post,
-               shareable: bool = False) -> None:
+               shareable: bool = False, conversation: str | None = None) -> None:
         """Answer one question: limits, then the answer, then errors as a short message."""
-        problem = question_problem(question)
-        if problem:
-            metrics.observe_question(PLATFORM, 0.0, "rejected")
-            private(render.notice(problem))
-            return
-        wait = self.limiter.check(user)
-        if wait:
-            metrics.observe_question(PLATFORM, 0.0, "rejected")
-            private(render.notice(self.limiter.message(wait)))
-            return
-        self._answer(question, post=post, private=private, shareable=shareable)
-
-    def _answer(self, question: str, *, post: Post, private: Post, shareable: bool) -> None:
         try:
-            answer = self._ask(question)
+            reply = self.service.ask(question, user=user, conversation=conversation)
         except Exception:
             log.exception("answering a Slack question failed")
             private(render.notice(ERROR_TEXT))
             return
+        if reply.answer is None:
+            private(render.notice(reply.notice or ERROR_TEXT))
+            return
+        self._post_answer(reply.answer, post=post, private=private, shareable=shareable,
+                          conversation=conversation)
+
+    def _post_answer(self, answer: Answer, *, post: Post, private: Post, shareable: bool,
+                     conversation: str | None) -> None:
         message = render.render_answer(answer, answer_id=self.answers.put(answer),
                                        shareable=shareable and answer.answered)
+        if answer.has_more and conversation:
+            _add_more_button(message, conversation)
         try:
             post(message)
         except Exception:
@@ -352,6 +403,100 @@ class SlackBot:
                                       "please try again."))
             except Exception:
                 log.exception("posting the error note failed too")
+
+    def on_more(self, ack: Callable[..., None], body: dict, action: dict,
+                client: WebClient) -> None:
+        """"More quotes": the next quotes for the same question, posted in the thread."""
+        ack()
+        conversation = action.get("value") or ""
+        channel = (body.get("channel") or {}).get("id")
+        message = body.get("message") or {}
+        thread = message.get("thread_ts") or message.get("ts")
+        user = (body.get("user") or {}).get("id") or "?"
+
+        def post(msg: dict[str, Any]) -> None:
+            _post(client, channel=channel, thread_ts=thread, message=msg)
+
+        def private(msg: dict[str, Any]) -> None:
+            respond(body.get("response_url"), {**msg, "response_type": "ephemeral",
+                                               "replace_original": False})
+
+        try:
+            reply = self.service.more(conversation, user=user)
+        except Exception:
+            log.exception("showing more quotes failed")
+            private(render.notice(ERROR_TEXT))
+            return
+        if reply.answer is None or not reply.answer.answered:
+            private(render.notice(reply.notice or (reply.answer and reply.answer.reason)
+                                  or ERROR_TEXT))
+            return
+        self._post_answer(reply.answer, post=post, private=private, shareable=False,
+                          conversation=conversation)
+
+    def on_dossier(self, ack: Callable[..., None], command: dict, context: Any) -> None:
+        """/dossier ask|sources|add|reindex|help."""
+        verb, _, rest = (command.get("text") or "").strip().partition(" ")
+        verb = verb.lower()
+        sub = {**command, "text": rest.strip()}
+        if verb == "ask":
+            self.on_ask(ack, sub, context)
+        elif verb == "sources":
+            self.on_sources(ack, sub)
+        elif verb == "reindex":
+            self.on_reindex(ack, sub)
+        elif verb == "add":
+            self.on_add(ack, sub)
+        elif verb in ("", "help"):
+            ack(**render.notice(DOSSIER_HELP), response_type="ephemeral")
+        else:
+            ack(**render.notice(f"I do not know `/dossier {verb}`.\n\n{DOSSIER_HELP}"),
+                response_type="ephemeral")
+
+    def on_add(self, ack: Callable[..., None], command: dict) -> None:
+        """/dossier add URL: fetch, store in the inbox, rebuild, and say what was added."""
+        user = command.get("user_id") or ""
+        if not self.settings.may_add(user):
+            ack(**render.notice(ADD_ADMIN_ONLY_TEXT), response_type="ephemeral")
+            return
+        url = (command.get("text") or "").strip().strip("<>").split("|")[0]
+        if not url:
+            ack(**render.notice(ADD_USAGE_TEXT), response_type="ephemeral")
+            return
+        ack(**render.notice(f"Adding {url}; the result follows here."),
+            response_type="ephemeral")
+        log.info("slack: user %s adds %s", user, url)
+        try:
+            text = self.intake.add_url(url).describe()
+            visible = "in_channel"  # the team sees what joined the dossier
+        except IntakeError as exc:
+            text, visible = f"Not added: {exc}", "ephemeral"
+        except Exception:
+            log.exception("adding %s from Slack failed", url)
+            text, visible = "Sorry, adding that failed; nothing was added.", "ephemeral"
+        respond(command.get("response_url"), {**render.notice(text), "response_type": visible})
+
+    def _add_file(self, client: WebClient, file_id: str | None) -> str:
+        """Download one shared file (files.info, then url_private with the bot token) and add
+        it; the line to report."""
+        name = file_id or "?"
+        try:
+            info = client.files_info(file=file_id)["file"]
+            name = info.get("name") or name
+            if int(info.get("size") or 0) > self.intake.max_bytes:
+                raise IntakeError(too_large(int(info["size"]), self.intake.max_bytes))
+            kind_of(name, info.get("mimetype"))  # refuse before downloading
+            data, _type, _url = fetch(info["url_private"], max_bytes=self.intake.max_bytes,
+                                      headers={"Authorization": f"Bearer {client.token}"})
+            return self.intake.add_file(data, name, info.get("mimetype")).describe()
+        except IntakeError as exc:
+            return f"Not added ({name}): {exc}"
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            return f"Not added ({name}): Slack did not hand over the file ({error})."
+        except Exception:
+            log.exception("adding the Slack file %s failed", name)
+            return f"Sorry, adding {name} failed; nothing was added."
 
     def _quotes_from_refs(self, refs: list) -> list[dict[str, Any]]:
         try:
@@ -370,6 +515,21 @@ class SlackBot:
             quotes.append(render.quote_dict(Quote(article.body[start:end], start, end, 0.0,
                                                   article)))
         return quotes
+
+
+def _conversation_id(channel: str | None, thread: str | None) -> str:
+    return f"{PLATFORM}:{channel}:{thread}"
+
+
+def _add_more_button(message: dict[str, Any], conversation: str) -> None:
+    """A "More quotes" button beside the feedback buttons (one actions block)."""
+    button = {"type": "button", "action_id": ACTION_MORE, "value": conversation[:2000],
+              "text": {"type": "plain_text", "text": "More quotes"}}
+    for block in message.get("blocks", []):
+        if block.get("type") == "actions":
+            block["elements"].append(button)
+            return
+    message.setdefault("blocks", []).append({"type": "actions", "elements": [button]})
 
 
 def _post(client: WebClient, *, channel: str | None, thread_ts: str | None,

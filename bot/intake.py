@@ -1,0 +1,316 @@
+"""Adding articles from chat: a link or an uploaded file becomes a corpus file, then the index
+is rebuilt incrementally. Shared by the Slack and Discord adapters.
+
+Everything lands in ``inbox/`` inside the corpus folder, or beside it when the corpus is a
+read-only mount (index/load.py reads both). A file is written to a hidden temporary name and
+renamed into place, so a crash or a refusal never leaves half an article for the indexer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import yaml
+
+from index.load import INBOX
+
+if TYPE_CHECKING:
+    from bot.answer import Answerer
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 20 * 1024 * 1024
+TIMEOUT_S = 30.0
+MIN_TEXT_CHARS = 200  # less than this is a menu, a login wall or an error page, not an article
+FILE_KINDS = {".md": "md", ".markdown": "md", ".txt": "txt", ".html": "html", ".htm": "html",
+              ".pdf": "pdf", ".docx": "docx"}
+_MIME_KINDS = {"text/html": "html", "application/xhtml+xml": "html", "text/plain": "txt",
+               "text/markdown": "md", "application/pdf": "pdf",
+               "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx"}
+USER_AGENT = "dossier-bot (adds an article a colleague shared)"
+
+
+class IntakeError(Exception):
+    """Why an article was not added, in words for the person who asked."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    title: str | None = None
+    outlet: str | None = None
+    author: str | None = None
+    published: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Added:
+    """An article stored and indexed."""
+
+    path: Path
+    title: str
+    outlet: str | None
+    published: str | None
+    passages: int
+
+    def describe(self) -> str:
+        where = " · ".join(x for x in (self.outlet, self.published) if x)
+        return (f"Added “{self.title}”" + (f" ({where})" if where else "")
+                + f": {self.passages} passages, now answerable.")
+
+
+def inbox_dir(corpus_dir: Path) -> Path:
+    """``corpus/inbox`` when the corpus folder is writable, else ``inbox`` beside it."""
+    inside = corpus_dir / INBOX
+    if inside.is_dir() or os.access(corpus_dir, os.W_OK):
+        return inside
+    return corpus_dir.parent / INBOX
+
+
+# -- getting the bytes ------------------------------------------------------------------------
+
+
+def fetch(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
+          timeout: float = TIMEOUT_S) -> tuple[bytes, str, str]:
+    """GET ``url`` (following redirects): its body, content type and final URL.
+
+    Stops reading at ``max_bytes`` so an endless or huge response costs nothing more.
+    """
+    import httpx
+
+    parts = urlsplit(url.strip("<> "))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise IntakeError(f"“{url[:200]}” is not a web address; give a link that starts with "
+                          "http:// or https://.")
+    try:
+        with httpx.Client(follow_redirects=True, max_redirects=5, timeout=timeout,
+                          headers={"User-Agent": USER_AGENT, **(headers or {})}) as client, \
+                client.stream("GET", parts.geturl()) as response:
+            if response.status_code == 404:
+                raise IntakeError(f"The page was not found (404): {url[:200]}")
+            if response.status_code >= 400:
+                raise IntakeError(f"The site answered {response.status_code} "
+                                  f"{response.reason_phrase} for {url[:200]}; nothing added.")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise IntakeError(too_large(int(declared), max_bytes))
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise IntakeError(too_large(size, max_bytes, at_least=True))
+                chunks.append(chunk)
+            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            return b"".join(chunks), kind, str(response.url)
+    except httpx.TimeoutException:
+        raise IntakeError(f"The site took longer than {timeout:.0f} s to answer; nothing "
+                          "added.") from None
+    except httpx.TooManyRedirects:
+        raise IntakeError("The link redirects too many times; nothing added.") from None
+    except httpx.HTTPError as exc:
+        raise IntakeError(f"The page could not be fetched ({type(exc).__name__}: {exc}); "
+                          "nothing added.") from None
+
+
+def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
+    mb = 1024 * 1024
+    if at_least:  # stopped reading at the limit: the true size is unknown
+        return f"That is too large to add: over the {limit / mb:.0f} MB limit."
+    return f"That is too large to add: {size / mb:.1f} MB (the limit is {limit / mb:.0f} MB)."
+
+
+def kind_of(name: str | None, content_type: str | None) -> str:
+    """"md" | "txt" | "html" | "pdf" | "docx" from a file name, else its content type."""
+    suffix = Path(name or "").suffix.lower()
+    if suffix in FILE_KINDS:
+        return FILE_KINDS[suffix]
+    kind = _MIME_KINDS.get((content_type or "").split(";")[0].strip().lower())
+    if kind is None or (suffix and suffix not in (".php", ".aspx", ".asp", ".jsp")):
+        shown = suffix or content_type or "unknown"
+        raise IntakeError(f"Unsupported type ({shown}): add an article as a web page or a "
+                          ".md, .txt, .html, .pdf or .docx file.")
+    return kind
+
+
+# -- reading the text -------------------------------------------------------------------------
+
+
+def extract(data: bytes, kind: str, *, url: str | None = None,
+            name: str | None = None) -> Extracted:
+    """The article text and metadata in ``data`` of ``kind``."""
+    if not data.strip():
+        raise IntakeError("The file is empty; nothing added.")
+    if kind == "html":
+        found = _from_html(data, url)
+    elif kind == "pdf":
+        found = _from_pdf(data)
+    elif kind == "docx":
+        found = _from_docx(data)
+    else:
+        found = Extracted(text=_decode(data))
+    if len(" ".join(found.text.split())) < MIN_TEXT_CHARS:
+        raise IntakeError("No article text was found there (a menu, a login page or an "
+                          "empty document?); nothing added.")
+    title = found.title or (Path(name).stem.replace("-", " ").replace("_", " ") if name
+                            else None) or found.text.strip().splitlines()[0][:120]
+    # Plain str: pypdf and trafilatura hand back their own string types, which YAML refuses.
+    return Extracted(text=str(found.text), title=_text(title), outlet=_text(found.outlet),
+                     author=_text(found.author), published=_text(found.published),
+                     url=_text(found.url or url))
+
+
+def _text(value: object) -> str | None:
+    return " ".join(str(value).split()) or None if value else None
+
+
+def _from_html(data: bytes, url: str | None) -> Extracted:
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(data.decode("utf-8", "replace"), url=url,
+                                      with_metadata=True, include_comments=False)
+    if doc is None:
+        return Extracted(text="")
+    get = doc.as_dict().get if hasattr(doc, "as_dict") else doc.get
+    return Extracted(text=get("text") or "", title=get("title"), outlet=get("sitename"),
+                     author=get("author"), published=get("date"), url=get("url") or url)
+
+
+def _from_pdf(data: bytes) -> Extracted:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        text = "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
+        meta = reader.metadata
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise IntakeError(f"That PDF cannot be read ({exc}); nothing added.") from None
+    return Extracted(text=text, title=(meta.title if meta else None) or None,
+                     author=(meta.author if meta else None) or None)
+
+
+def _from_docx(data: bytes) -> Extracted:
+    import zipfile
+
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise IntakeError(f"That Word file cannot be read ({exc}); nothing added.") from None
+    text = "\n\n".join(p.text for p in document.paragraphs if p.text.strip())
+    core = document.core_properties
+    published = core.created.date().isoformat() if core.created else None
+    return Extracted(text=text, title=core.title or None, author=core.author or None,
+                     published=published)
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:4096]:
+        raise IntakeError("The file looks binary, not text; nothing added.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IntakeError("The file is not UTF-8 text; save it as UTF-8 and add it again.") \
+            from None
+
+
+# -- storing ----------------------------------------------------------------------------------
+
+
+def body_hash(text: str) -> str:
+    """The content hash duplicates are found by: the words, whatever the file format."""
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()
+
+
+def _slug(text: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return words[:60].rstrip("-") or "article"
+
+
+def write_atomically(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``folder/name`` whole or not at all: a hidden temp file (ignored by the loader)
+    renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".adding-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        target = folder / name
+        os.replace(tmp, target)
+        return target
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def as_markdown(found: Extracted) -> bytes:
+    meta = {k: v for k, v in (("title", found.title), ("outlet", found.outlet),
+                              ("author", found.author), ("published", found.published),
+                              ("url", found.url)) if v}
+    head = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=1000)
+    return f"---\n{head}---\n\n{found.text.strip()}\n".encode()
+
+
+class Intake:
+    """Adds articles to the corpus and the index. One at a time: a second waits."""
+
+    def __init__(self, answerer: Answerer, corpus_dir: Path, *, max_bytes: int = MAX_BYTES,
+                 timeout: float = TIMEOUT_S) -> None:
+        import threading
+
+        self.answerer = answerer
+        self.corpus_dir = Path(corpus_dir)
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    def add_url(self, url: str) -> Added:
+        data, content_type, final = fetch(url, max_bytes=self.max_bytes, timeout=self.timeout)
+        path = urlsplit(final).path
+        kind = kind_of(path if Path(path).suffix.lower() in FILE_KINDS else None,
+                       content_type or "text/html")
+        return self.add(extract(data, kind, url=final, name=None))
+
+    def add_file(self, data: bytes, name: str, content_type: str | None = None) -> Added:
+        if len(data) > self.max_bytes:
+            raise IntakeError(too_large(len(data), self.max_bytes))
+        return self.add(extract(data, kind_of(name, content_type), name=name))
+
+    def add(self, found: Extracted) -> Added:
+        digest = body_hash(found.text)
+        with self._lock:
+            for source in self.answerer.sources():
+                if body_hash(source.article.body) == digest:
+                    raise IntakeError(f"Already in the dossier: “{source.article.label}” has the "
+                                      "same text; nothing added.")
+            if not self.corpus_dir.is_dir():
+                raise IntakeError(f"The corpus folder {self.corpus_dir} does not exist; ask an "
+                                  "admin to check DOSSIER_CORPUS_DIR.")
+            name = f"{_slug(found.title or 'article')}-{digest[:8]}.md"
+            path = write_atomically(inbox_dir(self.corpus_dir), name, as_markdown(found))
+            log.info("intake: stored %s; rebuilding the index", path)
+            try:
+                self.answerer.rebuild(self.corpus_dir)
+            except Exception:
+                path.unlink(missing_ok=True)  # not indexed: not half-added either
+                raise
+        stored = next((s for s in self.answerer.sources() if s.article.id == path.stem), None)
+        if stored is None:
+            path.unlink(missing_ok=True)
+            raise IntakeError("The article was stored but could not be indexed; nothing added.")
+        return Added(path=path, title=stored.article.title or found.title or path.stem,
+                     outlet=stored.article.outlet, published=stored.article.published,
+                     passages=stored.passages)
