@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-from bot import discord_render, slack_render
 from bot.answer import Answer, Quote
+from bot.discord import render as discord_render
 from bot.render import answer_to_json, neutralise, render_sources_text, render_text
+from bot.slack import render as slack_render
 from index.model import Article
 
 RLO, PDF, ZWSP, ZWJ, LRI, BOM = "\u202e", "\u202c", "\u200b", "\u200d", "\u2066", "\ufeff"
