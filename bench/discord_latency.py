@@ -50,7 +50,7 @@ async def measure(settings: Settings, runs: int) -> dict[str, object]:
             to_answer: list[float] = []
             to_defer: list[float] = []
             for n in range(runs + 1):  # the first run loads the model: not counted
-                ask = fake.slash("ask", {"question": QUESTIONS[n % len(QUESTIONS)]})
+                ask = fake.slash("dossier ask", {"question": QUESTIONS[n % len(QUESTIONS)]})
                 started = time.perf_counter()
                 await fake.dispatch("INTERACTION_CREATE", ask)
                 sent = await fake.wait_for(

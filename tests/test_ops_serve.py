@@ -157,7 +157,7 @@ class World:
         assert status == 200
 
     def slash(self, question: str) -> dict[str, Any]:
-        payload = self.loop.call(lambda: self.discord.slash("ask", {"question": question}))
+        payload = self.loop.call(lambda: self.discord.slash("dossier ask", {"question": question}))
         assert self.loop.run(self.discord.dispatch("INTERACTION_CREATE", payload))
         return payload
 
