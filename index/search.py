@@ -96,10 +96,12 @@ class Retriever:
 
     def widened(self, max_quotes: int) -> Retriever:
         """The same ranker (sharing the index and caches) quoting up to ``max_quotes``
-        windows however far below the best: the pool "more" and "next" draw on."""
+        windows, reaching down to a quarter of an answer's own floor: the pool "more" and
+        "next" draw on (bounded, so "More quotes" runs out once the relevant ones are shown).
+        """
         wide = copy.copy(self)
         wide.max_quotes = max_quotes
-        wide._model = dataclasses.replace(self.model, quote_ratio=0.0)
+        wide._model = dataclasses.replace(self.model, quote_ratio=self.model.quote_ratio / 4)
         return wide
 
     def search(self, question: str) -> SearchResult:
