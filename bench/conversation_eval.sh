@@ -5,8 +5,14 @@ PY=${PYTHON:-python}
 run() { $PY -c 'from bot.cli import main; main()' "$@"; }
 for f in bench/questions/conversations/*.standalone.jsonl; do
   name=$(basename "$f" .standalone.jsonl)
-  if [ "$name" = bundled ]; then corpus=corpus; else corpus=../shared/eval/dossiers/$name/corpus; fi
-  idx=/tmp/chat-eval/$name
+  # INDEX_ROOT=.dossier/eval reuses the indexes `dossier-bot eval DOSSIERS dev_questions.jsonl` built
+  idx=${INDEX_ROOT:-/tmp/chat-eval}/$name
+  if [ "$name" = bundled ]; then
+    corpus=corpus
+    [ -z "${INDEX_ROOT:-}" ] || idx=$INDEX_ROOT/dev_questions
+  else
+    corpus=../shared/eval/dossiers/$name/corpus
+  fi
   [ -d "$idx" ] || run index build --corpus "$corpus" --index "$idx" >/dev/null 2>&1 || run index build "$corpus" --index "$idx" >/dev/null
   conv=$(run eval bench/questions/conversations/$name.jsonl --index "$idx" --corpus "$corpus" --json)
   alone=$(run eval "$f" --index "$idx" --corpus "$corpus" --json)
