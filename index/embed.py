@@ -165,6 +165,10 @@ class SentenceTransformerEmbedder:
     def max_tokens(self) -> int:
         return int(self._model.max_seq_length)
 
+    def vocabulary(self) -> dict[str, int]:
+        """Word piece -> id (the ranker leaves punctuation and stop-word pieces out)."""
+        return self._model.tokenizer.get_vocab()
+
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

@@ -140,14 +140,12 @@ class IndexStats:
 
 
 def _function_pieces(embedder) -> set[int]:
+    """Word pieces late interaction leaves out: punctuation and stop words. An embedder
+    without a word-piece vocabulary (a test double) leaves nothing out."""
     vocab_of = getattr(embedder, "vocabulary", None)
-    if callable(vocab_of):
-        vocab = vocab_of()
-    else:
-        tokenizer = getattr(getattr(embedder, "_model", None), "tokenizer", None)
-        if tokenizer is None:
-            return set()
-        vocab = tokenizer.get_vocab()
+    if not callable(vocab_of):
+        return set()
+    vocab = vocab_of()
     skip = {i for tok, i in vocab.items() if not re.search(r"\w", tok)}
     skip |= {vocab[w] for w in STOPWORDS if w in vocab}
     return skip

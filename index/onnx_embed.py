@@ -29,7 +29,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -222,10 +221,10 @@ class OnnxEmbedder:
         self.batch_size = batch_size
         self._runner = _Runner(self.info)
         self._tok = _tokenizer(self.info)
-        # index.search reads the word-piece vocabulary as `embedder._model.tokenizer
-        # .get_vocab()` (sentence-transformers' attribute path), to leave out punctuation and
-        # stop-word pieces; tokenizers.Tokenizer answers get_vocab() the same way.
-        self._model = SimpleNamespace(tokenizer=self._tok)
+
+    def vocabulary(self) -> dict[str, int]:
+        """Word piece -> id (the ranker leaves punctuation and stop-word pieces out)."""
+        return self._tok.get_vocab()
 
     @classmethod
     def packaged(cls) -> OnnxEmbedder:

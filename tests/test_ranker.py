@@ -54,6 +54,13 @@ def test_features_are_named_columns_with_sane_ranges(retriever):
     assert (fm.column("window_cover") >= fm.column("sentence_cover") - 1e-6).all()
 
 
+def test_late_interaction_leaves_out_punctuation_and_stop_word_pieces(retriever, embedder):
+    vocab = embedder.vocabulary()
+    skip = retriever.stats.skip_pieces
+    assert {vocab["the"], vocab["?"]} <= skip
+    assert vocab["china"] not in skip
+
+
 def test_the_question_s_unknown_content_is_measured_against_the_dossier(retriever):
     unknown = retriever.stats.question("Who won the Champions League final in Istanbul?")
     known = retriever.stats.question("What did China's embassy say about Russia?")
