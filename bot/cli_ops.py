@@ -141,7 +141,7 @@ def watch_cmd(corpus: Path | None, index_dir: Path | None, as_json: bool,
         echo_build_report(build(), settings.corpus_dir, as_json=as_json)
 
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     run_build()
     if not as_json:
