@@ -331,9 +331,10 @@ class SlackBot:
             question = str(data.get("q") or "")
             quotes = self._quotes_from_refs(data.get("k") or [])
         try:
-            self.feedback.record(platform=PLATFORM, user_id=user, question=question,
-                                 quotes=quotes, vote=vote)
-            text = f"Thanks, your {'👍' if vote > 0 else '👎'} was recorded."
+            before = self.feedback.record(platform=PLATFORM, user_id=user, question=question,
+                                          quotes=quotes, vote=vote,
+                                          answer_key=_answer_key(body, data, question))
+            text = _vote_thanks(vote, before)
         except Exception:
             log.exception("recording feedback failed")
             text = "Sorry, your vote could not be recorded; please try again later."
@@ -737,3 +738,23 @@ def run(settings: Settings, answerer: Answerer, *, http: bool, port: int,
         pass
     finally:
         service.stop()
+
+
+def _answer_key(body: dict, data: dict, question: str) -> str:
+    """What names the answer voted on, the same for every click on it: the answer's id from
+    the button (shared by its 👍 and 👎), else the message it sits in, else its question."""
+    if data.get("id"):
+        return f"answer:{data['id']}"
+    container = body.get("container") or {}
+    if container.get("message_ts"):
+        return f"message:{container.get('channel_id')}:{container['message_ts']}"
+    return f"question:{question}"
+
+
+def _vote_thanks(vote: int, before: int | None) -> str:
+    mark = "👍" if vote > 0 else "👎"
+    if before is None:
+        return f"Thanks, your {mark} was recorded."
+    if before == vote:
+        return f"Your {mark} on this answer was already recorded; it counts once."
+    return f"Thanks, your vote is now {mark} (it replaces your earlier one)."
