@@ -12,6 +12,7 @@ import html
 import io
 import json
 import logging
+import os
 import re
 import secrets
 import threading
@@ -111,6 +112,7 @@ logging.getLogger("slack_bolt.RequestVerification").addFilter(_NoRequestBodies()
 # answering and posting happen here, so enough of them that a few slow Web API calls
 # (each up to the client's 15 s timeout) delay nobody else's answer.
 LISTENER_WORKERS = 32
+SEARCH_SLOTS = max(2, min(4, os.cpu_count() or 2))  # questions searched at once
 # Connections the kernel queues while every HTTP thread is busy (socketserver's default is 5:
 # a burst of 20 events lost some to TCP resets).
 HTTP_BACKLOG = 1024
@@ -210,6 +212,10 @@ class SlackBot:
     seen: _Seen = field(default_factory=_Seen)
     answers: _Answers = field(default_factory=_Answers)
     service: QuestionService | None = None
+    # Searching is CPU work: more at once than there are cores only slows every one and
+    # starves the threads that acknowledge requests. Posting (I/O) is not limited by this.
+    searching: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(SEARCH_SLOTS))
 
     def __post_init__(self) -> None:
         if self.service is None:
@@ -411,7 +417,8 @@ class SlackBot:
                shareable: bool = False, conversation: str | None = None) -> None:
         """Answer one question: limits, then the answer, then errors as a short message."""
         try:
-            reply = self.service.ask(question, user=user, conversation=conversation)
+            with self.searching:
+                reply = self.service.ask(question, user=user, conversation=conversation)
         except Exception:
             log.exception("answering a Slack question failed")
             private(render.notice(ERROR_TEXT))
@@ -456,7 +463,8 @@ class SlackBot:
                                                "replace_original": False})
 
         try:
-            reply = self.service.more(conversation, user=user)
+            with self.searching:
+                reply = self.service.more(conversation, user=user)
         except Exception:
             log.exception("showing more quotes failed")
             private(render.notice(ERROR_TEXT))
