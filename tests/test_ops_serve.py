@@ -34,6 +34,13 @@ OFF_TOPIC = "What is a good recipe for sourdough bread?"
 T = TypeVar("T")
 
 
+def bot_command() -> list[str]:
+    """The installed entry point; in a worktree without its own .venv, this interpreter."""
+    if DOSSIER_BOT.exists():
+        return [str(DOSSIER_BOT)]
+    return [sys.executable, "-c", "from bot.cli import main; main()"]
+
+
 class HoldingSlack(FakeSlack):
     """Holds ``chat.postMessage`` answers while ``hold`` is set, until ``release``."""
 
@@ -142,11 +149,8 @@ class World:
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         self._log = self.log_path.open("wb")
-        # The installed entry point; in a worktree without its own .venv, this interpreter.
-        command = [str(DOSSIER_BOT)] if DOSSIER_BOT.exists() else [
-            sys.executable, "-c", "from bot.cli import main; main()"]
         env = {**self.env, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen([*command, "serve", *args], env=env,
+        self.proc = subprocess.Popen([*bot_command(), "serve", *args], env=env,
                                      cwd=self.tmp, stdout=self._log, stderr=subprocess.STDOUT)
         return self.proc
 
@@ -294,7 +298,8 @@ def test_serve_refuses_to_start_with_a_clear_message(tmp_path: Path, args: tuple
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("DOSSIER_", "SLACK_", "DISCORD_"))}
     (tmp_path / "corpus").mkdir()
-    result = subprocess.run([str(DOSSIER_BOT), "serve", *args], env={**clean, **env},
+    result = subprocess.run([*bot_command(), "serve", *args],
+                            env={**clean, **env, "PYTHONPATH": str(REPO)},
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert expected in result.stderr
