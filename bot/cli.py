@@ -17,11 +17,25 @@ from bot.config import ConfigError, Settings
 log = logging.getLogger("dossier_bot")
 
 
+# Exit statuses, the same for every command (README "Exit status"): scripts branch on them.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the command could not do its work: no index, no model, a bad config
+EXIT_USAGE = 2  # the command line or its input is wrong (click uses 2 for usage errors too)
+
+
 class Failure(click.ClickException):
     """A one-line error for the user (no traceback), exit status 1."""
 
+    exit_code = EXIT_FAILURE
+
     def show(self, file=None) -> None:
         click.echo(f"Error: {self.message}", err=True)
+
+
+class BadInput(Failure):
+    """Input the command cannot use (an empty question): exit status 2, like a usage error."""
+
+    exit_code = EXIT_USAGE
 
 
 @contextmanager
@@ -91,18 +105,28 @@ def index_build(corpus: Path | None, index_dir: Path | None, as_json: bool) -> N
         live = make_live_index(settings)
         with embedding_progress(enabled=not as_json) as progress:
             report = _build(live, settings, progress)
+    echo_build_report(report, settings.corpus_dir, as_json=as_json)
+
+
+def echo_build_report(report, corpus_dir: Path, *, as_json: bool) -> None:
+    """The one report of a build, for `index build` and every rebuild of `index watch`:
+    skipped files and an empty corpus on stderr, the figures (or one JSON object) on stdout."""
     for p in report.problems:
         click.echo(f"Skipped {p.path}: {p.reason}", err=True)
+    if not report.articles:
+        # An index of nothing answers every question with "not covered": say why, loudly.
+        click.echo(f"Warning: no articles in {corpus_dir}; the index is empty. Put articles "
+                   "(.md, .txt, .html, .pdf) in it and build again.", err=True)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
-        return
-    if not report.changed:
+    elif not report.changed:
         click.echo(f"Index is up to date: {report.articles} articles, {report.chunks} passages "
                    f"({report.seconds:.2f} s).")
     else:
         click.echo(f"Indexed {report.articles} articles, {report.chunks} passages: "
                    f"{report.added} added, {report.updated} changed, {report.removed} removed, "
                    f"{report.embedded} passages embedded in {report.seconds:.1f} s.")
+    sys.stdout.flush()
 
 
 def _build(live, settings: Settings, progress):
@@ -117,7 +141,10 @@ def _build(live, settings: Settings, progress):
 @index_option
 @json_option
 def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> None:
-    """Show what the index holds and which corpus files changed since the last build."""
+    """Show what the index holds and which corpus files changed since the last build.
+
+    Exits 1 when there is no index yet (the JSON object is printed all the same).
+    """
     from bot.status import index_status as compute
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
@@ -125,10 +152,13 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
         status = compute(settings.corpus_dir, settings.index_dir)
     if as_json:
         click.echo(json.dumps(status))
+        if not status["built"]:
+            sys.exit(EXIT_FAILURE)
         return
     if not status["built"]:
-        click.echo(f"No index at {settings.index_dir}. Build it with `dossier-bot index build`.")
-        return
+        click.echo(f"No index at {settings.index_dir}. Build it with `dossier-bot index build`.",
+                   err=True)
+        sys.exit(EXIT_FAILURE)
     click.echo(f"Index:     {settings.index_dir} (generation {status['generation']})")
     click.echo(f"Built:     {status['built_at']}")
     click.echo(f"Model:     {status['model']}")
@@ -158,11 +188,19 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
     the same ID are one conversation, in order, and later ones are read as follow-ups
     ("what did he say next?", "and Beijing?", "why?").
     """
+    from bot.answer import Answer, question_problem
     from bot.conversation import ConversationalAnswerer
     from bot.render import answer_to_json, render_text
     from bot.runtime import make_answerer
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
+    problem = None if question == "-" else question_problem(question)
+    if problem:
+        # Checked before the model loads (seconds): bad input is answered at once, exit 2.
+        if as_json:
+            click.echo(json.dumps(answer_to_json(Answer(question=question, reason=problem)),
+                                  ensure_ascii=False))
+        raise BadInput(problem)
     with friendly_errors():
         plain = make_answerer(settings)
         answerer = ConversationalAnswerer(plain)

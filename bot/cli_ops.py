@@ -34,14 +34,17 @@ def check_config(env: dict[str, str] | None = None) -> dict[str, Any]:
     except ConfigError as exc:
         problems.extend(exc.problems)
     shown = settings.masked() if settings else {}
+    typed = settings.typed() if settings else {}
     variables = []
     for var in VARIABLES:
         raw = (env.get(var.name) or "").strip()
         if settings is not None:
-            value = shown[var.field]
+            value, text = typed[var.field], shown[var.field]
         else:  # the settings did not load: show what was given, secrets still masked
-            value = mask(raw) if var.secret else (raw or "(default)")
-        variables.append({"name": var.name, "field": var.field, "value": value,
+            value = (mask(raw) if var.secret else raw) if raw else None
+            text = mask(raw) if var.secret else (raw or "(default)")
+        # "value" is typed (JSON true/8080/null); "shown" is the line `config check` prints.
+        variables.append({"name": var.name, "field": var.field, "value": value, "shown": text,
                           "source": _source(var.name) if raw else "default",
                           "secret": var.secret, "help": var.help})
     platforms: list[str] = []
@@ -95,7 +98,7 @@ def config_check(as_json: bool) -> None:
         click.echo(f".env: {report['env_file'] or '(none found; environment only)'}")
         width = max(len(v["name"]) for v in report["variables"])
         for v in report["variables"]:
-            click.echo(f"  {v['name']:<{width}}  {v['value']:<28} {v['source']}")
+            click.echo(f"  {v['name']:<{width}}  {v['shown']:<28} {v['source']}")
         click.echo(f"platforms: {', '.join(report['platforms']) or '(none)'}")
         for w in report["warnings"]:
             click.echo(f"warning: {w}")
@@ -132,19 +135,13 @@ def watch_cmd(corpus: Path | None, index_dir: Path | None, as_json: bool,
                                    "create it or pass --corpus DIR.")
     build = _index_builder(settings)
 
+    from bot.cli import echo_build_report
+
     def run_build(_paths: object = None) -> None:
-        report = build()
-        if as_json:
-            click.echo(json.dumps(report.as_dict()), nl=True)
-        else:
-            d = report.as_dict()
-            click.echo(f"indexed {d['articles']} articles, {d['chunks']} passages "
-                       f"({d['embedded']} embedded, {d['removed']} removed) in "
-                       f"{d['seconds']:.2f}s")
-        sys.stdout.flush()
+        echo_build_report(build(), settings.corpus_dir, as_json=as_json)
 
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     run_build()
     if not as_json:

@@ -37,7 +37,7 @@ def serve(ctx: click.Context, **options: Any) -> None:
 
     Slack is served when SLACK_BOT_TOKEN is set (Socket Mode with SLACK_APP_TOKEN, else
     HTTP on DOSSIER_SLACK_PORT with SLACK_SIGNING_SECRET), Discord when DISCORD_TOKEN is
-    set. SIGTERM or Ctrl-C stops taking questions, answers those in flight, and exits 0.
+    set. SIGTERM, SIGHUP or Ctrl-C stops taking questions, answers those in flight, and exits 0.
     """
     ctx.ensure_object(dict)
     ctx.obj["serve_options"] = options

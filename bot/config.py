@@ -167,6 +167,22 @@ class Settings:
                 out[f.name] = "(default)" if value is None else str(value)
         return out
 
+    def typed(self) -> dict[str, object]:
+        """The effective configuration as JSON values (booleans, numbers, lists, null for
+        unset), secrets masked, for ``config check --json``: scripts compare, not parse."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.SECRET_FIELDS:
+                out[f.name] = mask(value) if value else None
+            elif isinstance(value, frozenset):
+                out[f.name] = sorted(value)
+            elif isinstance(value, Path):
+                out[f.name] = str(value)
+            else:
+                out[f.name] = value
+        return out
+
     def require_platform(self, platform: str, *, http: bool | None = None) -> None:
         """Raise ConfigError naming every variable ``platform`` still needs."""
         missing: list[str] = []

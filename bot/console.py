@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from bot.answer import Answer, Answerer
 from bot.config import Settings
 from bot.conversation import ConversationalAnswerer, Conversations
 from bot.render import render_sources_text, render_text
+
+log = logging.getLogger(__name__)
 
 HELP = """Ask a question about the dossier in plain words, e.g.
   Did China agree to send weapons to Russia?
@@ -96,17 +103,67 @@ def _plain_lines() -> Iterator[str]:
         yield line.rstrip("\n")
 
 
-def _prompt_lines(settings: Settings) -> Iterator[str]:
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
+def history_candidates(settings: Settings) -> list[Path]:
+    """Where the chat history may be kept, best first: beside the index, then the user's
+    state folder. In a read-only container (compose's ``read_only: true``) neither may be
+    writable; the history is then kept in memory for the session."""
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return [Path(settings.index_dir).parent / "chat_history",
+            state / "dossier-bot" / "chat_history"]
 
-    history_path = Path(settings.index_dir).parent / "chat_history"
-    try:
-        history_path.parent.mkdir(parents=True, exist_ok=True)
-        history = FileHistory(str(history_path))
-    except OSError:
-        history = InMemoryHistory()
-    session: PromptSession[str] = PromptSession(history=history)
+
+def make_history(candidates: Iterable[Path]) -> History:
+    """A prompt_toolkit history on the first path that can be written, else in memory."""
+    for path in candidates:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Opening for append is the real test (a read-only file system refuses it even
+            # to root); it creates nothing but the file the history needs anyway.
+            with open(path, "ab"):
+                pass
+        except OSError as exc:
+            log.debug("chat history cannot be kept at %s: %s", path, exc)
+            continue
+        return _TolerantFileHistory(path)
+    log.info("chat history is kept in memory only (no writable place for it)")
+    return InMemoryHistory()
+
+
+class _TolerantFileHistory(FileHistory):
+    """A FileHistory whose failures to read or write (disk full, file system remounted
+    read-only) are logged once and otherwise ignored: the history is a convenience and must
+    never break the chat. Lines stay in memory for the session either way."""
+
+    def __init__(self, filename: Path) -> None:
+        super().__init__(str(filename))
+        self._warned = False
+
+    def load_history_strings(self) -> Iterable[str]:
+        try:
+            return list(super().load_history_strings())
+        except OSError as exc:
+            self._warn(exc)
+            return []
+
+    def store_string(self, string: str) -> None:
+        try:
+            super().store_string(string)
+        except OSError as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("chat history not saved to %s (%s); kept in memory only",
+                        self.filename, exc)
+
+
+def _prompt_lines(settings: Settings, **session_options: Any) -> Iterator[str]:
+    """Lines typed at the prompt; ``session_options`` (input, output) are for tests."""
+    from prompt_toolkit import PromptSession
+
+    session: PromptSession[str] = PromptSession(
+        history=make_history(history_candidates(settings)), **session_options)
     while True:
         try:
             yield session.prompt("ask> ")

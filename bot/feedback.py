@@ -1,4 +1,10 @@
-"""Votes on answers (👍/👎 from Slack and Discord), kept in one SQLite file."""
+"""Votes on answers (👍/👎 from Slack and Discord), kept in one SQLite file.
+
+One vote per user per answer: a user who presses 👎 twenty times has voted once, and one
+who changes their mind has the latest vote counted. The answer is named by ``answer_key``
+(the platform's message or answer id); rows from before the key existed keep a NULL key,
+which SQLite's unique index lets repeat, so old databases open unchanged.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +24,12 @@ CREATE TABLE IF NOT EXISTS feedback (
     user_id TEXT NOT NULL,
     question TEXT NOT NULL,
     quotes TEXT NOT NULL,
-    vote INTEGER NOT NULL CHECK (vote IN (-1, 1))
+    vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    answer_key TEXT
 )
 """
+_ONE_VOTE = ("CREATE UNIQUE INDEX IF NOT EXISTS feedback_one_vote"
+             " ON feedback (platform, user_id, answer_key)")
 
 
 @dataclass(frozen=True)
@@ -51,20 +60,34 @@ class FeedbackStore:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
+            if "answer_key" not in columns:  # a database from before one-vote-per-user
+                db.execute("ALTER TABLE feedback ADD COLUMN answer_key TEXT")
+            db.execute(_ONE_VOTE)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
 
     def record(self, *, platform: str, user_id: str, question: str,
-               quotes: Sequence[dict], vote: int) -> None:
+               quotes: Sequence[dict], vote: int, answer_key: str | None = None) -> int | None:
+        """Record ``user_id``'s vote on the answer ``answer_key`` (latest counts). Returns
+        the vote it replaced (None: a first vote). Without a key the answer is named by its
+        question, so repeated votes still count once."""
         if vote not in (-1, 1):
             raise ValueError("vote must be 1 (👍) or -1 (👎)")
+        key = answer_key if answer_key is not None else f"question:{question}"
         with self._lock, self._connect() as db:
+            before = db.execute(
+                "SELECT vote FROM feedback WHERE platform = ? AND user_id = ? AND answer_key = ?",
+                (platform, user_id, key)).fetchone()
             db.execute(
-                "INSERT INTO feedback (at, platform, user_id, question, quotes, vote)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), platform, user_id, question, json.dumps(list(quotes)), vote),
+                "INSERT INTO feedback (at, platform, user_id, question, quotes, vote, answer_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (platform, user_id, answer_key) DO UPDATE SET"
+                " at = excluded.at, vote = excluded.vote, quotes = excluded.quotes",
+                (time.time(), platform, user_id, question, json.dumps(list(quotes)), vote, key),
             )
+        return before[0] if before else None
 
     def votes(self) -> list[Vote]:
         with self._connect() as db:

@@ -141,6 +141,11 @@ class ObservedAnswerer:
             "question_id": question_digest(question), **fields})
 
 
+# SIGHUP (a closed terminal, `kill -HUP`, some supervisors' "reload") drains like SIGTERM:
+# the bot holds no configuration it could reload in place, and dying on it lost answers.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 class _StopLoading(BaseException):
     """SIGTERM while the model loads: nothing is in flight yet, so just leave.
 
@@ -215,7 +220,7 @@ class Server:
             self.readiness.expect(platform)
         # Until the event loop takes over, SIGTERM/Ctrl-C just end the start-up.
         previous = {sig: signal.signal(sig, _stop_loading)
-                    for sig in (signal.SIGTERM, signal.SIGINT) if self.install_signals}
+                    for sig in STOP_SIGNALS if self.install_signals}
         try:
             try:
                 self.health = HealthServer(self.settings.health_host, self.settings.health_port,
@@ -259,7 +264,7 @@ class Server:
             shutdown.set()
 
         if self.install_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, on_signal, sig)
 
         gates = {p: Gate() for p in self.platforms}

@@ -171,7 +171,13 @@ def test_config_check_masks_secrets_and_reports_sources(clean_env: dict[str, str
     assert by_name["SLACK_SIGNING_SECRET"]["source"] == ".env"
     assert by_name["SLACK_BOT_TOKEN"]["source"] == "env"
     assert by_name["DOSSIER_HEALTH_PORT"] == {**by_name["DOSSIER_HEALTH_PORT"],
-                                              "value": "8080", "source": "default"}
+                                              "value": 8080, "source": "default"}
+    assert by_name["DOSSIER_WATCH"]["value"] is False
+    assert by_name["DOSSIER_SHUTDOWN_GRACE"]["value"] == 25.0
+    assert by_name["DOSSIER_EMBED_MODEL"]["value"] is None
+    assert by_name["SLACK_APP_TOKEN"]["value"] is None
+    assert by_name["DOSSIER_ADMINS"]["value"] == ["U1"]
+    assert by_name["SLACK_BOT_TOKEN"]["value"].startswith("xoxb-****")
     text = CliRunner().invoke(config_group, ["check"]).output
     for secret in (BOT_TOKEN, DISCORD, SIGNING):
         assert secret not in result.output and secret not in text

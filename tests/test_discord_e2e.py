@@ -310,16 +310,26 @@ def test_feedback_buttons_record_one_vote_per_person(answerer: Answerer,
             await fake.dispatch("INTERACTION_CREATE", ask)
             answer_message = (await fake.wait_for(lambda: followups(fake, ask)))[0].message
 
-            for _ in range(2):
+            for _ in range(20):
                 click = fake.click(answer_message, "dossier:vote:down", user=fake.admin)
                 await fake.dispatch("INTERACTION_CREATE", click)
                 [ack] = await fake.wait_for(lambda c=click: fake.sent_for(c))
                 assert ack.body["type"] == 4 and ack.body["data"]["flags"] & 64
             assert "already" in ack.body["data"]["content"]
 
+            # Twenty identical votes count once, in the store (it survives a restart).
             votes = FeedbackStore(bot.settings.feedback_path).votes()
             assert [(v.platform, v.user_id, v.vote) for v in votes] == [
                 ("discord", fake.admin["id"], -1)]
+
+            # A change of mind replaces the vote: the latest counts.
+            click = fake.click(answer_message, "dossier:vote:up", user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", click)
+            [ack] = await fake.wait_for(lambda c=click: fake.sent_for(c))
+            assert "now 👍" in ack.body["data"]["content"]
+            summary = FeedbackStore(bot.settings.feedback_path).summary()
+            assert (summary.total, summary.up, summary.down) == (1, 1, 0)
+            votes = FeedbackStore(bot.settings.feedback_path).votes()
             assert votes[0].question == ON_TOPIC
             expected = answerer.ask(ON_TOPIC)
             assert [(q["text"], q["start"], q["article"]["path"]) for q in votes[0].quotes] == [

@@ -216,6 +216,25 @@ def test_vote_is_recorded_with_question_quotes_and_user(bot: Bot, answerer) -> N
     assert bot.feedback.summary().down == 1
 
 
+def test_twenty_identical_votes_count_once_and_the_latest_counts(bot: Bot, tmp_path) -> None:
+    bot.command("/ask", QUESTION)
+    [reply] = bot.fake.wait_for("response_url")
+    down = next(b for b in reply.buttons() if b["action_id"] == ACTION_DOWN)
+    up = next(b for b in reply.buttons() if b["action_id"] == ACTION_UP)
+    for _ in range(20):
+        assert bot.click(down, user="U0VOTER")[0] == 200
+    bot.click(down, user="U0OTHER")  # another user's vote is their own
+    texts = [r.text for r in bot.fake.wait_for("response_url", 22)[1:]]
+    assert sum("was recorded" in t for t in texts) == 2  # once each user
+    assert sum("already recorded" in t for t in texts) == 19
+    summary = FeedbackStore(bot.feedback.path).summary()  # as persisted, not in memory
+    assert (summary.total, summary.down) == (2, 2)
+    bot.click(up, user="U0VOTER")
+    assert "now 👍" in bot.fake.wait_for("response_url", 23)[-1].text
+    summary = FeedbackStore(bot.feedback.path).summary()
+    assert (summary.total, summary.up, summary.down) == (2, 1, 1)
+
+
 def test_vote_after_a_restart_is_still_recorded_from_the_button(
         fake: FakeSlack, tmp_path: Path, answerer) -> None:
     first = start_bot(fake, tmp_path, answerer)

@@ -168,8 +168,6 @@ class DossierBot(discord.Client):
         self.tree.on_error = self._on_command_error
         for command in _commands(self):
             self.tree.add_command(command)
-        # (message id, user id) → vote, so repeated presses do not stack up in the store.
-        self._votes: OrderedDict[tuple[int, int], int] = OrderedDict()
         # The bot's answer message id → its conversation, so a reply to an answer continues
         # it (a reply chain outside threads). Bounded like the conversations themselves.
         self._answered: OrderedDict[int, str] = OrderedDict()
@@ -452,31 +450,26 @@ class DossierBot(discord.Client):
         message = interaction.message
         if message is None:
             return
-        key = (message.id, interaction.user.id)
-        if key in self._votes:
-            await interaction.response.send_message(
-                "Your vote on this answer is already recorded.", ephemeral=True,
-                allowed_mentions=NO_PINGS)
-            return
         question, located = read_back(message)
         try:
             articles = [s.article for s in await asyncio.to_thread(self.answerer.sources)]
             quotes = quote_records(located, articles)
-            await asyncio.to_thread(self.feedback.record, platform=PLATFORM,
-                                    user_id=str(interaction.user.id), question=question,
-                                    quotes=quotes, vote=vote)
+            # One vote per user per answer message, persisted; the latest counts.
+            before = await asyncio.to_thread(
+                self.feedback.record, platform=PLATFORM, user_id=str(interaction.user.id),
+                question=question, quotes=quotes, vote=vote, answer_key=f"message:{message.id}")
         except Exception:
             log.exception("discord: recording a vote failed")
             await interaction.response.send_message(
                 "Sorry, your vote could not be recorded; please try again.", ephemeral=True,
                 allowed_mentions=NO_PINGS)
             return
-        self._votes[key] = vote
-        while len(self._votes) > 10_000:
-            self._votes.popitem(last=False)
-        await interaction.response.send_message(
-            f"Thanks — your {'👍' if vote > 0 else '👎'} is recorded.", ephemeral=True,
-            allowed_mentions=NO_PINGS)
+        mark = "👍" if vote > 0 else "👎"
+        text = (f"Thanks — your {mark} is recorded." if before is None else
+                f"Your {mark} on this answer is already recorded; it counts once."
+                if before == vote else f"Thanks — your vote is now {mark} (it replaces the "
+                "earlier one).")
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 def _conversation_id(*parts: object) -> str:
@@ -575,7 +568,7 @@ def run(settings: Settings, answerer: Answerer) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError):  # not on Windows
                 loop.add_signal_handler(sig, stop.set)
         await serve_discord(settings, answerer, stop)

@@ -6,8 +6,13 @@ Every listener acknowledges first and answers afterwards on Bolt's listener thre
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
+import io
+import json
 import logging
+import os
 import re
 import secrets
 import threading
@@ -18,6 +23,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App, BoltResponse
@@ -30,6 +36,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
 )
 from slack_sdk.webhook import WebhookClient
 
@@ -85,10 +92,38 @@ class _DropSameTokenWarning(logging.Filter):
 logging.getLogger("slack_bolt.App").addFilter(_DropSameTokenWarning())
 
 
+class _NoRequestBodies(logging.Filter):
+    """Bolt logs the whole body of a request that fails its signature check, at INFO: an
+    unsigned POST could put arbitrary (multi-line, forged-looking) text into the log, and a
+    genuine event failing on clock skew would leak its question. Keep the line, drop the
+    body. (Our own check runs first, so Bolt's normally never fails; this is the backstop.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "body:" in message or "body=" in message:
+            record.msg = message.split("body", 1)[0].rstrip(" ,(") + " (request body not logged)"
+            record.args = None
+        return True
+
+
+logging.getLogger("slack_bolt.RequestVerification").addFilter(_NoRequestBodies())
+
+# Threads that run the listeners: acknowledging is done on the HTTP request's own thread;
+# answering and posting happen here, so enough of them that a few slow Web API calls
+# (each up to the client's 15 s timeout) delay nobody else's answer.
+LISTENER_WORKERS = 32
+SEARCH_SLOTS = max(2, min(4, os.cpu_count() or 2))  # questions searched at once
+# Connections the kernel queues while every HTTP thread is busy (socketserver's default is 5:
+# a burst of 20 events lost some to TCP resets).
+HTTP_BACKLOG = 1024
+
+
 def _retry_handlers() -> list:
-    # 429s are retried after Retry-After; the connection handler covers resets mid-request.
+    # 429s are retried after Retry-After; the connection handler covers resets mid-request;
+    # a 5xx (Slack's own hiccup) is retried after a short back-off instead of losing the answer.
     return [ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3)]
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2)]
 
 
 def make_client(settings: Settings) -> WebClient:
@@ -177,6 +212,10 @@ class SlackBot:
     seen: _Seen = field(default_factory=_Seen)
     answers: _Answers = field(default_factory=_Answers)
     service: QuestionService | None = None
+    # Searching is CPU work: more at once than there are cores only slows every one and
+    # starves the threads that acknowledge requests. Posting (I/O) is not limited by this.
+    searching: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(SEARCH_SLOTS))
 
     def __post_init__(self) -> None:
         if self.service is None:
@@ -331,9 +370,10 @@ class SlackBot:
             question = str(data.get("q") or "")
             quotes = self._quotes_from_refs(data.get("k") or [])
         try:
-            self.feedback.record(platform=PLATFORM, user_id=user, question=question,
-                                 quotes=quotes, vote=vote)
-            text = f"Thanks, your {'👍' if vote > 0 else '👎'} was recorded."
+            before = self.feedback.record(platform=PLATFORM, user_id=user, question=question,
+                                          quotes=quotes, vote=vote,
+                                          answer_key=_answer_key(body, data, question))
+            text = _vote_thanks(vote, before)
         except Exception:
             log.exception("recording feedback failed")
             text = "Sorry, your vote could not be recorded; please try again later."
@@ -377,7 +417,8 @@ class SlackBot:
                shareable: bool = False, conversation: str | None = None) -> None:
         """Answer one question: limits, then the answer, then errors as a short message."""
         try:
-            reply = self.service.ask(question, user=user, conversation=conversation)
+            with self.searching:
+                reply = self.service.ask(question, user=user, conversation=conversation)
         except Exception:
             log.exception("answering a Slack question failed")
             private(render.notice(ERROR_TEXT))
@@ -422,7 +463,8 @@ class SlackBot:
                                                "replace_original": False})
 
         try:
-            reply = self.service.more(conversation, user=user)
+            with self.searching:
+                reply = self.service.more(conversation, user=user)
         except Exception:
             log.exception("showing more quotes failed")
             private(render.notice(ERROR_TEXT))
@@ -566,8 +608,10 @@ def create_slack_app(*, settings: Settings, answerer: Answerer, client: WebClien
     """A Bolt app with the dossier's listeners; calls ``auth.test`` once to learn its bot id."""
     if client is None:
         client = make_client(settings)
-    elif not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
-        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    else:
+        for handler in _retry_handlers():
+            if not any(type(h) is type(handler) for h in client.retry_handlers):
+                client.retry_handlers.append(handler)
     app = App(
         name="dossier-bot",
         client=client,
@@ -576,7 +620,7 @@ def create_slack_app(*, settings: Settings, answerer: Answerer, client: WebClien
         signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
         process_before_response=False,
         listener_executor=listener_executor or ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix="slack-listener"),
+            max_workers=LISTENER_WORKERS, thread_name_prefix="slack-listener"),
     )
     bot = SlackBot(settings=settings, answerer=answerer,
                    feedback=feedback or FeedbackStore(settings.feedback_path),
@@ -603,23 +647,120 @@ def check_settings(settings: Settings, *, http: bool) -> None:
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    request_queue_size = HTTP_BACKLOG
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a raw traceback to stderr (outside the JSON log and the
+        # redactor); a client that hangs up mid-request is not worth more than a debug line.
+        log.debug("Slack HTTP connection from %s failed", client_address[0], exc_info=True)
 
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
+    def get_stderr(self) -> Any:
+        # wsgiref writes errors of the WSGI app here; send them to the log instead.
+        return _LogStream()
 
-def _limit_body(wsgi_app: Callable) -> Callable:
+
+class _LogStream(io.TextIOBase):
+    def write(self, text: str) -> int:
+        if text.strip():
+            log.warning("Slack HTTP server: %s", text.strip()[:500])
+        return len(text)
+
+
+def _plain(status: str, text: str, start_response: Callable) -> list[bytes]:
+    body = json.dumps({"error": text}).encode()
+    start_response(status, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _malformed(body: bytes, content_type: str) -> str | None:
+    """Why a signed body is not a Slack payload (None: it is). Bolt would raise on these
+    and answer 500 with a traceback; they are the sender's mistake, so 400."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    if content_type.startswith("application/json"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return "body is not JSON"
+        return None if isinstance(data, dict) else "body is not a JSON object"
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" in form:
+            try:
+                data = json.loads(form["payload"][0])
+            except ValueError:
+                return "payload is not JSON"
+            if not isinstance(data, dict):
+                return "payload is not a JSON object"
+        elif "command" not in form and "ssl_check" not in form:
+            return "form has neither payload nor command"
+        return None
+    return "unsupported content type"
+
+
+SIGNATURE_MAX_AGE = 300  # seconds, as Slack and Bolt allow: older requests may be replays
+
+
+def signed_by_slack(body: bytes, timestamp: str | None, signature: str | None,
+                    secret: str, *, now: float | None = None) -> bool:
+    """Slack's v0 signature over the raw bytes (before any decoding: a body that is not even
+    UTF-8 is refused as unsigned, not parsed), within the replay window."""
+    if not timestamp or not signature or not secret:
+        return False
+    try:
+        age = abs((time.time() if now is None else now) - int(timestamp))
+    except ValueError:
+        return False
+    if age > SIGNATURE_MAX_AGE:
+        return False
+    base = b"v0:" + timestamp.encode("ascii", "replace") + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode("ascii", "replace"))
+
+
+def _guard(wsgi_app: Callable, signing_secret: str) -> Callable:
+    """In front of Bolt: size limit, then the signature over the raw bytes, then the shape
+    of the body; Bolt sees only signed, well-formed requests. Nothing of a body is ever
+    logged, and any failure is logged through the app's formatter and redactor."""
     def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != EVENTS_PATH:
+            return _plain("404 Not Found", "not found", start_response)
         try:
             size = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            size = MAX_BODY_BYTES + 1
+            size = -1
+        if size < 0:
+            return _plain("400 Bad Request", "bad Content-Length", start_response)
         if size > MAX_BODY_BYTES:
-            start_response("413 Payload Too Large", [("Content-Type", "text/plain")])
-            return [b"Payload Too Large"]
-        return wsgi_app(environ, start_response)
+            return _plain("413 Payload Too Large", "payload too large", start_response)
+        try:
+            body = environ["wsgi.input"].read(size) if size else b""
+            if len(body) != size:
+                return _plain("400 Bad Request", "body shorter than Content-Length",
+                              start_response)
+            if not signed_by_slack(body, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
+                                   environ.get("HTTP_X_SLACK_SIGNATURE"), signing_secret):
+                log.warning("Slack request refused: missing or wrong signature (%d bytes, "
+                            "body not logged)", size, extra={"event": "slack.unsigned"})
+                return _plain("401 Unauthorized", "invalid request", start_response)
+            problem = _malformed(body, environ.get("CONTENT_TYPE") or "")
+            if problem:
+                log.warning("Slack request refused: %s (%d bytes, body not logged)", problem,
+                            size, extra={"event": "slack.malformed"})
+                return _plain("400 Bad Request", problem, start_response)
+            environ["wsgi.input"] = io.BytesIO(body)
+            return wsgi_app(environ, start_response)
+        except Exception:
+            log.exception("Slack request failed", extra={"event": "slack.error"})
+            return _plain("500 Internal Server Error", "internal error", start_response)
 
     return guarded
 
@@ -676,7 +817,8 @@ def start(settings: Settings, answerer: Answerer, *, http: bool, port: int,
     """Start the adapter without blocking: Socket Mode when SLACK_APP_TOKEN is set and not
     ``http``, else an HTTP server for ``/slack/events``. Raises ConfigError for bad tokens."""
     check_settings(settings, http=http)
-    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-listener")
+    executor = ThreadPoolExecutor(max_workers=LISTENER_WORKERS,
+                                  thread_name_prefix="slack-listener")
     try:
         app = create_slack_app(settings=settings, answerer=answerer, client=client,
                                feedback=feedback, limiter=limiter, listener_executor=executor)
@@ -701,7 +843,7 @@ def start(settings: Settings, answerer: Answerer, *, http: bool, port: int,
         log.info("Slack adapter connected in Socket Mode")
         return SlackService(app=app, mode="socket", executor=executor, _socket=handler)
 
-    wsgi = _limit_body(SlackRequestHandler(app, path=EVENTS_PATH))
+    wsgi = _guard(SlackRequestHandler(app, path=EVENTS_PATH), settings.slack_signing_secret or "")
     server = make_server(host, port, wsgi, server_class=_ThreadingWSGIServer,
                          handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -737,3 +879,23 @@ def run(settings: Settings, answerer: Answerer, *, http: bool, port: int,
         pass
     finally:
         service.stop()
+
+
+def _answer_key(body: dict, data: dict, question: str) -> str:
+    """What names the answer voted on, the same for every click on it: the answer's id from
+    the button (shared by its 👍 and 👎), else the message it sits in, else its question."""
+    if data.get("id"):
+        return f"answer:{data['id']}"
+    container = body.get("container") or {}
+    if container.get("message_ts"):
+        return f"message:{container.get('channel_id')}:{container['message_ts']}"
+    return f"question:{question}"
+
+
+def _vote_thanks(vote: int, before: int | None) -> str:
+    mark = "👍" if vote > 0 else "👎"
+    if before is None:
+        return f"Thanks, your {mark} was recorded."
+    if before == vote:
+        return f"Your {mark} on this answer was already recorded; it counts once."
+    return f"Thanks, your vote is now {mark} (it replaces your earlier one)."
