@@ -234,7 +234,15 @@ def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,
             centre = base + p.centre_sentence
             pass_rows.append((first, last, centre))
             pass_texts.append(embedding_text(article, sentences, p.centre_sentence))
+    # Progress is counted in passages, what a user is told the build makes: each passage is
+    # two embeddings (its sentence, with word pieces, and its window).
     total = len(sent_texts) + len(pass_texts)
+    n_passages = len(pass_texts)
+
+    def report(done: int) -> None:
+        if progress:
+            progress(done * n_passages // max(1, total), n_passages)
+
     done = 0
     step = 64
     sent_vecs: list[np.ndarray] = []
@@ -256,15 +264,13 @@ def _prepare(articles: list[Article], embedder: Embedder, params: ChunkParams,
             token_ids.extend(np.zeros(0, np.int32) for _ in batch)
         sent_vecs.append(vecs)
         done += len(batch)
-        if progress:
-            progress(done, total)
+        report(done)
     pass_vecs: list[np.ndarray] = []
     for i in range(0, len(pass_texts), step):
         batch = pass_texts[i:i + step]
         pass_vecs.append(embedder.embed_batch(batch))
         done += len(batch)
-        if progress:
-            progress(done, total)
+        report(done)
     dim = embedder.dimension
     offsets = np.zeros(len(token_ids) + 1, dtype=np.int64)
     np.cumsum([len(t) for t in token_ids], out=offsets[1:])

@@ -91,6 +91,17 @@ def test_first_build_embeds_every_passage(base):
     assert sorted(e.path for e in manifest.articles.values()) == sorted(SMALL)
 
 
+def test_progress_is_counted_in_passages(tmp_path, base, embedder):
+    root, first = base
+    calls: list[tuple[int, int]] = []
+    report = build_index(root / "corpus", tmp_path / "index", embedder,
+                         progress=lambda done, total: calls.append((done, total)))
+    assert report.embedded == first.chunks
+    assert {total for _, total in calls} == {report.embedded}
+    assert calls[-1] == (report.embedded, report.embedded)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
 def test_nothing_changed_embeds_nothing(small, embedder):
     corpus, index_dir = small
     before = (index_dir / CURRENT).read_text()
