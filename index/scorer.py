@@ -12,7 +12,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -21,12 +20,6 @@ from index.features import FEATURES, FeatureMatrix
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODEL_DIR / "ranker.json"
 MODEL_ENV = "DOSSIER_RANKER_MODEL"  # another fitted model, for ablations and experiments
-
-
-class Scorer(Protocol):
-    def score(self, features: FeatureMatrix) -> np.ndarray:
-        """One probability per candidate row, in [0, 1]."""
-        ...
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -79,16 +72,22 @@ class RankerModel:
         if missing:
             raise ValueError(f"ranker model reads unknown features: {', '.join(missing)}")
 
-    def score(self, features: FeatureMatrix) -> np.ndarray:
-        return sigmoid(self.candidate_logits(features))
-
     def candidate_logits(self, features: FeatureMatrix) -> np.ndarray:
+        """One logit per candidate row (its sigmoid: the probability its window answers)."""
+        return self.logits_of(features.matrix)
+
+    def logits_of(self, matrix: np.ndarray) -> np.ndarray:
         cols = [FEATURES.index(n) for n in self.candidate.names]
-        return self.candidate.logits(features.matrix[:, cols])
+        return self.candidate.logits(matrix[:, cols])
 
     def answer_probability(self, features: FeatureMatrix, logits: np.ndarray) -> float:
-        x = question_features(features.matrix, features.question.unknown,
-                              features.question.unknown_name, logits)
+        return self.probability_from(features.matrix, features.question.unknown,
+                                     features.question.unknown_name, logits)
+
+    def probability_from(self, matrix: np.ndarray, unknown: float, unknown_name: bool,
+                         logits: np.ndarray) -> float:
+        """P(the dossier answers the question), from its candidates' features and logits."""
+        x = question_features(matrix, unknown, unknown_name, logits)
         cols = [QUESTION_FEATURES.index(n) for n in self.question.names]
         return float(sigmoid(self.question.logits(x[cols][None, :]))[0])
 

@@ -24,7 +24,7 @@ from index import features as features_module
 from index.features import FeatureMatrix, IndexStats, QueryVectors
 from index.model import Article
 from index.policy import HIGH, Evidence, closest_articles, confidence, order, select_quotes
-from index.scorer import RankerModel, default_model
+from index.scorer import RankerModel, default_model, sigmoid
 from index.segment import Segment
 
 __all__ = ["Evidence", "Ranker", "Retriever", "SearchResult"]
@@ -124,8 +124,7 @@ class Retriever:
         if fm is None:
             return SearchResult(question, (), False, ())
         logits = self.model.candidate_logits(fm)
-        probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
-        ranked = order(fm.rows, probs)
+        ranked = order(fm.rows, sigmoid(logits))
         p_answer = self.model.answer_probability(fm, logits)
         level = confidence(p_answer, self.model.answer_at, self.model.low_at)
         evidence = select_quotes(ranked, max_quotes=self.max_quotes,

@@ -253,11 +253,8 @@ def measure(model: RankerModel, rows: list[QuestionRows]) -> dict[str, dict[str,
                                            off_topic=0, off_declined=0))
         answered = strict = lenient = False
         if r.matrix is not None:
-            cols = [FEATURES.index(n) for n in model.candidate.names]
-            logits = model.candidate.logits(r.matrix[:, cols])
-            qx = qfeatures(r, logits)
-            qcols = [QUESTION_FEATURES.index(n) for n in model.question.names]
-            p = float(sigmoid(model.question.logits(qx[qcols][None, :]))[0])
+            logits = model.logits_of(r.matrix)
+            p = model.probability_from(r.matrix, r.unknown, r.unknown_name, logits)
             answered = p >= model.answer_at
             quoted = quotes_of(r, sigmoid(logits), model.quote_ratio)
             strict = answered and bool(r.labels[quoted[0]])
