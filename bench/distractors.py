@@ -3,9 +3,11 @@ distractor: how much does strict fall when the dossier is 2,000 articles of othe
 
     .venv/bin/python -m bench.distractors [--bbc ../shared/bbc] [--json]
 
-The BBC articles are copied into a temporary corpus beside the five bundled ones (never into
-the repository), indexed with the bot's own build, and the bundled questions scored by
-``bot.evaluate`` against that index and against the bundled corpus alone, in one run.
+The BBC articles are copied into a work folder beside the five bundled ones (by default
+``.dossier/distractors``, ignored by git: never into the tracked repository), indexed with the
+bot's own build, and the bundled questions scored by ``bot.evaluate`` against that index and
+against the bundled corpus alone, in one run. The build is incremental, so a run that was
+stopped resumes where it was, and a later run with another ranker reuses the index.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from bench.common import DEV_SET, REPO, machine
 BBC = REPO.parent / "shared" / "bbc"
 
 
-def run(bbc: Path, questions: Path) -> dict:
+def run(bbc: Path, questions: Path, work: Path) -> dict:
     from bot.answer import Answerer
     from bot.config import Settings
     from bot.evaluate import load_cases, run_eval
@@ -33,29 +35,37 @@ def run(bbc: Path, questions: Path) -> dict:
     embedder = make_embedder(Settings.from_env())
     cases = load_cases(questions)
     out = {"machine": machine(), "questions": str(questions), "rows": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        alone, mixed = Path(tmp) / "alone", Path(tmp) / "mixed"
-        alone.mkdir()
-        mixed.mkdir()
-        for f in (REPO / "corpus").iterdir():
-            if f.is_file():
-                shutil.copyfile(f, alone / f.name)
-                shutil.copyfile(f, mixed / f.name)
-        n = 0
-        for f in sorted(bbc.glob("*/*.txt")):
-            shutil.copyfile(f, mixed / f"bbc-{f.parent.name}-{f.name}")
+    alone, mixed = work / "alone", work / "mixed"
+    for folder in (alone, mixed):
+        folder.mkdir(parents=True, exist_ok=True)
+    for f in (REPO / "corpus").iterdir():
+        if f.is_file():
+            shutil.copyfile(f, alone / f.name)
+            shutil.copyfile(f, mixed / f.name)
+    # One category at a time, each built as it arrives: a stopped run keeps what it built.
+    n = 0
+    for category in sorted(p for p in bbc.iterdir() if p.is_dir()):
+        for f in sorted(category.glob("*.txt")):
+            target = mixed / f"bbc-{category.name}-{f.name}"
+            if not target.exists():
+                shutil.copyfile(f, target)
             n += 1
-        for name, corpus in (("bundled corpus alone", alone),
-                             (f"bundled + {n} BBC articles", mixed)):
-            t = time.perf_counter()
-            report = build_index(corpus, Path(tmp) / f"index-{corpus.name}", embedder)
-            build_s = time.perf_counter() - t
-            answerer = Answerer(LiveIndex(Path(tmp) / f"index-{corpus.name}", embedder))
-            d = run_eval(answerer, cases).as_dict()
-            d.pop("misses")
-            out["rows"].append({"corpus": name, "articles": report.articles,
-                                "passages": report.chunks, "build_s": round(build_s, 1), **d})
-            print(json.dumps(out["rows"][-1]), flush=True)
+        t = time.perf_counter()
+        build_index(mixed, work / "index-mixed", embedder)
+        print(f"built through {category.name} ({n} BBC articles) in "
+              f"{time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+    for name, corpus in (("bundled corpus alone", alone),
+                         (f"bundled + {n} BBC articles", mixed)):
+        index_dir = work / f"index-{corpus.name}"
+        t = time.perf_counter()
+        report = build_index(corpus, index_dir, embedder)
+        build_s = time.perf_counter() - t
+        answerer = Answerer(LiveIndex(index_dir, embedder))
+        d = run_eval(answerer, cases).as_dict()
+        d.pop("misses")
+        out["rows"].append({"corpus": name, "articles": report.articles,
+                            "passages": report.chunks, "build_s": round(build_s, 1), **d})
+        print(json.dumps(out["rows"][-1]), flush=True)
     return out
 
 
@@ -63,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bbc", type=Path, default=BBC)
     ap.add_argument("--questions", type=Path, default=DEV_SET)
+    ap.add_argument("--work", type=Path, default=REPO / ".dossier" / "distractors",
+                    help="corpora and indexes, kept between runs (default: %(default)s)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    result = run(args.bbc, args.questions)
+    result = run(args.bbc, args.questions, args.work)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -42,6 +42,7 @@ GROUPS = {
 }
 ANSWERABLE_DECLINED_TARGET = 0.02  # on training questions (out of fold)
 LOW_BAND_DECLINED = 0.005  # below this share of training answerables: declined outright
+CACHE_VERSION = 2  # 2: per-piece window matches (token_best)
 QUOTE_RATIO = 0.1  # training lenient: 1098 at 0, 1092 at 0.1, 1074 at 0.25 (of 1271)
 
 
@@ -63,6 +64,8 @@ class QuestionRows:
     unknown_name: bool = False
     windows: list[tuple[str, int, int, int]] = field(default_factory=list)  # seg, row, lo, hi
     texts: list[str] = field(default_factory=list)  # each candidate's sentence
+    token_best: np.ndarray | None = None  # (candidates, question pieces), float16
+    token_weights: np.ndarray | None = None
 
 
 def _materialise(slug: str, folder: Path) -> Path:
@@ -111,7 +114,8 @@ def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id) ->
                 text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
                 labels[i] = norm(item["phrase"]) in norm(text)
         out.append(QuestionRows(name, item["q"], doc is not None, fm.matrix, labels,
-                                fm.question.unknown, fm.question.unknown_name, windows, texts))
+                                fm.question.unknown, fm.question.unknown_name, windows, texts,
+                                fm.token_best.astype(np.float16), fm.token_weights))
     return out
 
 
@@ -119,7 +123,7 @@ def cache_path() -> Path:
     """Where the features of the current FEATURES and question sets are cached."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps(FEATURES).encode())
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, FEATURES]).encode())
     for f in sorted(TRAIN.glob("*/questions.jsonl")) + sorted(DEV.glob("*/questions.jsonl")):
         key.update(f.read_bytes())
     return CACHE / f"features-{key.hexdigest()[:16]}.pkl"
@@ -182,10 +186,52 @@ def fit_linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float) -
                   lr.coef_[0].astype(np.float32), float(lr.intercept_[0]))
 
 
-def fit_candidates(rows: list[QuestionRows], names: tuple[str, ...], c: float = 1.0) -> Linear:
+def fit_candidates(rows: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
+                   loss: str = "listwise") -> Linear:
+    """The candidate scorer. ``listwise`` (shipped): weights that put a window holding the
+    answer first among the question's candidates (softmax over each question's candidates),
+    then one scale and bias fitted pointwise so its sigmoid reads as a probability again
+    (the refusal model and the quote floor read it). ``pointwise``: plain logistic regression
+    over all candidates, each judged alone."""
     cols = [FEATURES.index(n) for n in names]
     x, y = _stack(rows, cols)
-    return fit_linear(x, y, names, c)
+    if loss == "pointwise":
+        return fit_linear(x, y, names, c)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    w = _listwise_weights([((r.matrix[:, cols] - mean) / scale, r.labels > 0)
+                           for r in rows if r.matrix is not None and r.labels.any()], c)
+    calibrated = fit_linear((((x - mean) / scale) @ w)[:, None], y, ("score",), 100.0)
+    a = float(calibrated.weights[0] / calibrated.scale[0])
+    b = calibrated.bias - a * float(calibrated.mean[0])
+    return Linear(names, mean.astype(np.float32), scale.astype(np.float32),
+                  (w * a).astype(np.float32), float(b))
+
+
+def _listwise_weights(questions: list[tuple[np.ndarray, np.ndarray]], c: float) -> np.ndarray:
+    """Linear weights minimising, per question, -log(softmax mass on its answering
+    candidates), with an L2 penalty of strength 1/c (as logistic regression's C)."""
+    from scipy.optimize import minimize
+
+    x = np.vstack([q for q, _ in questions]).astype(np.float64)
+    positive = np.concatenate([p for _, p in questions])
+    starts = np.cumsum([0] + [len(p) for _, p in questions])[:-1]
+    owner = np.repeat(np.arange(len(questions)), [len(p) for _, p in questions])
+    n = len(questions)
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ w
+        z = z - np.maximum.reduceat(z, starts)[owner]
+        e = np.exp(z)
+        total = np.add.reduceat(e, starts)
+        mass = np.add.reduceat(np.where(positive, e, 0.0), starts)
+        loss = float(np.sum(np.log(total) - np.log(mass)))
+        grad_z = e / total[owner] - np.where(positive, e / mass[owner], 0.0)
+        reg = 1.0 / c
+        return (loss + reg * float(w @ w) / 2) / n, (x.T @ grad_z + reg * w) / n
+
+    return minimize(objective, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
 
 
 def candidate_logits(model: Linear, r: QuestionRows) -> np.ndarray:
@@ -203,12 +249,13 @@ def folds(rows: list[QuestionRows], k: int = 5) -> list[list[int]]:
 
 
 def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
-              info: dict | None = None) -> RankerModel:
+              info: dict | None = None, loss: str = "listwise") -> RankerModel:
     # Out-of-fold candidate logits, so the refusal model learns from scores on unseen stories.
     oof: dict[int, np.ndarray] = {}
     for fold in folds(train):
         held = set(fold)
-        model = fit_candidates([r for i, r in enumerate(train) if i not in held], names, c)
+        model = fit_candidates([r for i, r in enumerate(train) if i not in held], names, c,
+                               loss)
         for i in fold:
             if train[i].matrix is not None:
                 oof[i] = candidate_logits(model, train[i])
@@ -219,9 +266,26 @@ def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
     answerable_p = np.sort(p[qy == 1])
     answer_at = float(answerable_p[int(len(answerable_p) * ANSWERABLE_DECLINED_TARGET)])
     low_at = float(answerable_p[int(len(answerable_p) * LOW_BAND_DECLINED)])
-    candidate = fit_candidates(train, names, c)
+    candidate = fit_candidates(train, names, c, loss)
     return RankerModel(candidate, question, answer_at, min(low_at, answer_at), QUOTE_RATIO,
                        info or {})
+
+
+def oof_strict(train: list[QuestionRows], names: tuple[str, ...], c: float,
+               loss: str) -> int:
+    """Training questions whose first quote holds the answer, each scored by a candidate
+    model fitted without its story (refusal off): how variants are compared on training."""
+    right = 0
+    for fold in folds(train):
+        held = set(fold)
+        model = fit_candidates([r for i, r in enumerate(train) if i not in held], names, c,
+                               loss)
+        for i in fold:
+            r = train[i]
+            if r.answerable and r.matrix is not None:
+                first = quotes_of(r, sigmoid(candidate_logits(model, r)), QUOTE_RATIO)[0]
+                right += bool(r.labels[first])
+    return right
 
 
 def qfeatures(r: QuestionRows, logits: np.ndarray) -> np.ndarray:
@@ -297,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength")
     ap.add_argument("--drop", action="append", default=[], help="a feature group to leave out")
     ap.add_argument("--refresh", action="store_true", help="recompute the cached features")
+    ap.add_argument("--loss", choices=("listwise", "pointwise"), default="listwise",
+                    help="how the candidate scorer is fitted (default: %(default)s)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     train, dev = load_cached(args.refresh)
@@ -307,25 +373,31 @@ def main(argv: list[str] | None = None) -> int:
     n_ans = sum(r.answerable for r in train)
     info = {"fitted_on": "train/dossiers", "dossiers": len({r.dossier for r in train}),
             "answerable": n_ans, "unanswerable": len(train) - n_ans, "C": args.c,
-            "dropped": sorted(args.drop),
+            "dropped": sorted(args.drop), "loss": args.loss,
             "answerable_declined_target": ANSWERABLE_DECLINED_TARGET}
-    model = fit_model(train, names, args.c, info)
+    model = fit_model(train, names, args.c, info, args.loss)
     dev_m = measure(model, dev)
     print("\nper dossier (development):")
     for name, d in dev_m.items():
         print(f"  {name:26s} {fmt(d)}")
     print(f"  {'total (six dossiers)':26s} {fmt(total(dev_m))}")
     print(f"  {'training (in sample)':26s} {fmt(total(measure(model, train), ()))}")
+    print(f"  {'training (out of fold)':26s} strict "
+          f"{oof_strict(train, names, args.c, args.loss)}/{n_ans} (refusal off)")
     print(f"thresholds: answer at {model.answer_at:.3f}, low at {model.low_at:.3f}")
     if args.ablate:
         print("\nablation (development, six dossiers; bundled set apart):")
         print(f"  {'all features':26s} {fmt(total(dev_m))} | bundled strict "
               f"{dev_m['bundled']['strict']}/{dev_m['bundled']['answerable']}")
-        for group, cols in GROUPS.items():
-            sub = tuple(n for n in names if n not in cols)
-            m = measure(fit_model(train, sub, args.c), dev)
-            print(f"  {'- ' + group:26s} {fmt(total(m))} | bundled strict "
-                  f"{m['bundled']['strict']}/{m['bundled']['answerable']}")
+        variants = [(f"- {group}", tuple(n for n in names if n not in cols), args.loss)
+                    for group, cols in GROUPS.items()]
+        other = "pointwise" if args.loss == "listwise" else "listwise"
+        variants.append((f"{other} loss", names, other))
+        for label, sub, loss in variants:
+            m = measure(fit_model(train, sub, args.c, loss=loss), dev)
+            print(f"  {label:26s} {fmt(total(m))} | bundled strict "
+                  f"{m['bundled']['strict']}/{m['bundled']['answerable']} | training strict "
+                  f"out of fold {oof_strict(train, sub, args.c, loss)}")
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         model.save(args.out)
