@@ -61,8 +61,9 @@ class FeatureMatrix:
     rows: tuple[tuple[Segment, int], ...]  # (segment, sentence row) per candidate
     matrix: np.ndarray
     # Each question word piece's best match in each candidate's window (candidates, pieces),
-    # and the pieces' idf weights: what the refusal model reads to tell whether every part
-    # of the question is met somewhere, not only most of it.
+    # and the pieces' idf weights. No shipped model reads them (features built from them were
+    # measured and not kept: docs/ranking.md); train/fit_ranker.py caches them for the next
+    # experiment, and they cost nothing more than the late interaction already computed.
     token_best: np.ndarray
     token_weights: np.ndarray
 
