@@ -10,47 +10,76 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.samples import Sample
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("answered", "declined", "rejected", "error")
 # Seconds; a question on CPU takes tens to hundreds of milliseconds, a cold one a few seconds.
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# The exposed names stay exactly what dashboards and alerts already use: no extra
+# ``*_created`` series beside every counter and histogram. The switch is process-wide in
+# prometheus_client, and nothing else in this process exports metrics.
+disable_created_metrics()
 
 
 class Metrics:
-    """Counters and a latency histogram per platform, in the Prometheus text format.
+    """Counters and a latency histogram per platform, on a ``prometheus_client`` registry.
 
     ``outcome`` is ``answered`` (quotes given), ``declined`` (the dossier does not cover it),
     ``rejected`` (the question itself was unusable, or the bot was shutting down) or ``error``.
+    Each instance has its own ``registry`` so tests (and embedded servers) do not share counts;
+    ``process_metrics`` adds the process, platform and garbage-collector collectors.
     """
 
-    def __init__(self, buckets: Iterable[float] = BUCKETS) -> None:
+    def __init__(self, buckets: Iterable[float] = BUCKETS, *,
+                 process_metrics: bool = False) -> None:
+        # Held while a question is recorded and while a scrape is written, so one scrape never
+        # shows a question in dossier_questions_total but not yet in the histogram.
         self._lock = threading.Lock()
-        self._buckets = tuple(sorted(buckets))
-        self._questions: dict[tuple[str, str], int] = {}
-        self._hist: dict[str, list[float]] = {}  # platform -> [count per bucket..., sum, count]
         self._in_flight = 0
-        self._rebuilds: dict[str, int] = {}
         self._index: dict[str, float] = {}
-        self._started = time.time()
+        self.registry = CollectorRegistry()
+        self._questions = Counter("dossier_questions_total",
+                                  "Questions handled, by platform and outcome.",
+                                  ["platform", "outcome"], registry=self.registry)
+        self.registry.register(_Derived(self))
+        self._seconds = Histogram("dossier_question_seconds", "Time to answer a question.",
+                                  ["platform"], buckets=sorted(buckets), registry=self.registry)
+        Gauge("dossier_questions_in_flight", "Questions being answered now.",
+              registry=self.registry).set_function(lambda: self._in_flight)
+        self._rebuilds = Counter("dossier_index_rebuilds_total", "Index rebuilds by result.",
+                                 ["result"], registry=self.registry)
+        self.registry.register(_IndexSize(self))
+        Gauge("dossier_start_time_seconds", "Unix time the process started.",
+              registry=self.registry).set_to_current_time()
+        if process_metrics:
+            ProcessCollector(registry=self.registry)  # process_*: memory, CPU, fds (Linux)
+            PlatformCollector(registry=self.registry)  # python_info
+            GCCollector(registry=self.registry)  # python_gc_*
 
     def observe_question(self, platform: str, seconds: float, outcome: str) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         with self._lock:
-            key = (platform, outcome)
-            self._questions[key] = self._questions.get(key, 0) + 1
-            hist = self._hist.setdefault(platform, [0.0] * (len(self._buckets) + 2))
-            for i, bound in enumerate(self._buckets):
-                if seconds <= bound:
-                    hist[i] += 1
-            hist[-2] += seconds
-            hist[-1] += 1
+            self._questions.labels(platform, outcome).inc()
+            self._seconds.labels(platform).observe(seconds)
 
     def question_started(self) -> None:
         with self._lock:
@@ -68,8 +97,7 @@ class Metrics:
     def observe_rebuild(self, ok: bool, articles: int | None = None,
                         passages: int | None = None) -> None:
         with self._lock:
-            key = "ok" if ok else "error"
-            self._rebuilds[key] = self._rebuilds.get(key, 0) + 1
+            self._rebuilds.labels("ok" if ok else "error").inc()
             if articles is not None:
                 self._index["articles"] = articles
             if passages is not None:
@@ -81,63 +109,83 @@ class Metrics:
             self._index["passages"] = passages
 
     def count(self, platform: str, outcome: str) -> int:
+        # Read through collect(): ``labels()`` would create a zero series as a side effect.
+        wanted = {"platform": platform, "outcome": outcome}
+        for sample in _samples(self._questions.collect(), "dossier_questions_total"):
+            if sample.labels == wanted:
+                return int(sample.value)
+        return 0
+
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The scrape body and its content type, in the format ``accept`` asks for.
+
+        No Accept header gives the Prometheus text format 0.0.4; Prometheus itself usually
+        asks for OpenMetrics, which prometheus_client writes too.
+        """
+        encoder, content_type = choose_encoder(accept or "")
         with self._lock:
-            return self._questions.get((platform, outcome), 0)
+            return encoder(self.registry), content_type
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         with self._lock:
-            questions = dict(self._questions)
-            hist = {k: list(v) for k, v in self._hist.items()}
-            in_flight = self._in_flight
-            rebuilds = dict(self._rebuilds)
-            index = dict(self._index)
-        lines = [
-            "# HELP dossier_questions_total Questions handled, by platform and outcome.",
-            "# TYPE dossier_questions_total counter",
-        ]
-        for (platform, outcome), n in sorted(questions.items()):
-            lines.append(f'dossier_questions_total{{platform="{_esc(platform)}",'
-                         f'outcome="{outcome}"}} {n}')
-        lines += ["# HELP dossier_declines_total Questions the dossier does not cover.",
-                  "# TYPE dossier_declines_total counter"]
-        lines += _per_platform("dossier_declines_total", questions, "declined")
-        lines += ["# HELP dossier_errors_total Questions that failed with an error.",
-                  "# TYPE dossier_errors_total counter"]
-        lines += _per_platform("dossier_errors_total", questions, "error")
-        lines += ["# HELP dossier_question_seconds Time to answer a question.",
-                  "# TYPE dossier_question_seconds histogram"]
-        for platform, h in sorted(hist.items()):
-            label = f'platform="{_esc(platform)}"'
-            for bound, n in zip(self._buckets, h, strict=False):
-                lines.append(f'dossier_question_seconds_bucket{{{label},le="{bound:g}"}} {n:g}')
-            lines.append(f'dossier_question_seconds_bucket{{{label},le="+Inf"}} {h[-1]:g}')
-            lines.append(f"dossier_question_seconds_sum{{{label}}} {h[-2]:.6f}")
-            lines.append(f"dossier_question_seconds_count{{{label}}} {h[-1]:g}")
-        lines += ["# HELP dossier_questions_in_flight Questions being answered now.",
-                  "# TYPE dossier_questions_in_flight gauge",
-                  f"dossier_questions_in_flight {in_flight}",
-                  "# HELP dossier_index_rebuilds_total Index rebuilds by result.",
-                  "# TYPE dossier_index_rebuilds_total counter"]
-        for result, n in sorted(rebuilds.items()):
-            lines.append(f'dossier_index_rebuilds_total{{result="{result}"}} {n}')
+            return generate_latest(self.registry).decode("utf-8")
+
+
+def _samples(families: Iterable[Metric], name: str) -> Iterator[Sample]:
+    return (s for family in families for s in family.samples if s.name == name)
+
+
+class _Derived:
+    """``dossier_declines_total`` and ``dossier_errors_total`` per platform.
+
+    Derived from ``dossier_questions_total`` at scrape time rather than counted a second time,
+    so they always equal its ``declined`` and ``error`` series in the same scrape.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return list(self._families({}))
+
+    def collect(self) -> Iterator[Metric]:
+        counts: dict[tuple[str, str], float] = {}
+        for s in _samples(self._metrics._questions.collect(), "dossier_questions_total"):
+            counts[s.labels["platform"], s.labels["outcome"]] = s.value
+        return self._families(counts)
+
+    @staticmethod
+    def _families(counts: dict[tuple[str, str], float]) -> Iterator[Metric]:
+        for name, doc, outcome in (
+                ("dossier_declines_total", "Questions the dossier does not cover.", "declined"),
+                ("dossier_errors_total", "Questions that failed with an error.", "error")):
+            family = CounterMetricFamily(name, doc, labels=["platform"])
+            for (platform, o), n in sorted(counts.items()):
+                if o == outcome:
+                    family.add_metric([platform], n)
+            yield family
+
+
+class _IndexSize:
+    """``dossier_index_articles`` and ``dossier_index_passages``, absent until an index is known.
+
+    A plain Gauge would read 0 before the first load, which looks like an empty dossier.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(f"dossier_index_{name}", "") for name in ("articles",
+                                                                              "passages")]
+
+    def collect(self) -> Iterator[Metric]:
+        # Called inside Metrics.exposition/render, which hold the lock; a copy is enough.
+        index = dict(self._metrics._index)
         for name, value in sorted(index.items()):
-            lines += [f"# HELP dossier_index_{name} {name.capitalize()} in the loaded index.",
-                      f"# TYPE dossier_index_{name} gauge",
-                      f"dossier_index_{name} {value:g}"]
-        lines += ["# HELP dossier_start_time_seconds Unix time the process started.",
-                  "# TYPE dossier_start_time_seconds gauge",
-                  f"dossier_start_time_seconds {self._started:.3f}"]
-        return "\n".join(lines) + "\n"
-
-
-def _per_platform(name: str, questions: dict[tuple[str, str], int], outcome: str) -> list[str]:
-    return [f'{name}{{platform="{_esc(p)}"}} {n}'
-            for (p, o), n in sorted(questions.items()) if o == outcome]
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            yield GaugeMetricFamily(f"dossier_index_{name}",
+                                    f"{name.capitalize()} in the loaded index.", value=value)
 
 
 class Readiness:
@@ -179,7 +227,7 @@ class Readiness:
 
 
 # One registry per process: adapters call ``metrics.observe_question`` without being handed it.
-metrics = Metrics()
+metrics = Metrics(process_metrics=True)
 readiness = Readiness()
 
 
@@ -237,7 +285,8 @@ def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200 if report["ready"] else 503, "application/json",
                            json.dumps(report))
             elif path == "/metrics":
-                self._send(200, CONTENT_TYPE, server.metrics.render())
+                body, content_type = server.metrics.exposition(self.headers.get("Accept"))
+                self._send(200, content_type, body)
             else:
                 self._send(404, "application/json",
                            json.dumps({"error": "not found",
@@ -246,8 +295,8 @@ def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self.do_GET()
 
-        def _send(self, status: int, content_type: str, body: str) -> None:
-            data = body.encode("utf-8")
+        def _send(self, status: int, content_type: str, body: str | bytes) -> None:
+            data = body if isinstance(body, bytes) else body.encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))

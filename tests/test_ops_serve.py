@@ -218,11 +218,12 @@ def test_one_process_serves_both_platforms_and_drains_on_sigterm(world: World, a
     assert "embeds" in declined[0].body and not answerer.ask(OFF_TOPIC).answered
 
     metrics = parse_metrics(http_get(world.health + "/metrics")[1])
-    assert metrics['dossier_questions_total{platform="slack",outcome="answered"}'] == 1
-    assert metrics['dossier_questions_total{platform="discord",outcome="declined"}'] == 1
-    assert metrics['dossier_declines_total{platform="discord"}'] == 1
-    assert metrics['dossier_question_seconds_count{platform="slack"}'] == 1
-    assert metrics["dossier_index_articles"] == len(answerer.sources())
+    assert metrics("dossier_questions_total", platform="slack", outcome="answered") == 1
+    assert metrics("dossier_questions_total", platform="discord", outcome="declined") == 1
+    assert metrics("dossier_declines_total", platform="discord") == 1
+    assert metrics("dossier_question_seconds_count", platform="slack") == 1
+    assert metrics("dossier_index_articles") == len(answerer.sources())
+    assert metrics("process_resident_memory_bytes") > 0  # the process-wide registry
 
     # -- a question in flight on each platform when SIGTERM arrives ---------------------------
     world.slack.hold.set()
