@@ -69,6 +69,15 @@ compile() {
     echo "$out: $(grep -c '^[A-Za-z0-9]' "$out") packages" >&2
 }
 
+# uv reads an existing lock for the pins to keep, and stops at a merge's conflict markers:
+# start such a file again from this branch's last commit (or from nothing).
+for out in requirements/dev.lock requirements/export.lock requirements/runtime.lock; do
+    if [ -f "$out" ] && grep -qE '^(<<<<<<<|=======|>>>>>>>)' "$out"; then
+        echo "$out has merge conflicts: rewriting it from HEAD's pins." >&2
+        git show "HEAD:$out" > "$out" 2>/dev/null || rm -f "$out"
+    fi
+done
+
 compile requirements/dev.lock --extra torch --extra dev
 compile requirements/export.lock --extra torch --constraint requirements/dev.lock
 compile requirements/runtime.lock --constraint requirements/dev.lock
