@@ -94,6 +94,17 @@ def answerer(built_index, embedder):
 
 
 @pytest.fixture
+def fake():
+    """The fake Slack Web API on loopback; on the way out, no post it received can ping."""
+    from fakes.fake_slack import FakeSlack
+    from fakes.slack_helpers import assert_cannot_ping
+
+    with FakeSlack() as fake:
+        yield fake
+        assert_cannot_ping(fake.posts())
+
+
+@pytest.fixture
 def corpus_copy(tmp_path) -> Path:
     """A writable copy of corpus/ for tests that add, change or remove articles."""
     dst = tmp_path / "corpus"

@@ -87,13 +87,6 @@ def start_bot(fake: FakeSlack, tmp_path: Path, answerer, *, rate_limit: int = 10
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-        assert_cannot_ping(fake.posts())
-
-
-@pytest.fixture
 def bot(fake: FakeSlack, tmp_path: Path, answerer) -> Iterator[Bot]:
     bot = start_bot(fake, tmp_path, answerer)
     yield bot
