@@ -65,6 +65,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DOSSIER_WATCH", "watch", "serve: rebuild when corpus files change (true/false)"),
     Variable("DOSSIER_PREFETCH", "prefetch",
              "read large index files into the page cache in the background at load"),
+    Variable("DOSSIER_SPELLING", "spelling",
+             "correct misspelt question words against the dossier's vocabulary"),
     Variable("DOSSIER_SHUTDOWN_GRACE", "shutdown_grace", "seconds to finish questions on SIGTERM"),
     Variable("DOSSIER_SLACK_PORT", "slack_port",
              "port of the Slack Events API endpoint (HTTP mode)"),
@@ -117,6 +119,7 @@ class Settings:
     log_level: str = "INFO"
     watch: bool = False
     prefetch: bool = True  # read by index.rows itself; listed here so `config check` checks it
+    spelling: bool = True  # read by index.spelling itself, like prefetch
     shutdown_grace: float = 25.0
     slack_port: int = 3000
 
@@ -257,6 +260,7 @@ class Settings:
                              options=("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
             watch=r.take(_bool, "DOSSIER_WATCH", False),
             prefetch=r.take(_bool, "DOSSIER_PREFETCH", True),
+            spelling=r.take(_bool, "DOSSIER_SPELLING", True),
             shutdown_grace=r.take(_float, "DOSSIER_SHUTDOWN_GRACE", 25.0, low=0.0, high=3600.0),
             slack_port=r.take(_int, "DOSSIER_SLACK_PORT", 3000, low=1, high=65535),
             slack_bot_token=r.take(_slack_token, "SLACK_BOT_TOKEN", None, kind="bot"),
