@@ -44,6 +44,9 @@ class Answer:
     # next?" -> "What did Jake Sullivan say?"), and whether further quotes can be shown.
     read_as: str | None = None
     has_more: bool = False
+    # The question as searched when misspelt words were corrected against the dossier's
+    # vocabulary ("Glazzer" -> "Glazer"); None when it was searched as asked.
+    corrected: str | None = None
 
     @property
     def answered(self) -> bool:
@@ -83,14 +86,17 @@ class Answerer:
         if problem:
             return Answer(question=question, reason=problem)
         result = self._live.current().search(text)
+        corrected = result.corrected
         quotes = tuple(Quote(text=e.text, start=e.start, end=e.end, score=e.score,
                              article=e.article) for e in result.evidence)
         if result.covered:
-            return Answer(question=question, quotes=quotes, confidence="high")
+            return Answer(question=question, quotes=quotes, confidence="high",
+                          corrected=corrected)
         if result.confidence == "low" and quotes:
             return Answer(question=question, quotes=quotes, reason=UNSURE,
-                          closest=result.closest, confidence="low")
-        return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
+                          closest=result.closest, confidence="low", corrected=corrected)
+        return Answer(question=question, reason=NOT_COVERED, closest=result.closest,
+                      corrected=corrected)
 
     def ask_wide(self, question: str, limit: int) -> Answer:
         """Like ``ask``, with up to ``limit`` quotes reaching further below the best one:
@@ -100,11 +106,13 @@ class Answerer:
         if problem:
             return Answer(question=question, reason=problem)
         result = self._live.current().retriever.widened(limit).search(text)
+        corrected = result.corrected
         if not result.covered:
-            return Answer(question=question, reason=NOT_COVERED, closest=result.closest)
+            return Answer(question=question, reason=NOT_COVERED, closest=result.closest,
+                          corrected=corrected)
         return Answer(question=question, quotes=tuple(
             Quote(text=e.text, start=e.start, end=e.end, score=e.score, article=e.article)
-            for e in result.evidence), confidence="high")
+            for e in result.evidence), confidence="high", corrected=corrected)
 
     def sources(self) -> list[Source]:
         snapshot = self._live.current()

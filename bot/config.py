@@ -249,6 +249,9 @@ class Settings(BaseSettings):
     # Read by index.rows itself; declared here so `config check` checks it.
     prefetch: _Flag = _var("DOSSIER_PREFETCH", True,
                            "read large index files into the page cache in the background at load")
+    # Read by index.spelling itself, like prefetch.
+    spelling: _Flag = _var("DOSSIER_SPELLING", True,
+                           "correct misspelt question words against the dossier's vocabulary")
     shutdown_grace: Annotated[float, _parsed(_float, low=0.0, high=3600.0)] = _var(
         "DOSSIER_SHUTDOWN_GRACE", 25.0, "seconds to finish questions on SIGTERM")
     # Checked against health_port even when left at its default, hence validate_default.

@@ -41,8 +41,23 @@ def attribution(article: Article, *, with_url: bool = True) -> str:
     return neutralise(line)
 
 
+def correction_note(answer: Answer) -> str | None:
+    """What to say of a corrected question: the wording searched when quotes are shown; a
+    suggestion when nothing was found. None when the question was searched as asked."""
+    if not answer.corrected:
+        return None
+    if answer.quotes:
+        return f"Searched for: {answer.corrected}"
+    return f"Did you mean: {answer.corrected}?"
+
+
 def render_text(answer: Answer, *, width: int = 88) -> str:
-    return neutralise(_render_text(answer, width))
+    text = _render_text(answer, width)
+    note = correction_note(answer)
+    if note:
+        # A suggestion follows the decline it answers; the searched wording heads the quotes.
+        text = f"{text}\n\n{note}" if not answer.quotes else f"({note})\n{text}"
+    return neutralise(text)
 
 
 def _render_text(answer: Answer, width: int) -> str:
@@ -90,6 +105,9 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
         ],
         "answer": render_text(answer),
         "closest": [] if answer.answered else [a.meta() for a in answer.closest],
+        # Added after the first contract: the question as searched when the speller changed
+        # a word of it, else null.
+        "corrected_question": answer.corrected,
     }
 
 

@@ -117,6 +117,10 @@ class IndexStats:
         # "Australian" is known where "Australia" is, "Singaporean" where "Singapore" is.
         return any(self._mentioned(t) for t in (term, *(term[:k] for k in range(6, len(term)))))
 
+    def mentions(self, term: str) -> bool:
+        """Whether an article's text or metadata has ``term`` itself (no prefix match)."""
+        return self._mentioned(term)
+
     def _mentioned(self, term: str) -> bool:
         return any(term in s.term_df or term in s.metadata_terms() for s in self.segments)
 

@@ -21,11 +21,13 @@ from threadpoolctl import ThreadpoolController
 
 from index import candidates as candidates_module
 from index import features as features_module
+from index import spelling
 from index.features import FeatureMatrix, IndexStats, QueryVectors
 from index.model import Article
 from index.policy import HIGH, Evidence, closest_articles, confidence, order, select_quotes
 from index.scorer import RankerModel, default_model, sigmoid
 from index.segment import Segment
+from index.text import terms
 
 __all__ = ["Evidence", "Ranker", "Retriever", "SearchResult"]
 
@@ -38,6 +40,9 @@ class SearchResult:
     closest: tuple[Article, ...]
     confidence: str | None = None  # "high", "low" or None (declined)
     probability: float = 0.0  # the refusal model's P(the dossier answers the question)
+    # The question as searched when the speller changed a word of it ("Glazzer" ->
+    # "Glazer"); None when it was searched as asked.
+    corrected: str | None = None
 
 
 class Ranker(Protocol):
@@ -75,7 +80,7 @@ class Retriever:
 
     def __init__(self, segments: list[Segment], live: dict[str, set[str]], embedder, *,
                  model: RankerModel | None = None, candidates: int = 40,
-                 max_quotes: int = 3) -> None:
+                 max_quotes: int = 3, spelling_fix: bool | None = None) -> None:
         self.segments = segments
         self.embedder = embedder
         self._model = model
@@ -87,6 +92,19 @@ class Retriever:
             for s in segments
         }
         self.stats = IndexStats(segments, self._live_rows, embedder)
+        # None: as DOSSIER_SPELLING says (on unless turned off).
+        on = spelling.enabled() if spelling_fix is None else spelling_fix
+        self.speller = self.make_speller() if on else None
+
+    def make_speller(self) -> spelling.Speller:
+        """A speller over the words of this generation's live articles."""
+        return spelling.Speller(
+            spelling.dossier_words(self.segments, self._live_rows),
+            is_english=spelling.english(self.embedder),
+            # Known in another form: a word whose stem the dossier has ("resorts" where it
+            # says "resort"), which BM25 finds as it is. Not the demonym prefixes of
+            # ``is_known``: "resorth" starts like "resort" but matches nothing.
+            is_known=lambda w: any(self.stats.mentions(t) for t in terms(w)))
 
     @property
     def model(self) -> RankerModel:
@@ -105,8 +123,15 @@ class Retriever:
         return wide
 
     def search(self, question: str) -> SearchResult:
+        corrected = self.correct(question)
         with _one_blas_thread():
-            return self._search(question)
+            result = self._search(corrected or question)
+        return dataclasses.replace(result, question=question, corrected=corrected)
+
+    def correct(self, question: str) -> str | None:
+        """The question with misspelt words replaced by the dossier's own, or None when the
+        speller changes nothing (or is off)."""
+        return self.speller.correct(question).corrected if self.speller else None
 
     def embed(self, question: str) -> QueryVectors:
         return features_module.embed_question(self.embedder, self.stats, question)

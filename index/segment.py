@@ -23,6 +23,7 @@ from index import vectors as vectors_module
 from index.load import search_title
 from index.model import Article
 from index.rows import RowFile
+from index.spelling import word_counts
 from index.store import CATALOG, ArticleEntry, write_catalog
 from index.text import terms
 
@@ -50,6 +51,9 @@ TERM_COUNTS = "term_df.json"  # document frequency of each stemmed term over pas
 TERM_VOCAB = "terms.json"  # list of the segment's stemmed terms; ids below index it
 SENT_TERMS = "sentence_terms.npy"  # int32: distinct term ids of every sentence, concatenated
 SENT_TERM_OFFSETS = "sentence_term_offsets.npy"  # int64 (n + 1,), like TOKEN_OFFSETS
+# Lower-cased words of the articles with their counts: the speller's vocabulary. Optional: a
+# segment written before it existed has its words counted from the bodies when it loads.
+WORDS = "words.json"
 FAISS_FILE = "passages.faiss"
 BM25_DIR = "bm25"
 # Byte size and SHA-256 of every file above: a truncated file is seen from its size, a file
@@ -87,7 +91,8 @@ class Segment:
     def __init__(self, path: Path, data: SegmentData, vector_index: faiss.Index,
                  bm25: bm25s.BM25 | None, term_df: dict[str, int], *,
                  piece_counts: np.ndarray, term_vocab: list[str],
-                 sentence_terms: tuple[np.ndarray, np.ndarray]) -> None:
+                 sentence_terms: tuple[np.ndarray, np.ndarray],
+                 words: dict[str, int] | None = None) -> None:
         self.path = path
         self.id = path.name
         self.articles = data.articles
@@ -110,6 +115,7 @@ class Segment:
         self._article_first: np.ndarray | None = None
         self._metadata_terms: frozenset[str] | None = None
         self._article_terms: list[frozenset[str]] | None = None
+        self._words = words
 
     # Named columns of ``sentences`` and ``passages`` (views, no copies).
     @property
@@ -173,6 +179,13 @@ class Segment:
                 for a in self.articles]
         return self._article_terms
 
+    @property
+    def words(self) -> dict[str, int]:
+        """Lower-cased words of all the segment's articles with their counts."""
+        if self._words is None:
+            self._words = dict(article_words(self.articles))
+        return self._words
+
     def on_disk(self) -> list[RowFile]:
         """The arrays left on disk and read per question, most read first."""
         arrays = (self.token_vectors, self.token_scales, self.passage_vectors,
@@ -216,6 +229,12 @@ class Segment:
         return out
 
 
+def article_words(articles: list[Article]) -> Counter[str]:
+    """The words of articles (bodies and the metadata a reader may name) with their counts."""
+    return word_counts(x for a in articles
+                       for x in (a.body, a.title, a.outlet, a.author) if x)
+
+
 def per_article(sentences: np.ndarray, passages: np.ndarray,
                 n_articles: int) -> tuple[np.ndarray, np.ndarray]:
     """Sentences and passages of each article (rows are grouped by article, in order)."""
@@ -247,6 +266,8 @@ def write_segment(path: Path, data: SegmentData) -> None:
     tokenised = [terms(t) for t in texts]
     df = Counter(t for toks in tokenised for t in set(toks))
     _write_bytes(path / TERM_COUNTS, json.dumps(df).encode())
+    _write_bytes(path / WORDS, json.dumps(article_words(data.articles),
+                                          ensure_ascii=False).encode())
     _write_sentence_terms(path, data)
     # Looked up on the module at call time: bench.scale times it by patching ``index.vectors``.
     faiss.write_index(vectors_module.build_vector_index(data.passage_vectors),
@@ -402,6 +423,10 @@ def load_segment(path: Path) -> Segment:
         vocab = json.loads((path / TERM_VOCAB).read_text(encoding="utf-8"))
         sent_terms = (np.asarray(arr(SENT_TERMS)), np.asarray(arr(SENT_TERM_OFFSETS)))
         piece_counts = np.asarray(arr(PIECE_COUNTS))
+        words = (json.loads((path / WORDS).read_text(encoding="utf-8"))
+                 if (path / WORDS).is_file() else None)
+        if words is not None and not isinstance(words, dict):
+            raise ValueError(f"{WORDS} is not an object")
     except SegmentError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -416,7 +441,7 @@ def load_segment(path: Path) -> Segment:
             or (data.token_scales is not None and data.token_scales.shape[0] != t)):
         raise SegmentError(f"segment {path.name} is inconsistent (array sizes disagree)")
     return Segment(path, data, vector_index, bm25, term_df, piece_counts=piece_counts,
-                   term_vocab=vocab, sentence_terms=sent_terms)
+                   term_vocab=vocab, sentence_terms=sent_terms, words=words)
 
 
 def segment_intact(path: Path) -> bool:

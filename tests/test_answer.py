@@ -121,8 +121,10 @@ def test_control_characters_do_not_change_the_answer(answerer):
 
 def test_json_rendering_follows_the_contract(answerer):
     data = answer_to_json(answerer.ask("Where does Alexander Korolev teach?"))
+    # DESIGN.md's fields, and the one added since (issue 14: null when spelt right).
     assert set(data) == {"question", "answered", "reason", "quotes", "answer", "confidence",
-                         "closest"}
+                         "closest", "corrected_question"}
+    assert data["corrected_question"] is None
     assert data["answered"] is True and data["reason"] is None
     assert data["confidence"] == "high" and data["closest"] == []
     quote = data["quotes"][0]

@@ -98,7 +98,8 @@ def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id) ->
     retriever = LiveIndex(index_dir, embedder).current().retriever
     out = []
     for item in questions:
-        fm = retriever.features(item["q"])
+        # The features of the question as searched: with misspelt words corrected.
+        fm = retriever.features(retriever.correct(item["q"]) or item["q"])
         doc = item.get("doc")
         if fm is None:
             out.append(QuestionRows(name, item["q"], doc is not None, None, np.zeros(0)))
@@ -123,7 +124,11 @@ def cache_path() -> Path:
     """Where the features of the current FEATURES and question sets are cached."""
     import hashlib
 
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, FEATURES]).encode())
+    from index.spelling import enabled
+
+    # Questions are featurised as the speller corrects them: its switch is part of the key.
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, FEATURES,
+                                     "spelling" if enabled() else ""]).encode())
     for f in sorted(TRAIN.glob("*/questions.jsonl")) + sorted(DEV.glob("*/questions.jsonl")):
         key.update(f.read_bytes())
     return CACHE / f"features-{key.hexdigest()[:16]}.pkl"

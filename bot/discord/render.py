@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.answer import Answer, Quote, Source
-from bot.render import neutralise
+from bot.render import correction_note, neutralise
 from index.model import Article
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -158,6 +158,8 @@ def decline_embed(answer: Answer) -> discord.Embed:
     reason = answer.reason or "The dossier does not cover that question."
     # The reason may also be a bad question or a restart: only a searched-and-missed
     # question (one with nearest articles) is headed "Not in the dossier".
+    if (note := correction_note(answer)):
+        reason = f"{reason}\n\n{discord.utils.escape_markdown(one_line(note))}"
     embed = discord.Embed(title="Not in the dossier" if answer.closest else None,
                           description=clip(reason, DESCRIPTION_MAX), colour=DECLINE_COLOUR)
     lines: list[str] = []
@@ -178,6 +180,9 @@ def render_answer(answer: Answer) -> Reply:
     content = question_line(answer.question)
     if not answer.answered and not answer.unsure:
         return Reply(content, (decline_embed(answer),))
+    if (note := correction_note(answer)):  # the quotes answer the corrected wording
+        content = clip(f"{content}\n-# {discord.utils.escape_markdown(one_line(note))}",
+                       CONTENT_MAX)
     if answer.unsure and answer.reason:
         # Closest passages, not an answer: the note comes before them, in the content.
         content = clip(f"{content}\n{discord.utils.escape_markdown(answer.reason)}", CONTENT_MAX)

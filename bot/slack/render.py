@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from bot.answer import Answer, Quote, Source
-from bot.render import attribution, neutralise
+from bot.render import attribution, correction_note, neutralise
 from index.model import Article
 
 SECTION_LIMIT = 3000  # characters of mrkdwn in one section or context element
@@ -155,12 +155,16 @@ def quote_dict(quote: Quote) -> dict[str, Any]:
 
 def fallback_text(answer: Answer) -> str:
     """Plain text for notifications and clients without Block Kit; it contains the quotes."""
+    note = correction_note(answer)
     if not answer.answered and not answer.unsure:
         lines = [answer.reason or "The dossier does not cover that question."]
+        if note:
+            lines.append(_one_line(note))
         if answer.closest:
             lines.append("Closest articles: " + "; ".join(attribution(a) for a in answer.closest))
         return _clip(escape("\n".join(lines)), TEXT_LIMIT)
-    lines = [answer.reason] if answer.unsure and answer.reason else []
+    lines = [_one_line(note)] if note else []
+    lines += [answer.reason] if answer.unsure and answer.reason else []
     for n, quote in enumerate(answer.quotes, 1):
         lines.append(f"[{n}] “{_one_line(quote.text)}” — {attribution(quote.article)}")
     return _clip(escape("\n".join(lines)), TEXT_LIMIT)
@@ -181,6 +185,9 @@ def render_answer(answer: Answer, *, answer_id: str | None = None,
         # A follow-up is answered as the question it continues: say which, as Discord does.
         blocks.append(_context(f"Read as: {escape(_clip(_one_line(answer.read_as), 500))}"))
     reserve = 2 if answer_id else 0  # the actions block, and a note on quotes left out
+    note = correction_note(answer)
+    if note and answer.quotes:  # the quotes below answer the corrected wording
+        blocks.append(_context(escape(_one_line(note))))
     if answer.unsure and answer.reason:
         blocks.append(_section(escape(answer.reason)))
     if answer.answered or answer.unsure:
@@ -198,6 +205,8 @@ def render_answer(answer: Answer, *, answer_id: str | None = None,
     else:
         reason = answer.reason or "The dossier does not cover that question."
         blocks.append(_section(escape(reason)))
+        if note:
+            blocks.append(_section(escape(_one_line(note))))
         if answer.closest:
             lines = "\n".join(f"• {source_line(a)}" for a in answer.closest)
             blocks.append(_context(f"Closest articles in the dossier:\n{lines}"))
