@@ -163,7 +163,7 @@ class DossierBot(discord.Client):
         self.feedback = feedback
         self.limiter = limiter
         self.service = QuestionService(answerer, settings, limiter, platform=PLATFORM)
-        self.intake = Intake(answerer, settings.corpus_dir)
+        self.intake = Intake.from_settings(answerer, settings)
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self._on_command_error
         for command in _commands(self):
