@@ -4,7 +4,8 @@
 metadata service (credentials), an admin page on 127.0.0.1 or a host on the office network,
 and post what it found back into chat: server-side request forgery.
 
-The check sits where the connection is made, in an httpcore network backend: every
+The check sits where the connection is made, in an httpcore network backend
+(bot/egress_http.py, imported with httpx only when a link is fetched): every
 connection, the first and each redirect hop to a new host, resolves the name once, refuses it
 when any of its addresses is not public, and connects to the very address it checked. So a
 name cannot resolve to a public address for the check and to 127.0.0.1 for the connection
@@ -18,15 +19,9 @@ intranet deployments reach private addresses on purpose.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import httpcore
-import httpx
-
-log = logging.getLogger(__name__)
 
 # (host, port) -> the IP addresses a connection to it may use, as text.
 Resolver = Callable[[str, int], Sequence[str]]
@@ -75,6 +70,10 @@ def non_public(address: str) -> str | None:
     return None
 
 
+class Unresolvable(OSError):
+    """The name has no address (or the resolver failed)."""
+
+
 class BlockedAddress(Exception):
     """A link leads to an address the bot will not connect to."""
 
@@ -106,9 +105,9 @@ class AddressPolicy:
         try:
             found = list(self.resolver(host, port))
         except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+            raise Unresolvable(f"cannot resolve {host}: {exc}") from None
         if not found:
-            raise httpcore.ConnectError(f"{host} has no address")
+            raise Unresolvable(f"{host} has no address")
         for address in found:
             kind = self.refusal(host, address)
             if kind is not None:
@@ -117,41 +116,3 @@ class AddressPolicy:
 
 
 PUBLIC_ONLY = AddressPolicy()
-
-
-class GuardedBackend(httpcore.SyncBackend):
-    """httpcore's socket backend, connecting only to addresses the policy allows, and to
-    exactly the address that was checked."""
-
-    def __init__(self, policy: AddressPolicy) -> None:
-        self.policy = policy
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                    ) -> httpcore.NetworkStream:
-        failure: Exception | None = None
-        for address in self.policy.addresses(host, port):
-            try:
-                # TLS still verifies the certificate against the name (httpcore passes the
-                # origin's host as server_hostname), only the socket goes to the address.
-                return super().connect_tcp(address, port, timeout, local_address,
-                                           socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc  # like socket.create_connection: try the next address
-        assert failure is not None
-        raise failure
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over a ``GuardedBackend``: direct connections only, no proxy."""
-
-    def __init__(self, policy: AddressPolicy) -> None:
-        super().__init__()
-        # httpx has no public way to hand its connection pool a network backend, so the pool
-        # it made is replaced by one with ours. Should httpx rename the attribute, refuse to
-        # run rather than fetch unguarded.
-        if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):
-            raise RuntimeError("httpx.HTTPTransport changed: cannot install the address guard")
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
-                                             network_backend=GuardedBackend(policy))

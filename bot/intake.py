@@ -93,7 +93,7 @@ def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
     """
     import httpx
 
-    from bot.egress import GuardedTransport
+    from bot.egress_http import GuardedTransport
 
     parts = urlsplit(url.strip("<> "))
     if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -7,7 +7,13 @@ Everything stays on loopback: refused addresses are refused before any connectio
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -187,3 +193,55 @@ def test_a_redirect_to_another_scheme_is_refused(answerer: Answerer, corpus: Pat
 ])
 def test_address_kinds(address: str, kind: str | None) -> None:
     assert non_public(address) == kind
+
+
+@pytest.fixture
+def tls_site(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext]]:
+    """An HTTPS server on 127.0.0.1 with a certificate for PUBLIC_NAME only, and a client
+    context that trusts that certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={PUBLIC_NAME}", "-addext", f"subjectAltName=DNS:{PUBLIC_NAME}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], ssl.create_default_context(cafile=str(cert))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_https_is_verified_against_the_name_not_the_pinned_address(
+        tls_site: tuple[int, ssl.SSLContext]) -> None:
+    import httpx
+
+    from bot.egress_http import GuardedTransport
+
+    port, trusted = tls_site
+    # Connected to the checked 127.0.0.1, yet TLS asks for and verifies news.example.
+    with httpx.Client(transport=GuardedTransport(STAND_IN, verify=trusted)) as client:
+        assert client.get(f"https://{PUBLIC_NAME}:{port}/").text == "ok"
+    # The same server under its address: the certificate does not name it, so it fails.
+    with httpx.Client(transport=GuardedTransport(AddressPolicy(allow_private=True),
+                                                 verify=trusted)) as client, \
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.get(f"https://127.0.0.1:{port}/")
