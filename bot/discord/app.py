@@ -226,10 +226,10 @@ class DossierBot(discord.Client):
         # that replies to its answer continue.
         conversation = (_conversation_id(channel.id) if isinstance(channel, discord.Thread)
                         else _conversation_id(interaction.channel_id, interaction.id))
-        # Turned away at once, privately; answered after a deferral (answers can take longer
-        # than Discord's 3 s). Both steps are the question service's, which counts them.
+        # Turned away at once and privately, or answered after a deferral (an answer can take
+        # longer than Discord's 3 s): both steps are the question service's, which counts
+        # them. The first is cheap (a length check, the limiter), so it runs on the loop.
         started = time.perf_counter()
-        # Cheap (a length check and the limiter), so on the loop: the reply is due in 3 s.
         refused = self.service.screen(question, user=str(interaction.user.id), started=started)
         if refused is not None:
             await interaction.response.send_message(refused.notice, ephemeral=True,
