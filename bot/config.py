@@ -220,6 +220,10 @@ class Settings(BaseSettings):
                             "user IDs allowed to rebuild the index from chat")
     adders: _UserIds = _var("DOSSIER_ADDERS", frozenset(),
                             "user or role IDs (besides admins) allowed to add articles from chat")
+    intake_allow_private: _Flag = _var(
+        "DOSSIER_INTAKE_ALLOW_PRIVATE", False,
+        "links added from chat may reach loopback, private and link-local addresses "
+        "(intranet deployments; true/false)")
     channels: _ChannelIds = _var(
         "DOSSIER_CHANNELS", frozenset(),
         "channel IDs the bot answers in; empty: any channel it is invited to")

@@ -21,10 +21,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bot.egress import PUBLIC_ONLY, AddressPolicy, BlockedAddress
 from index.load import INBOX
 
 if TYPE_CHECKING:
     from bot.answer import Answerer
+    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +82,26 @@ def inbox_dir(corpus_dir: Path) -> Path:
 # -- getting the bytes ------------------------------------------------------------------------
 
 
-def fetch(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
+def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
+          headers: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
           timeout: float = TIMEOUT_S) -> tuple[bytes, str, str]:
     """GET ``url`` (following redirects): its body, content type and final URL.
 
-    Stops reading at ``max_bytes`` so an endless or huge response costs nothing more.
+    Every connection, redirects included, goes only where ``policy`` allows (by default
+    public addresses: see bot/egress.py). Stops reading at ``max_bytes`` so an endless or
+    huge response costs nothing more.
     """
     import httpx
+
+    from bot.egress_http import GuardedTransport
 
     parts = urlsplit(url.strip("<> "))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise IntakeError(f"“{url[:200]}” is not a web address; give a link that starts with "
                           "http:// or https://.")
     try:
-        with httpx.Client(follow_redirects=True, max_redirects=5, timeout=timeout,
+        with httpx.Client(transport=GuardedTransport(policy), follow_redirects=True,
+                          max_redirects=5, timeout=timeout,
                           headers={"User-Agent": USER_AGENT, **(headers or {})}) as client, \
                 client.stream("GET", parts.geturl()) as response:
             if response.status_code == 404:
@@ -112,11 +120,20 @@ def fetch(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = M
                 chunks.append(chunk)
             kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
             return b"".join(chunks), kind, str(response.url)
+    except BlockedAddress as exc:
+        # The address goes to the log for the operator, not to chat: it maps the network.
+        log.warning("intake: refused to fetch %s: %s", url[:200], exc)
+        raise IntakeError(f"That link leads to {exc.host}, a {exc.kind} address; links into "
+                          "private networks are not fetched, nothing added. (An intranet "
+                          "deployment can allow them: DOSSIER_INTAKE_ALLOW_PRIVATE.)") from None
     except httpx.TimeoutException:
         raise IntakeError(f"The site took longer than {timeout:.0f} s to answer; nothing "
                           "added.") from None
     except httpx.TooManyRedirects:
         raise IntakeError("The link redirects too many times; nothing added.") from None
+    except httpx.UnsupportedProtocol:
+        raise IntakeError("The link redirects to something that is not a web address "
+                          "(http:// or https://); nothing added.") from None
     except httpx.HTTPError as exc:
         raise IntakeError(f"The page could not be fetched ({type(exc).__name__}: {exc}); "
                           "nothing added.") from None
@@ -268,17 +285,29 @@ class Intake:
     """Adds articles to the corpus and the index. One at a time: a second waits."""
 
     def __init__(self, answerer: Answerer, corpus_dir: Path, *, max_bytes: int = MAX_BYTES,
-                 timeout: float = TIMEOUT_S) -> None:
+                 timeout: float = TIMEOUT_S, policy: AddressPolicy = PUBLIC_ONLY) -> None:
         import threading
 
         self.answerer = answerer
         self.corpus_dir = Path(corpus_dir)
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.policy = policy
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, answerer: Answerer, settings: Settings) -> Intake:
+        """The chat adapters' intake: the corpus folder and the address policy configured."""
+        return cls(answerer, settings.corpus_dir,
+                   policy=AddressPolicy(allow_private=settings.intake_allow_private))
+
+    def fetch(self, url: str, headers: dict[str, str] | None = None) -> tuple[bytes, str, str]:
+        """``fetch`` with this intake's size limit, timeout and address policy."""
+        return fetch(url, policy=self.policy, headers=headers, max_bytes=self.max_bytes,
+                     timeout=self.timeout)
+
     def add_url(self, url: str) -> Added:
-        data, content_type, final = fetch(url, max_bytes=self.max_bytes, timeout=self.timeout)
+        data, content_type, final = self.fetch(url)
         path = urlsplit(final).path
         kind = kind_of(path if Path(path).suffix.lower() in FILE_KINDS else None,
                        content_type or "text/html")

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bot import health
-from bot.answer import Answer, Answerer, question_problem
+from bot.answer import Answer, Answerer
 from bot.config import ConfigError, Settings
 from bot.health import HealthServer, Metrics, Readiness
-from bot.logs import question_digest
+from bot.service import NotTakingQuestions
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,9 @@ class Gate:
 
 
 class ObservedAnswerer:
-    """The shared Answerer as one platform sees it: timed, counted, logged, and gated.
+    """The shared Answerer as one platform sees it: gated, its work in flight and its
+    rebuilds measured, and the registry to count questions in carried to the adapters'
+    QuestionService, which counts each question once (bot/service.py).
 
     Adapters take it where they take an ``Answerer``; everything but ``ask`` and
     ``rebuild`` passes straight through.
@@ -91,54 +93,31 @@ class ObservedAnswerer:
                  gate: Gate | None = None) -> None:
         self._inner = inner
         self.platform = platform
-        self._metrics = metrics
+        self.metrics = metrics
         self.gate = gate or Gate()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def ask(self, question: str) -> Answer:
-        started = time.perf_counter()
         with self.gate.enter() as admitted:
             if not admitted:
-                self._record(question, started, "rejected", reason="shutting down")
-                return Answer(question=question, reason=RESTARTING)
-            self._metrics.question_started()
+                raise NotTakingQuestions(RESTARTING)
+            self.metrics.question_started()
             try:
-                answer = self._inner.ask(question)
-            except Exception:
-                self._record(question, started, "error")
-                raise
+                return self._inner.ask(question)
             finally:
-                self._metrics.question_finished()
-        if answer.answered:
-            outcome = "answered"
-        elif question_problem(question):
-            outcome = "rejected"
-        else:
-            outcome = "declined"
-        self._record(question, started, outcome, quotes=len(answer.quotes))
-        return answer
+                self.metrics.question_finished()
 
     def rebuild(self, corpus_dir: Path) -> Any:
         try:
             report = self._inner.rebuild(corpus_dir)
         except Exception:
-            self._metrics.observe_rebuild(False)
+            self.metrics.observe_rebuild(False)
             raise
-        self._metrics.observe_rebuild(True, getattr(report, "articles", None),
-                                      getattr(report, "chunks", None))
+        self.metrics.observe_rebuild(True, getattr(report, "articles", None),
+                                     getattr(report, "chunks", None))
         return report
-
-    def _record(self, question: str, started: float, outcome: str, **fields: Any) -> None:
-        seconds = time.perf_counter() - started
-        self._metrics.observe_question(self.platform, seconds, outcome)
-        # The question's length and digest only: its text may be private (DMs).
-        level = logging.ERROR if outcome == "error" else logging.INFO
-        log.log(level, "question %s", outcome, extra={
-            "event": "question", "platform": self.platform, "outcome": outcome,
-            "seconds": round(seconds, 4), "chars": len(question),
-            "question_id": question_digest(question), **fields})
 
 
 # SIGHUP (a closed terminal, `kill -HUP`, some supervisors' "reload") drains like SIGTERM:

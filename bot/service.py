@@ -1,19 +1,32 @@
-"""The question service under the chat adapters: validation, rate limits, index reload and
-conversations, so that each adapter only turns a platform event into a call and the reply
-into a message."""
+"""The question service under the chat adapters: validation, rate limits, index reload,
+conversations and counting, so that each adapter only turns a platform event into a call and
+the reply into a message.
+
+Every question is counted here, once: in ``dossier_questions_total`` with its outcome, in
+``dossier_question_seconds``, and in one ``question`` log line. Not in the answerer, which
+also serves "More quotes", re-asks for "Share" and the console, none of them a new question.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
+from bot import health
 from bot.answer import Answer, Answerer, question_problem
 from bot.config import Settings
 from bot.conversation import ConversationalAnswerer, Conversations
-from bot.health import metrics
+from bot.health import Metrics
+from bot.logs import question_digest
 from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+
+class NotTakingQuestions(Exception):
+    """Raised by an answerer that is shutting down; the message is for the asker."""
 
 
 @dataclass(frozen=True)
@@ -30,11 +43,14 @@ class Reply:
 
 class QuestionService:
     def __init__(self, answerer: Answerer, settings: Settings, limiter: RateLimiter,
-                 *, platform: str) -> None:
+                 *, platform: str, metrics: Metrics | None = None) -> None:
         self.answerer = answerer
         self.settings = settings
         self.limiter = limiter
         self.platform = platform
+        # `serve` hands the adapters an ObservedAnswerer that carries the registry its
+        # /metrics shows; otherwise the process-wide one.
+        self.metrics: Metrics = metrics or getattr(answerer, "metrics", None) or health.metrics
         self.conversations = Conversations(ttl=settings.conversation_ttl)
         self.talk = ConversationalAnswerer(answerer, self.conversations)
 
@@ -47,16 +63,59 @@ class QuestionService:
 
     def ask(self, question: str, *, user: str, conversation: str | None) -> Reply:
         """Answer ``question`` in ``conversation``; raises only on an internal error."""
+        started = time.perf_counter()
+        refused = self.screen(question, user=user, started=started)
+        if refused is not None:
+            return refused
+        return self.answer(question, conversation=conversation, started=started)
+
+    def screen(self, question: str, *, user: str, started: float | None = None
+               ) -> Reply | None:
+        """The notice that turns ``question`` away (unusable, or the asker is over the rate
+        limit), counted as ``rejected``; None when it is to be answered: then ``answer`` it.
+
+        ``ask`` is both steps; an adapter that must reply before answering (Discord's slash
+        command defers) calls them one after the other.
+        """
+        started = time.perf_counter() if started is None else started
         problem = question_problem(question)
         if problem:
-            metrics.observe_question(self.platform, 0.0, "rejected")
+            self._record(question, started, "rejected", reason="unusable")
             return Reply(notice=problem)
         wait = self.limiter.check(user)
         if wait:
-            metrics.observe_question(self.platform, 0.0, "rejected")
+            self._record(question, started, "rejected", reason="rate limit")
             return Reply(notice=self.limiter.message(wait))
+        return None
+
+    def answer(self, question: str, *, conversation: str | None,
+               started: float | None = None) -> Reply:
+        """Answer a question ``screen`` let through, counted as ``answered``, ``declined``,
+        ``rejected`` (the bot is shutting down) or ``error`` (and re-raised)."""
+        started = time.perf_counter() if started is None else started
         self.reload()
-        return Reply(answer=self.talk.ask(question, conversation))
+        try:
+            answer = self.talk.ask(question, conversation)
+        except NotTakingQuestions as exc:
+            self._record(question, started, "rejected", reason="shutting down")
+            return Reply(answer=Answer(question=question, reason=str(exc)))
+        except Exception:
+            self._record(question, started, "error")
+            raise
+        # Not answered: not covered, not sure, or a follow-up with nothing to follow.
+        outcome = "answered" if answer.answered else "declined"
+        self._record(question, started, outcome, quotes=len(answer.quotes))
+        return Reply(answer=answer)
+
+    def _record(self, question: str, started: float, outcome: str, **fields: Any) -> None:
+        seconds = time.perf_counter() - started
+        self.metrics.observe_question(self.platform, seconds, outcome)
+        # The question's length and digest only: its text may be private (DMs).
+        level = logging.ERROR if outcome == "error" else logging.INFO
+        log.log(level, "question %s", outcome, extra={
+            "event": "question", "platform": self.platform, "outcome": outcome,
+            "seconds": round(seconds, 4), "chars": len(question),
+            "question_id": question_digest(question), **fields})
 
     def more(self, conversation: str, *, user: str) -> Reply:
         """The next quotes for the conversation's last question ("More quotes")."""

@@ -170,8 +170,9 @@ def test_dossier_admin_add_a_link_then_it_is_answerable(fresh_answerer: Answerer
     from fakes.articles import KEEPERS_QUESTION, article_server
 
     async def scenario(base: str) -> None:
-        async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy
-                                 ) as (fake, _bot):
+        # Served on 127.0.0.1: the intranet switch lets the bot fetch it.
+        async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy,
+                                 intake_allow_private=True) as (fake, _bot):
             refused = fake.slash("dossier-admin add", {"url": f"{base}/article.html"},
                                  user=fake.member)
             await fake.dispatch("INTERACTION_CREATE", refused)
@@ -200,6 +201,25 @@ def test_dossier_admin_add_a_link_then_it_is_answerable(fresh_answerer: Answerer
 
     with article_server() as base:
         run(scenario(base))
+
+
+def test_dossier_admin_add_of_a_loopback_link_is_refused(answerer: Answerer,
+                                                         tmp_path: Path) -> None:
+    from fakes.articles import article_server
+
+    async def scenario(base: str) -> None:
+        async with discord_world(answerer, tmp_path) as (fake, _bot):
+            add = fake.slash("dossier-admin add", {"url": f"{base}/article.html"},
+                             user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", add)
+            done = (await fake.wait_for(lambda: followups(fake, add), 60))[0]
+            assert ("Not added: That link leads to 127.0.0.1, a loopback address"
+                    in done.body["content"])
+
+    requests: list[str] = []
+    with article_server(requests) as base:
+        run(scenario(base))
+    assert requests == []
 
 
 def test_an_uploaded_pdf_with_a_mention_is_added(fresh_answerer: Answerer, corpus_copy: Path,

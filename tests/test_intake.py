@@ -16,12 +16,17 @@ from fakes.articles import (
 )
 
 from bot.answer import Answerer
+from bot.egress import AddressPolicy
 from bot.intake import Intake, IntakeError, inbox_dir, write_atomically
+
+# The pages are served on 127.0.0.1: fetching them needs the intranet switch
+# (DOSSIER_INTAKE_ALLOW_PRIVATE); tests/test_intake_guard.py checks what happens without it.
+INTRANET = AddressPolicy(allow_private=True)
 
 
 def test_a_page_becomes_answerable_and_a_second_copy_is_a_duplicate(
         fresh_answerer: Answerer, corpus_copy: Path) -> None:
-    intake = Intake(fresh_answerer, corpus_copy)
+    intake = Intake(fresh_answerer, corpus_copy, policy=INTRANET)
     with article_server() as base:
         added = intake.add_url(f"{base}/moved")  # a redirect to /article.html
         assert added.path.parent == corpus_copy / "inbox"
@@ -56,7 +61,7 @@ def test_bad_links_get_their_reason_and_leave_nothing(answerer: Answerer, tmp_pa
     corpus.mkdir()
     with article_server() as base, pytest.raises(IntakeError, match=reason.replace(
             "(", r"\(").replace(")", r"\)")):
-        Intake(answerer, corpus).add_url(base + path)
+        Intake(answerer, corpus, policy=INTRANET).add_url(base + path)
     assert list(corpus.rglob("*")) == []
 
 

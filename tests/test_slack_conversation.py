@@ -107,7 +107,9 @@ def test_dossier_command_help_and_add_refused_for_non_admins(bot: Bot) -> None:
 
 @pytest.fixture
 def adding_bot(fake: FakeSlack, tmp_path: Path, fresh_answerer, corpus_copy) -> Iterator[Bot]:
-    bot = start_bot(fake, tmp_path, fresh_answerer, corpus_dir=corpus_copy)
+    # The article pages are served on 127.0.0.1: the intranet switch lets the bot fetch them.
+    bot = start_bot(fake, tmp_path, fresh_answerer, corpus_dir=corpus_copy,
+                    intake_allow_private=True)
     yield bot
     bot.service.stop()
 
@@ -130,6 +132,24 @@ def test_dossier_add_a_link_makes_it_answerable(adding_bot: Bot, fresh_answerer)
         assert "No article text" in refused.text and refused.params["response_type"] == "ephemeral"
     answer = fresh_answerer.ask(KEEPERS_QUESTION)
     assert answer.answered and "Skerryvore" in answer.quotes[0].text
+
+
+def test_dossier_add_of_a_loopback_link_is_refused_in_chat(fake: FakeSlack, tmp_path: Path,
+                                                           answerer) -> None:
+    from fakes.articles import article_server
+
+    bot = start_bot(fake, tmp_path, answerer)  # DOSSIER_INTAKE_ALLOW_PRIVATE unset
+    requests: list[str] = []
+    try:
+        with article_server(requests) as base:
+            status, body, _ = bot.command("/dossier", f"add {base}/article.html", user=ADMIN)
+            assert status == 200 and "Adding" in body
+            refused = bot.fake.wait_for("response_url", 1, timeout=60)[0]
+    finally:
+        bot.service.stop()
+    assert "Not added: That link leads to 127.0.0.1, a loopback address" in norm(refused.text)
+    assert refused.params["response_type"] == "ephemeral"
+    assert requests == []
 
 
 def test_a_pdf_shared_with_a_mention_is_added(adding_bot: Bot, fresh_answerer) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import re
 import signal
+import time
 from collections import OrderedDict
 
 import discord
@@ -16,7 +17,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.answer import MAX_QUESTION_CHARS, Answer, Answerer, Source, question_problem
+from bot.answer import MAX_QUESTION_CHARS, Answer, Answerer, Source
 from bot.config import ConfigError, Settings
 from bot.discord.render import (
     NO_PINGS,
@@ -163,7 +164,7 @@ class DossierBot(discord.Client):
         self.feedback = feedback
         self.limiter = limiter
         self.service = QuestionService(answerer, settings, limiter, platform=PLATFORM)
-        self.intake = Intake(answerer, settings.corpus_dir)
+        self.intake = Intake.from_settings(answerer, settings)
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self._on_command_error
         for command in _commands(self):
@@ -225,29 +226,28 @@ class DossierBot(discord.Client):
         # that replies to its answer continue.
         conversation = (_conversation_id(channel.id) if isinstance(channel, discord.Thread)
                         else _conversation_id(interaction.channel_id, interaction.id))
-        problem = question_problem(question)
-        wait = None if problem else self.limiter.check(str(interaction.user.id))
-        if problem or wait:
-            await interaction.response.send_message(
-                problem or self.limiter.message(wait or 0), ephemeral=True,
-                allowed_mentions=NO_PINGS)
+        # Turned away at once and privately, or answered after a deferral (an answer can take
+        # longer than Discord's 3 s): both steps are the question service's, which counts
+        # them. The first is cheap (a length check, the limiter), so it runs on the loop.
+        started = time.perf_counter()
+        refused = self.service.screen(question, user=str(interaction.user.id), started=started)
+        if refused is not None:
+            await interaction.response.send_message(refused.notice, ephemeral=True,
+                                                    allowed_mentions=NO_PINGS)
             return
         await interaction.response.defer(thinking=True)
         try:
-            answer = await asyncio.to_thread(self._converse, question, conversation)
+            result = await asyncio.to_thread(self.service.answer, question,
+                                             conversation=conversation, started=started)
         except Exception:
             log.exception("discord: /dossier ask failed")
             await interaction.followup.send(FAILED, ephemeral=True, allowed_mentions=NO_PINGS)
             return
-        reply, view = self._render(answer, conversation)
+        assert result.answer is not None  # answer() always answers (or declines)
+        reply, view = self._render(result.answer, conversation)
         sent = await interaction.followup.send(content=reply.content, embeds=list(reply.embeds),
                                                view=view, allowed_mentions=NO_PINGS, wait=True)
         self._remember(sent.id, conversation)
-
-    def _converse(self, question: str, conversation: str | None) -> Answer:
-        """Runs in a worker thread (the limiter was checked): reload, then answer in context."""
-        self.service.reload()
-        return self.service.talk.ask(question, conversation)
 
     async def sources_command(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)

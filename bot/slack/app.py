@@ -43,7 +43,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.answer import Answer, Answerer, Quote
 from bot.config import ConfigError, Settings
 from bot.feedback import FeedbackStore
-from bot.intake import Intake, IntakeError, fetch, kind_of, too_large
+from bot.intake import Intake, IntakeError, kind_of, too_large
 from bot.ratelimit import RateLimiter
 from bot.service import QuestionService
 from bot.slack import render
@@ -221,7 +221,7 @@ class SlackBot:
         if self.service is None:
             self.service = QuestionService(self.answerer, self.settings, self.limiter,
                                            platform=PLATFORM)
-        self.intake = Intake(self.answerer, self.settings.corpus_dir)
+        self.intake = Intake.from_settings(self.answerer, self.settings)
 
     def register(self, app: App) -> None:
         app.middleware(self._drop_retried_events)
@@ -528,8 +528,9 @@ class SlackBot:
             if int(info.get("size") or 0) > self.intake.max_bytes:
                 raise IntakeError(too_large(int(info["size"]), self.intake.max_bytes))
             kind_of(name, info.get("mimetype"))  # refuse before downloading
-            data, _type, _url = fetch(info["url_private"], max_bytes=self.intake.max_bytes,
-                                      headers={"Authorization": f"Bearer {client.token}"})
+            # Guarded like a link: files.info's URL is followed, redirects and all.
+            data, _type, _url = self.intake.fetch(
+                info["url_private"], headers={"Authorization": f"Bearer {client.token}"})
             return self.intake.add_file(data, name, info.get("mimetype")).describe()
         except IntakeError as exc:
             return f"Not added ({name}): {exc}"

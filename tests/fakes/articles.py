@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 KEEPERS = ("The lighthouse keepers of Skerryvore voted on Tuesday to form a union, the first "
            "in the history of the Northern Lighthouse Board. “We keep the lamps lit through "
@@ -80,11 +81,19 @@ def tiny_pdf(text: str, title: str = "Tiree ferry timetable changes") -> bytes:
 
 class _Pages(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        requests = getattr(self.server, "requests", None)
+        if requests is not None:
+            requests.append(self.path)
         if self.path == "/article.html":
             self._send(ARTICLE_HTML, "text/html; charset=utf-8")
         elif self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "/article.html")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path.startswith("/redirect?to="):  # to anywhere, as an attacker's page would
+            self.send_response(302)
+            self.send_header("Location", unquote(self.path.split("=", 1)[1]))
             self.send_header("Content-Length", "0")
             self.end_headers()
         elif self.path == "/login.html":
@@ -117,9 +126,11 @@ class _Pages(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def article_server() -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` serving the pages above, for the length of the block."""
+def article_server(requests: list[str] | None = None) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` serving the pages above, for the length of the block; the
+    path of every request it receives is appended to ``requests``."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    server.requests = requests  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
