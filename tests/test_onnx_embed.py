@@ -43,7 +43,7 @@ from index.onnx_embed import (
 
 REPO = Path(__file__).resolve().parent.parent
 DOSSIER = SHARED / "eval" / "dossiers" / "kilroy-silk-veritas"
-TORCH_MODULES = ("torch", "sentence_transformers", "transformers", "sklearn")
+TORCH_MODULES = ("torch", "sentence_transformers", "transformers", "sklearn", "sympy")
 
 
 @pytest.fixture(scope="module")
