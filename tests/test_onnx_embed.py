@@ -43,7 +43,7 @@ from index.onnx_embed import (
 
 REPO = Path(__file__).resolve().parent.parent
 DOSSIER = SHARED / "eval" / "dossiers" / "kilroy-silk-veritas"
-TORCH_MODULES = ("torch", "sentence_transformers", "transformers", "sklearn")
+TORCH_MODULES = ("torch", "sentence_transformers", "transformers", "sklearn", "sympy")
 
 
 @pytest.fixture(scope="module")
@@ -338,3 +338,18 @@ def test_the_runtime_dependencies_alone_build_and_answer(tmp_path) -> None:
     assert report["embedded"] > 0 and not report["problems"]
     answers = run("ask", "--json", "-", "--index", index, stdin="\n".join(questions[:3]) + "\n")
     assert any(json.loads(line)["answered"] for line in answers.splitlines())
+
+
+def test_export_command_keeps_a_verified_export_and_refuses_a_bad_one(
+        tmp_path, capsys, onnx_embedder) -> None:
+    from index.onnx_embed import main as onnx_main
+
+    folder = tmp_path / "export"
+    shutil.copytree(onnx_embedder.info.folder, folder)
+    assert onnx_main(["export", "--dest", str(folder)]) == 0
+    assert "ONNX export verified" in capsys.readouterr().out
+    with pytest.raises(ModelError, match="not a saved CrossEncoder"):
+        export_cross_encoder(tmp_path / "nothing", tmp_path / "out")
+    assert onnx_main(["export-cross-encoder", str(tmp_path / "nothing"),
+                      str(tmp_path / "out")]) == 1
+    assert "not a saved CrossEncoder" in capsys.readouterr().err
