@@ -1,8 +1,10 @@
 """ONNX Runtime against sentence-transformers, measured in the same run: cold `ask`, warm
-latency, serving memory, full build, the installed size, and the quoted spans.
+latency, serving memory, full build, the embedding of a build alone (wall and CPU seconds),
+the installed size, and the quoted spans.
 
     python -m bench.onnx --out bench/results/onnx.json        # everything (~15 min on 2 cores)
     python -m bench.onnx --phases cold,warm --repeats 5
+    python -m bench.onnx --phases prepare --builds 3 --corpus ../shared/eval/dossiers/X/corpus
 
 Every measurement runs the CLI (or a worker) as a fresh process of this environment with
 DOSSIER_EMBED_BACKEND=torch or =onnx, the two alternating so that load on a shared machine
@@ -116,6 +118,50 @@ def phase_warm(index: Path, repeats: int, passes: int) -> dict:
     return {"p50_ms": _summary(p50), "p95_ms": _summary(p95), "rss_mb": _summary(rss),
             "peak_rss_mb": _summary(hwm), "torch_side_modules_loaded": modules,
             "questions_per_run": passes * len(dev_questions())}
+
+
+def prepare_worker(corpus: Path) -> None:
+    """In a fresh process: load the model, then time what a full build of ``corpus`` spends
+    embedding (index.build._prepare: sentences with word pieces, then passage windows), in
+    wall and CPU seconds. CPU seconds are what a shared machine distorts least: a busy
+    neighbour stretches wall time, not the work done."""
+    import resource
+
+    from index.build import _prepare
+    from index.chunk import ChunkParams, split_sentences
+    from index.embed import load_embedder
+    from index.load import load_corpus
+
+    articles = list(load_corpus(corpus).articles)
+    split = {a.id: split_sentences(a) for a in articles}
+    embedder = load_embedder()
+    embedder.embed_batch(["warm-up"] * 9)  # loads the model and opens the batch session
+    t0, c0 = time.perf_counter(), os.times()
+    data = _prepare(articles, embedder, ChunkParams(), None, split)
+    wall, c1 = time.perf_counter() - t0, os.times()
+    print(json.dumps({"wall_s": wall, "user_s": c1.user - c0.user,
+                      "sys_s": c1.system - c0.system, "passages": int(data.passages.shape[0]),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def phase_prepare(repeats: int, corpus: Path) -> dict:
+    keys = ("wall_s", "user_s", "sys_s", "peak_rss_mb")
+    got: dict[str, dict[str, list[float]]] = {k: {b: [] for b in BACKENDS} for k in keys}
+    passages = 0
+    for order in _orders(repeats):
+        for b in order:
+            out = subprocess.run([sys.executable, "-m", "bench.onnx", "--prepare-worker",
+                                  str(corpus)], env=_env(b), capture_output=True, text=True,
+                                 check=True, cwd=REPO).stdout
+            data = json.loads(out.strip().splitlines()[-1])
+            passages = data["passages"]
+            for k in keys:
+                got[k][b].append(round(data[k], 2))
+    cpu = {b: [round(u + s, 2) for u, s in zip(got["user_s"][b], got["sys_s"][b], strict=True)]
+           for b in BACKENDS}
+    return {"corpus": str(corpus), "passages": passages, "wall_s": _summary(got["wall_s"]),
+            "cpu_s": _summary(cpu), "sys_s": _summary(got["sys_s"]),
+            "peak_rss_mb": _summary(got["peak_rss_mb"])}
 
 
 def phase_build(repeats: int, work: Path) -> dict:
@@ -248,6 +294,13 @@ def report_markdown(res: dict) -> str:
         b = res["build"]
         rows.append(["full build of corpus/ (s, wall)", f"{b['wall_s']['median']['torch']:.1f}",
                      f"{b['wall_s']['median']['onnx']:.1f}", f"{b['wall_s']['ratio']:.2f}x"])
+    if "prepare" in res:
+        p = res["prepare"]
+        for key, label in (("wall_s", "embedding of that build (s, wall)"),
+                           ("cpu_s", "embedding of that build (s, CPU)"),
+                           ("peak_rss_mb", "embedding's peak RSS (MiB)")):
+            rows.append([label, f"{p[key]['median']['torch']:.1f}",
+                         f"{p[key]['median']['onnx']:.1f}", f"{p[key]['ratio']:.2f}x"])
     if "sizes" in res:
         s = res["sizes"]
         rows.append(["installed environment (MiB)", f"{s['with_torch_mib']:.0f}",
@@ -264,16 +317,25 @@ def report_markdown(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--phases", default="sizes,cold,warm,build,spans")
+    ap.add_argument("--phases", default="sizes,cold,warm,build,prepare,spans")
     ap.add_argument("--repeats", type=int, default=4, help="runs per backend (cold, warm)")
-    ap.add_argument("--builds", type=int, default=2, help="full builds per backend")
+    ap.add_argument("--builds", type=int, default=2,
+                    help="full builds per backend (build, prepare)")
+    ap.add_argument("--corpus", type=Path, default=REPO / "corpus",
+                    help="what the prepare phase embeds (default: the bundled corpus/)")
     ap.add_argument("--passes", type=int, default=2, help="passes over the dev set (warm)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--prepare-worker", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         worker(args.worker, args.passes)
         return 0
+    if args.prepare_worker:
+        prepare_worker(args.prepare_worker)
+        return 0
+    if not args.corpus.is_dir():
+        raise SystemExit(f"--corpus {args.corpus}: no such folder")
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     from bench.common import machine
 
@@ -294,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                 res["warm"] = phase_warm(index, args.repeats, args.passes)
             elif phase == "build":
                 res["build"] = phase_build(args.builds, work)
+            elif phase == "prepare":
+                res["prepare"] = phase_prepare(args.builds, args.corpus.resolve())
             elif phase == "spans":
                 res["spans"] = phase_spans(work)
             else:

@@ -4,12 +4,17 @@ sentence-transformers / torch export the graph once (`scripts/setup.sh`, the Doc
 stage, or the first build that finds no export); questions, chats, servers and builds then
 run it with onnxruntime and the `tokenizers` word-piece tokenizer. An export is a folder::
 
-    model.onnx      the transformer: word-piece ids -> contextual token vectors (fp32)
+    model.onnx      the transformer's graph: word-piece ids -> contextual token vectors (fp32)
+    model.onnx.data its weights, beside the graph (ONNX external data), which onnxruntime
+                    maps from the file instead of copying onto the heap: a serving process
+                    keeps only the pages it reads (the word-piece table is half the weights
+                    and a question reads a few rows of it)
     tokenizer.json  the model's tokenizer, copied so the folder is self-contained
-    export.json     SHA-256 of both files, the source weights' SHA-256, the fingerprint,
-                    the truncation length and the check made against sentence-transformers
+    export.json     SHA-256 of the three files, the source weights' SHA-256, the
+                    fingerprint, the truncation length and the check made against
+                    sentence-transformers
 
-Both files are checked against export.json before a session is opened. The embedder's
+The three files are checked against export.json before a session is opened. The embedder's
 fingerprint is the source weights' SHA-256 (the one the sentence-transformers path uses), and
 an export is written only after its vectors matched sentence-transformers' on probe texts, so
 an index built by either path loads in the other exactly when the vectors are the same.
@@ -42,8 +47,9 @@ from index.embed import (
     verify_packaged_weights,
 )
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: the weights in DATA_FILE beside the graph (1: one file)
 ONNX_FILE = "model.onnx"
+DATA_FILE = "model.onnx.data"  # the name is recorded inside model.onnx: never rename it
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "export.json"
 OPSET = 17
@@ -74,6 +80,7 @@ class ExportInfo:
     fingerprint: str
     source_sha256: str
     onnx_sha256: str
+    data_sha256: str
     tokenizer_sha256: str
     max_tokens: int
     dimension: int  # embedder: vector size; cross-encoder: number of labels
@@ -88,12 +95,13 @@ class ExportInfo:
             if data.get("format") != EXPORT_FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {EXPORT_FORMAT}")
             info = cls(folder=folder, **{k: data[k] for k in (
-                "kind", "name", "fingerprint", "source_sha256", "onnx_sha256",
+                "kind", "name", "fingerprint", "source_sha256", "onnx_sha256", "data_sha256",
                 "tokenizer_sha256", "max_tokens", "dimension", "activation")})
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"The ONNX export at {folder} is unreadable ({exc}); export it "
                              "again with `python -m index.onnx_embed export --force`.") from None
-        for file, want in ((ONNX_FILE, info.onnx_sha256), (TOKENIZER_FILE, info.tokenizer_sha256)):
+        for file, want in ((ONNX_FILE, info.onnx_sha256), (DATA_FILE, info.data_sha256),
+                           (TOKENIZER_FILE, info.tokenizer_sha256)):
             path = folder / file
             got = sha256_file(path) if path.is_file() else "missing"
             if got != want:
@@ -112,10 +120,13 @@ def export_root() -> Path:
 
 
 def packaged_export_dir(root: Path | None = None) -> Path:
-    # One folder per source weights, so a new model version never reuses an old graph.
+    # One folder per source weights and export format: a new model version never reuses an
+    # old graph, and a checkout that reads another format (sharing this environment, or
+    # before an upgrade) keeps its own folder instead of finding one it cannot read.
     from index.embed import PACKAGED_MODEL_SHA256
 
-    return (root or export_root()) / f"all-minilm-l6-v2-{PACKAGED_MODEL_SHA256[:16]}"
+    return ((root or export_root())
+            / f"all-minilm-l6-v2-{PACKAGED_MODEL_SHA256[:16]}-f{EXPORT_FORMAT}")
 
 
 # ---------------------------------------------------------------- run time (no torch)
@@ -139,22 +150,24 @@ def _session(path: Path, threads: int):
     # Spinning workers burn a core between calls; on a shared machine (a build beside a
     # serving bot) that core is someone else's.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # A build's batches (64 texts of up to 256 word pieces) need hundreds of MB of scratch;
-    # the arena would keep that for the life of a serving process that also rebuilds.
-    options.enable_cpu_mem_arena = threads == 1
+    # The arena stays on for both sessions: without it every intermediate of a build's
+    # batches was a fresh mmap the kernel had to zero, which cost a build as much system time
+    # as the model's own arithmetic. What a batch session's arena grew to is handed back
+    # after each call (_Runner.run), so a serving process that rebuilds does not keep it.
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _tokenizer(info: ExportInfo, *, pad_to: int | None = None):
+def _tokenizer(info: ExportInfo):
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(info.folder / TOKENIZER_FILE))
     # tokenizer.json ships with truncation at 128, the model reads 256 word pieces and
     # sentence-transformers cuts there: the export records the model's real limit.
     tok.enable_truncation(max_length=info.max_tokens)
-    pad_id = tok.token_to_id("[PAD]")
-    tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+    # Each text keeps its own length; _Runner.feeds pads a batch to its longest text, once
+    # the texts are grouped by length.
+    tok.no_padding()
     return tok
 
 
@@ -166,15 +179,30 @@ class _Runner:
     when a session opens, so the two are two sessions; a serving process opens only the first.
     """
 
-    def __init__(self, info: ExportInfo) -> None:
+    def __init__(self, info: ExportInfo, pad_id: int) -> None:
         self.info = info
         self._sessions: dict[int, object] = {}
         self._batch_threads = max(1, os.cpu_count() or 1)
         self._input_names: set[str] | None = None
         self._lock = threading.Lock()
+        self._pad_id = pad_id
+        self._shrink = None  # RunOptions that hand the arena back, made with the batch session
 
-    def session(self, n_texts: int):
-        threads = 1 if n_texts <= SMALL_BATCH else self._batch_threads
+    def threads(self, n_texts: int) -> int:
+        return 1 if n_texts <= SMALL_BATCH else self._batch_threads
+
+    def run(self, n_texts: int, output: str, feeds: dict[str, np.ndarray], *,
+            last: bool) -> np.ndarray:
+        """``output`` for one batch of a call of ``n_texts`` texts (``last``: its last batch)."""
+        threads = self.threads(n_texts)
+        sess = self.session(threads)
+        # A batch session's arena grows to the largest batch of the call (tens of MB); it is
+        # handed back once per call, not per batch, so a build pays for that once per 64 texts.
+        options = self._shrink if last and threads > 1 else None
+        (out,) = sess.run([output], feeds, options)
+        return out
+
+    def session(self, threads: int):
         sess = self._sessions.get(threads)
         if sess is None:
             # Sessions run concurrently (Slack and Discord threads); opening one is not
@@ -184,21 +212,34 @@ class _Runner:
                 if sess is None:
                     sess = _session(self.info.folder / ONNX_FILE, threads)
                     self._input_names = {i.name for i in sess.get_inputs()}
+                    if threads > 1 and self._shrink is None:
+                        shrink = _ort().RunOptions()
+                        shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage",
+                                                    "cpu:0")
+                        self._shrink = shrink
                     self._sessions[threads] = sess
         return sess
 
     def feeds(self, encodings) -> dict[str, np.ndarray]:
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        """The model's inputs for a batch, padded to its longest text (padding is masked)."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[row, :n] = e.ids
+            mask[row, :n] = e.attention_mask
+            types[row, :n] = e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask}
         if self._input_names is None or "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            feeds["token_type_ids"] = types
         return feeds
 
 
-def _length_order(texts: list[str]) -> list[int]:
-    # As sentence-transformers does: longest first, so each batch pads to similar lengths.
-    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+def _pad_id(tok) -> int:
+    pad_id = tok.token_to_id("[PAD]")
+    return 0 if pad_id is None else pad_id
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -210,7 +251,10 @@ class OnnxEmbedder:
     """The packaged all-MiniLM-L6-v2 through onnxruntime: the Embedder protocol, plus word
     piece vectors (``embed_with_tokens``) as SentenceTransformerEmbedder gives them."""
 
-    def __init__(self, export_dir: Path | None = None, *, batch_size: int = 64) -> None:
+    # Texts per forward pass. A build hands over 64 at a time; eight of similar length (the
+    # call's texts are ordered by word pieces) keep a layer's activations in cache and waste
+    # little on padding: a third less CPU than batches of 64 here (docs/benchmarks.md).
+    def __init__(self, export_dir: Path | None = None, *, batch_size: int = 8) -> None:
         self.info = ExportInfo.read(export_dir or packaged_export_dir())
         if self.info.kind != "embedder":
             raise ModelError(f"{self.info.folder} holds a {self.info.kind}, not an embedder.")
@@ -219,8 +263,8 @@ class OnnxEmbedder:
         self.dimension = self.info.dimension
         self.max_tokens = self.info.max_tokens
         self.batch_size = batch_size
-        self._runner = _Runner(self.info)
         self._tok = _tokenizer(self.info)
+        self._runner = _Runner(self.info, _pad_id(self._tok))
 
     def vocabulary(self) -> dict[str, int]:
         """Word piece -> id (the ranker leaves punctuation and stop-word pieces out)."""
@@ -235,44 +279,44 @@ class OnnxEmbedder:
             export_packaged(folder)
         return cls(folder)
 
-    def _forward(self, texts: list[str]):
-        """(token vectors, attention mask, ids) per batch, in the order of ``texts``."""
-        order = _length_order(texts)
-        sess = self._runner.session(len(texts))
+    def _forward(self, texts: list[str]) -> list[tuple[np.ndarray, list[int]]]:
+        """Each text's contextual word-piece vectors (padding dropped) and word-piece ids,
+        in the order of ``texts``."""
+        encodings = self._tok.encode_batch(texts)
+        # Longest first by word pieces (what a batch pads to, where sentence-transformers
+        # orders by characters), so each batch holds texts of nearly the same length.
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         results: list = [None] * len(texts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            enc = self._tok.encode_batch([texts[i] for i in idx])
-            feeds = self._runner.feeds(enc)
-            (tokens,) = sess.run(["token_embeddings"], feeds)
+            feeds = self._runner.feeds([encodings[i] for i in idx])
+            tokens = self._runner.run(len(texts), "token_embeddings", feeds,
+                                      last=start + self.batch_size >= len(order))
             for row, i in enumerate(idx):
-                results[i] = (tokens[row], feeds["attention_mask"][row], feeds["input_ids"][row])
+                ids = encodings[i].ids
+                results[i] = (tokens[row, :len(ids)], ids)
         return results
 
-    @staticmethod
-    def _pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        m = mask.astype(np.float32)[:, None]
-        return (tokens * m).sum(axis=0) / max(float(m.sum()), 1e-9)
+    def _sentences(self, rows: list[tuple[np.ndarray, list[int]]]) -> np.ndarray:
+        # Mean pooling over the text's word pieces, [CLS] and [SEP] included, as
+        # sentence-transformers pools them; then unit length.
+        sentence = np.stack([tokens.mean(axis=0) for tokens, _ in rows])
+        return np.ascontiguousarray(_normalise(sentence), dtype=np.float32)
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        rows = self._forward(texts)
-        sentence = np.stack([self._pool(t, m) for t, m, _ in rows])
-        return np.ascontiguousarray(_normalise(sentence), dtype=np.float32)
+        return self._sentences(self._forward(texts))
 
     def embed_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenVectors]]:
         """Sentence vectors and per-token vectors from one forward pass."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
         rows = self._forward(texts)
-        sentence = np.stack([self._pool(t, m) for t, m, _ in rows])
-        out: list[TokenVectors] = []
-        for tokens, mask, ids in rows:
-            keep = mask.astype(bool)
-            vec = _normalise(tokens[keep][1:-1])  # drop [CLS] and [SEP]
-            out.append(TokenVectors(ids[keep][1:-1].astype(np.int32), vec.astype(np.float16)))
-        return np.ascontiguousarray(_normalise(sentence), dtype=np.float32), out
+        out = [TokenVectors(np.asarray(ids[1:-1], dtype=np.int32),  # drop [CLS] and [SEP]
+                            _normalise(tokens[1:-1]).astype(np.float16))
+               for tokens, ids in rows]
+        return self._sentences(rows), out
 
 
 class OnnxCrossEncoder:
@@ -289,7 +333,7 @@ class OnnxCrossEncoder:
         self.fingerprint = self.info.fingerprint
         self.batch_size = batch_size
         self._tok = _tokenizer(self.info)
-        self._runner = _Runner(self.info)
+        self._runner = _Runner(self.info, _pad_id(self._tok))
         self._session = self._runner.session(1)  # pairs of one question: one thread, always
 
     def predict(self, pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -312,14 +356,17 @@ class OnnxCrossEncoder:
 
 
 def _write_export(folder: Path, graph: Path, tokenizer: Path, record: dict) -> ExportInfo:
-    """Move a checked graph and its tokenizer into ``folder``; export.json goes last, so a
-    folder without one is an export that did not finish."""
+    """Move a checked graph (with its weights, DATA_FILE beside it) and its tokenizer into
+    ``folder``; export.json goes last, so a folder without one is an export that did not
+    finish."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)
     os.replace(graph, folder / ONNX_FILE)
+    os.replace(graph.parent / DATA_FILE, folder / DATA_FILE)
     shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
     record = {"format": EXPORT_FORMAT, **record,
               "onnx_sha256": sha256_file(folder / ONNX_FILE),
+              "data_sha256": sha256_file(folder / DATA_FILE),
               "tokenizer_sha256": sha256_file(folder / TOKENIZER_FILE)}
     tmp = folder / (MANIFEST_FILE + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -328,9 +375,16 @@ def _write_export(folder: Path, graph: Path, tokenizer: Path, record: dict) -> E
 
 
 def _torch_export(module, inputs: dict, outputs: list[str], path: Path) -> None:
+    """Export ``module`` to ``path``, its weights to DATA_FILE beside it."""
     import warnings
 
     import torch
+
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ModelError(f"The ONNX export needs the onnx package ({exc}): "
+                         "`pip install 'dossier-bot[torch]'`.") from None
 
     names = list(inputs)
     axes = {n: {0: "batch", 1: "tokens"} for n in names}
@@ -340,9 +394,19 @@ def _torch_export(module, inputs: dict, outputs: list[str], path: Path) -> None:
         # The tracer warns about shape checks inside transformers; the check below compares
         # outputs at several lengths, which is what those warnings are about.
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), tuple(inputs.values()), str(path), dynamo=False,
+        whole = path.with_name(path.name + ".whole")
+        torch.onnx.export(module.eval(), tuple(inputs.values()), str(whole), dynamo=False,
                           input_names=names, output_names=outputs, dynamic_axes=axes,
                           opset_version=OPSET, do_constant_folding=True)
+    # Weights as external data: onnxruntime maps DATA_FILE rather than parsing 87 MB of
+    # protobuf onto the heap (a serving process held both the parsed copy and the session's).
+    model = onnx.load(str(whole))
+    (path.parent / DATA_FILE).unlink(missing_ok=True)  # onnx appends to an existing file
+    onnx.save_model(model, str(path), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=DATA_FILE, size_threshold=1024)
+    # onnx creates the file owner-only; the image runs as another user than the one exporting.
+    (path.parent / DATA_FILE).chmod(path.stat().st_mode & 0o777)
+    whole.unlink()
 
 
 def _versions() -> dict[str, str]:

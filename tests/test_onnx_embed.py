@@ -31,6 +31,7 @@ from index.embed import (
     packaged_model_dir,
 )
 from index.onnx_embed import (
+    DATA_FILE,
     MANIFEST_FILE,
     ONNX_FILE,
     TOKENIZER_FILE,
@@ -43,7 +44,7 @@ from index.onnx_embed import (
 
 REPO = Path(__file__).resolve().parent.parent
 DOSSIER = SHARED / "eval" / "dossiers" / "kilroy-silk-veritas"
-TORCH_MODULES = ("torch", "sentence_transformers", "transformers", "sklearn")
+TORCH_MODULES = ("torch", "sentence_transformers", "transformers", "sklearn", "sympy")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,14 @@ def test_export_files_are_checked_against_their_sha256(tmp_path, onnx_embedder) 
     with pytest.raises(ModelError, match=r"tokenizer\.json does not match the SHA-256"):
         OnnxEmbedder(folder)
     shutil.copyfile(onnx_embedder.info.folder / TOKENIZER_FILE, tok)
+    with (folder / DATA_FILE).open("r+b") as fh:  # one weight changed, the size kept
+        fh.seek(4096)
+        byte = fh.read(1)
+        fh.seek(4096)
+        fh.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(ModelError, match=r"model\.onnx\.data does not match the SHA-256"):
+        OnnxEmbedder(folder)
+    shutil.copyfile(onnx_embedder.info.folder / DATA_FILE, folder / DATA_FILE)
     (folder / ONNX_FILE).unlink()
     with pytest.raises(ModelError, match=r"model\.onnx .*export --force"):
         OnnxEmbedder(folder)
@@ -121,6 +130,37 @@ def test_batches_and_single_texts_give_the_same_vectors(onnx_embedder) -> None:
     assert len(onnx_embedder._runner._sessions) == 2  # one per thread count, never resized
     empty, toks = onnx_embedder.embed_with_tokens([])
     assert empty.shape == (0, 384) and toks == []
+
+
+def test_batching_changes_neither_the_vectors_nor_their_order(onnx_embedder,
+                                                             monkeypatch) -> None:
+    # Texts are grouped by word pieces into batches; every text must come back in its
+    # place, with the vectors it has on its own (as in one batch of 64, the old way).
+    texts = [*corpus_texts(), "", "ok", "Did Moscow deny asking Beijing for help?"]
+    vectors, tokens = onnx_embedder.embed_with_tokens(texts)
+    assert onnx_embedder.batch_size < len(texts)
+    monkeypatch.setattr(onnx_embedder, "batch_size", 64)
+    whole, whole_tokens = onnx_embedder.embed_with_tokens(texts)
+    reverse, reverse_tokens = onnx_embedder.embed_with_tokens(texts[::-1])
+    assert np.allclose(vectors, whole, atol=1e-6)
+    assert np.allclose(vectors, reverse[::-1], atol=1e-6)
+    for t, w, r in zip(tokens, whole_tokens, reverse_tokens[::-1], strict=True):
+        assert np.array_equal(t.ids, w.ids) and np.array_equal(t.ids, r.ids)
+        assert np.allclose(t.vectors, w.vectors, atol=2e-3)  # float16
+    assert len(tokens[-3].ids) == 0 and tokens[-3].vectors.shape == (0, 384)  # "" has none
+    singles = np.vstack([onnx_embedder.embed_batch([t]) for t in texts[-3:]])
+    assert np.allclose(vectors[-3:], singles, atol=1e-5)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux /proc")
+def test_the_weights_are_mapped_from_the_export_not_copied(onnx_embedder) -> None:
+    # onnxruntime maps external weights from their file; a serving process then holds only
+    # the pages it reads. A one-file graph (or a copying load) would show no such mapping.
+    onnx_embedder.embed_batch(["Did Moscow deny asking Beijing for help?"])
+    data = str(onnx_embedder.info.folder / DATA_FILE)
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    assert any(line.rstrip().endswith(data) for line in maps)
+    assert (onnx_embedder.info.folder / ONNX_FILE).stat().st_size < 1 << 20  # the graph alone
 
 
 def _spans(index: Path, embedder, questions: list[str], monkeypatch) -> list[dict]:
@@ -262,6 +302,9 @@ def test_cross_encoder_export_scores_like_the_cross_encoder(tmp_path) -> None:
     ce.save(str(tmp_path / "ce"))
     info = export_cross_encoder(tmp_path / "ce", tmp_path / "ce-onnx")
     assert info.kind == "cross-encoder" and info.dimension == 1
+    # The weights file is as readable as the graph (onnx writes it owner-only).
+    modes = {(tmp_path / "ce-onnx" / f).stat().st_mode & 0o777 for f in (ONNX_FILE, DATA_FILE)}
+    assert len(modes) == 1
     scorer = OnnxCrossEncoder(tmp_path / "ce-onnx", batch_size=3)
     texts = corpus_texts()
     pairs = [(q, p) for q in ("Did Moscow deny asking Beijing for help?", "Who is Hu Wei?")
@@ -338,3 +381,18 @@ def test_the_runtime_dependencies_alone_build_and_answer(tmp_path) -> None:
     assert report["embedded"] > 0 and not report["problems"]
     answers = run("ask", "--json", "-", "--index", index, stdin="\n".join(questions[:3]) + "\n")
     assert any(json.loads(line)["answered"] for line in answers.splitlines())
+
+
+def test_export_command_keeps_a_verified_export_and_refuses_a_bad_one(
+        tmp_path, capsys, onnx_embedder) -> None:
+    from index.onnx_embed import main as onnx_main
+
+    folder = tmp_path / "export"
+    shutil.copytree(onnx_embedder.info.folder, folder)
+    assert onnx_main(["export", "--dest", str(folder)]) == 0
+    assert "ONNX export verified" in capsys.readouterr().out
+    with pytest.raises(ModelError, match="not a saved CrossEncoder"):
+        export_cross_encoder(tmp_path / "nothing", tmp_path / "out")
+    assert onnx_main(["export-cross-encoder", str(tmp_path / "nothing"),
+                      str(tmp_path / "out")]) == 1
+    assert "not a saved CrossEncoder" in capsys.readouterr().err
