@@ -409,6 +409,25 @@ def _torch_export(module, inputs: dict, outputs: list[str], path: Path) -> None:
     whole.unlink()
 
 
+def _export_transformer(module, attribute: str, output: str, graph: Path) -> None:
+    """Export a Hugging Face encoder (called with input_ids, attention_mask, token_type_ids)
+    to ONNX, its result's ``attribute`` as the graph's ``output``."""
+    import torch
+
+    class Output(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return getattr(self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                      token_type_ids=token_type_ids), attribute)
+
+    ids = torch.ones((2, 8), dtype=torch.long)
+    _torch_export(Output(), {"input_ids": ids, "attention_mask": ids,
+                             "token_type_ids": torch.zeros_like(ids)}, [output], graph)
+
+
 def _versions() -> dict[str, str]:
     import sentence_transformers
     import torch
@@ -423,8 +442,6 @@ def _min_cos(a: np.ndarray, b: np.ndarray) -> float:
 
 def export_packaged(dest: Path | None = None) -> ExportInfo:
     """Export the packaged, hash-verified MiniLM and check it against sentence-transformers."""
-    import torch
-
     from index.embed import SentenceTransformerEmbedder
 
     dest = dest or packaged_export_dir()
@@ -432,24 +449,10 @@ def export_packaged(dest: Path | None = None) -> ExportInfo:
     digest = verify_packaged_weights(source)
     reference = SentenceTransformerEmbedder()
     model = reference._model
-    bert = model[0].auto_model
-
-    class TokenEmbeddings(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
-
-    ids = torch.ones((2, 8), dtype=torch.long)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as tmp:
         graph = Path(tmp) / ONNX_FILE
-        _torch_export(TokenEmbeddings(), {"input_ids": ids, "attention_mask": ids,
-                                          "token_type_ids": torch.zeros_like(ids)},
-                      ["token_embeddings"], graph)
+        _export_transformer(model[0].auto_model, "last_hidden_state", "token_embeddings", graph)
         shutil.copyfile(source / TOKENIZER_FILE, Path(tmp) / TOKENIZER_FILE)
         record = {"kind": "embedder", "name": PACKAGED_MODEL_NAME, "fingerprint": digest,
                   "source_sha256": digest, "max_tokens": int(model.max_seq_length),
@@ -484,7 +487,6 @@ def export_cross_encoder(model_dir: Path, dest: Path) -> ExportInfo:
     The folder's tokenizer.json is copied beside the graph; the fingerprint is the SHA-256
     of its model.safetensors. Score with :class:`OnnxCrossEncoder`.
     """
-    import torch
     from sentence_transformers import CrossEncoder
 
     model_dir, dest = Path(model_dir), Path(dest)
@@ -500,23 +502,10 @@ def export_cross_encoder(model_dir: Path, dest: Path) -> ExportInfo:
         raise ModelError(f"Cross-encoder activation {activation!r} is not supported "
                          "(sigmoid or identity).")
     max_tokens = int(ce.max_length or ce.tokenizer.model_max_length)
-    inner = ce.model
-
-    class Logits(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).logits
-
-    ids = torch.ones((2, 8), dtype=torch.long)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as tmp:
         graph = Path(tmp) / ONNX_FILE
-        _torch_export(Logits(), {"input_ids": ids, "attention_mask": ids,
-                                 "token_type_ids": torch.zeros_like(ids)}, ["logits"], graph)
+        _export_transformer(ce.model, "logits", "logits", graph)
         record = {"kind": "cross-encoder", "name": str(model_dir), "fingerprint": digest,
                   "source_sha256": digest, "max_tokens": max_tokens,
                   "dimension": int(ce.num_labels), "activation": activation,
