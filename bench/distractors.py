@@ -65,7 +65,7 @@ def run(bbc: Path, questions: Path, work: Path) -> dict:
         d.pop("misses")
         out["rows"].append({"corpus": name, "articles": report.articles,
                             "passages": report.chunks, "build_s": round(build_s, 1), **d})
-        print(json.dumps(out["rows"][-1]), flush=True)
+        print(json.dumps(out["rows"][-1]), file=sys.stderr, flush=True)
     return out
 
 
