@@ -282,25 +282,20 @@ def report_markdown(res: dict) -> str:
         c = res["cold"]
         rows.append(["cold `ask` (s, median)", f"{c['median']['torch']:.2f}",
                      f"{c['median']['onnx']:.2f}", f"{c['ratio']:.2f}x"])
-    if "warm" in res:
-        w = res["warm"]
-        for key, label in (("p50_ms", "warm question p50 (ms)"),
-                           ("p95_ms", "warm question p95 (ms)"),
-                           ("rss_mb", "serving RSS (MiB)"),
-                           ("peak_rss_mb", "serving peak RSS (MiB)")):
-            rows.append([label, f"{w[key]['median']['torch']:.1f}",
-                         f"{w[key]['median']['onnx']:.1f}", f"{w[key]['ratio']:.2f}x"])
-    if "build" in res:
-        b = res["build"]
-        rows.append(["full build of corpus/ (s, wall)", f"{b['wall_s']['median']['torch']:.1f}",
-                     f"{b['wall_s']['median']['onnx']:.1f}", f"{b['wall_s']['ratio']:.2f}x"])
-    if "prepare" in res:
-        p = res["prepare"]
-        for key, label in (("wall_s", "embedding of that build (s, wall)"),
-                           ("cpu_s", "embedding of that build (s, CPU)"),
-                           ("peak_rss_mb", "embedding's peak RSS (MiB)")):
-            rows.append([label, f"{p[key]['median']['torch']:.1f}",
-                         f"{p[key]['median']['onnx']:.1f}", f"{p[key]['ratio']:.2f}x"])
+    # (phase, measurement, label): medians per backend and their ratio, one row each.
+    paired = (("warm", "p50_ms", "warm question p50 (ms)"),
+              ("warm", "p95_ms", "warm question p95 (ms)"),
+              ("warm", "rss_mb", "serving RSS (MiB)"),
+              ("warm", "peak_rss_mb", "serving peak RSS (MiB)"),
+              ("build", "wall_s", "full build of corpus/ (s, wall)"),
+              ("prepare", "wall_s", "embedding of that build (s, wall)"),
+              ("prepare", "cpu_s", "embedding of that build (s, CPU)"),
+              ("prepare", "peak_rss_mb", "embedding's peak RSS (MiB)"))
+    for phase, key, label in paired:
+        if phase in res:
+            m = res[phase][key]
+            rows.append([label, f"{m['median']['torch']:.1f}", f"{m['median']['onnx']:.1f}",
+                         f"{m['ratio']:.2f}x"])
     if "sizes" in res:
         s = res["sizes"]
         rows.append(["installed environment (MiB)", f"{s['with_torch_mib']:.0f}",

@@ -37,20 +37,12 @@ from tests.fakes.fake_slack import (
     BOT_USER_ID,
     SIGNING_SECRET,
     FakeSlack,
+    SlowSlack,
     event_body,
     post_to_app,
 )
 
 QUESTION = "Did Russia ask China for military aid?"
-
-
-class Fake(FakeSlack):
-    slow_delay = 0.0
-
-    def _api(self, method: str, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        if method == "chat.postMessage" and params.get("channel") == "C0SLOW":
-            time.sleep(self.slow_delay)
-        return super()._api(method, params, token)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -81,7 +73,7 @@ def wait_posts(fake: FakeSlack, channel: str, count: int, timeout: float) -> dic
     return posted_at(fake, channel)
 
 
-def probe_load(url: str, fake: Fake, events: int, concurrency: int) -> dict[str, Any]:
+def probe_load(url: str, fake: SlowSlack, events: int, concurrency: int) -> dict[str, Any]:
     sent: dict[str, float] = {}
     acks: list[float] = []
     lost = 0
@@ -114,8 +106,8 @@ def probe_load(url: str, fake: Fake, events: int, concurrency: int) -> dict[str,
             "answer_p50": round(pct(latency, 50), 3), "answer_p95": round(pct(latency, 95), 3)}
 
 
-def probe_slow(url: str, fake: Fake, slow: int, delay: float) -> dict[str, Any]:
-    fake.slow_delay = delay
+def probe_slow(url: str, fake: SlowSlack, slow: int, delay: float) -> dict[str, Any]:
+    fake.delay = delay
     for n in range(slow):
         post_to_app(url, mention(5000 + n, "C0SLOW", f"U0SLOW{n}"), content_type="application/json")
     time.sleep(0.5)
@@ -127,7 +119,7 @@ def probe_slow(url: str, fake: Fake, slow: int, delay: float) -> dict[str, Any]:
     return {"slow_posts": slow, "slow_delay_s": delay, "other_answer_s": round(waited, 3)}
 
 
-def probe_5xx(url: str, fake: Fake) -> dict[str, Any]:
+def probe_5xx(url: str, fake: SlowSlack) -> dict[str, Any]:
     fake.fail_next("chat.postMessage", status=500, body={"ok": False, "error": "internal_error"})
     post_to_app(url, mention(7000, "C0RETRY", "U0RETRY"), content_type="application/json")
     wait_posts(fake, "C0RETRY", 1, 20)
@@ -147,7 +139,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=Path(__file__).parents[1] / "corpus")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, Fake() as fake:
+    with tempfile.TemporaryDirectory() as tmp, SlowSlack() as fake:
         settings = Settings(corpus_dir=args.corpus, index_dir=Path(tmp) / "index",
                             feedback_db=Path(tmp) / "f.sqlite3", rate_limit_per_minute=0,
                             slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,

@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 from index.model import Article
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from index.build import BuildReport
     from index.live import LiveIndex
+    from index.search import SearchResult
 
 MAX_QUESTION_CHARS = 1000
 NOT_COVERED = "The dossier does not cover that question."
@@ -56,6 +59,11 @@ class Answer:
     def unsure(self) -> bool:
         return bool(self.quotes) and self.confidence == "low"
 
+    @property
+    def read_differently(self) -> str | None:
+        """``read_as`` when it differs from what was typed: what every renderer shows."""
+        return self.read_as if self.read_as and self.read_as != self.question else None
+
 
 @dataclass(frozen=True)
 class Source:
@@ -81,38 +89,35 @@ class Answerer:
         return self._live
 
     def ask(self, question: str) -> Answer:
+        return self._answer(question, lambda text: self._live.current().search(text),
+                            unsure=True)
+
+    def ask_wide(self, question: str, limit: int) -> Answer:
+        """Like ``ask``, with up to ``limit`` quotes reaching further below the best one:
+        the pool that "more" and "what did he say next?" draw on (no unsure band: only
+        quotes the bot stands by are continued)."""
+        return self._answer(
+            question, lambda text: self._live.current().retriever.widened(limit).search(text),
+            unsure=False)
+
+    def _answer(self, question: str, search: Callable[[str], SearchResult], *,
+                unsure: bool) -> Answer:
         text = clean_question(question)
         problem = _problem(text)
         if problem:
             return Answer(question=question, reason=problem)
-        result = self._live.current().search(text)
+        result = search(text)
         corrected = result.corrected
         quotes = tuple(Quote(text=e.text, start=e.start, end=e.end, score=e.score,
                              article=e.article) for e in result.evidence)
         if result.covered:
             return Answer(question=question, quotes=quotes, confidence="high",
                           corrected=corrected)
-        if result.confidence == "low" and quotes:
+        if unsure and result.confidence == "low" and quotes:
             return Answer(question=question, quotes=quotes, reason=UNSURE,
                           closest=result.closest, confidence="low", corrected=corrected)
         return Answer(question=question, reason=NOT_COVERED, closest=result.closest,
                       corrected=corrected)
-
-    def ask_wide(self, question: str, limit: int) -> Answer:
-        """Like ``ask``, with up to ``limit`` quotes reaching further below the best one:
-        the pool that "more" and "what did he say next?" draw on."""
-        text = clean_question(question)
-        problem = _problem(text)
-        if problem:
-            return Answer(question=question, reason=problem)
-        result = self._live.current().retriever.widened(limit).search(text)
-        corrected = result.corrected
-        if not result.covered:
-            return Answer(question=question, reason=NOT_COVERED, closest=result.closest,
-                          corrected=corrected)
-        return Answer(question=question, quotes=tuple(
-            Quote(text=e.text, start=e.start, end=e.end, score=e.score, article=e.article)
-            for e in result.evidence), confidence="high", corrected=corrected)
 
     def sources(self) -> list[Source]:
         snapshot = self._live.current()

@@ -91,8 +91,8 @@ def handle(text: str, answerer: Answerer, settings: Settings,
 def _shown(answer: Answer) -> str:
     """The answer, with how a follow-up was read and whether /more has further quotes."""
     out = render_text(answer)
-    if answer.read_as and answer.read_as != answer.question:
-        out = f"(read as: {answer.read_as})\n{out}"
+    if answer.read_differently:
+        out = f"(read as: {answer.read_differently})\n{out}"
     if answer.has_more:
         out += "\n(/more for further quotes)"
     return out

@@ -60,12 +60,6 @@ class FeatureMatrix:
     question: QuestionInfo
     rows: tuple[tuple[Segment, int], ...]  # (segment, sentence row) per candidate
     matrix: np.ndarray
-    # Each question word piece's best match in each candidate's window (candidates, pieces),
-    # and the pieces' idf weights. No shipped model reads them (features built from them were
-    # measured and not kept: docs/ranking.md); train/fit_ranker.py caches them for the next
-    # experiment, and they cost nothing more than the late interaction already computed.
-    token_best: np.ndarray
-    token_weights: np.ndarray
 
     def column(self, name: str) -> np.ndarray:
         return self.matrix[:, FEATURES.index(name)]
@@ -187,14 +181,12 @@ def embed_question(embedder, stats: IndexStats, question: str) -> QueryVectors:
 
 
 def late_interaction(seg: Segment, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                     qv: QueryVectors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MaxSim: each question token's best match in the sentence, and in its window; and the
-    window's best match per question token (candidates, question tokens)."""
+                     qv: QueryVectors) -> tuple[np.ndarray, np.ndarray]:
+    """MaxSim: each question token's best match in the sentence, and in its window."""
     n = len(rows)
     qt, weights = qv.tokens, qv.token_weights
     if not qt.shape[0] or not seg.token_vectors.shape[0]:
-        return (np.zeros(n, np.float32), np.zeros(n, np.float32),
-                np.zeros((n, qt.shape[0]), np.float32))
+        return np.zeros(n, np.float32), np.zeros(n, np.float32)
     span = np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(lo, hi, strict=True)]))
     starts = seg.token_offsets[span]
     ends = seg.token_offsets[span + 1]
@@ -224,7 +216,7 @@ def late_interaction(seg: Segment, rows: np.ndarray, lo: np.ndarray, hi: np.ndar
     best = per[at(lo)]
     for d in range(1, int((hi - lo).max(initial=0)) + 1):
         best = np.maximum(best, per[at(np.minimum(lo + d, hi))])
-    return sentence.astype(np.float32), (best @ weights).astype(np.float32), best
+    return sentence.astype(np.float32), (best @ weights).astype(np.float32)
 
 
 def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
@@ -234,7 +226,6 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
         return None
     rows: list[tuple[Segment, int]] = []
     blocks: list[np.ndarray] = []
-    token_blocks: list[np.ndarray] = []
     for cands in found:
         seg, r = cands.segment, cands.rows
         lo = seg.passage_first[r]
@@ -242,8 +233,7 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
         cols = {name: np.zeros(len(r), np.float32) for name in FEATURES}
         cols["sentence_dense"] = np.asarray(seg.sentence_vectors[r], np.float32) @ qv.vector
         cols["window_dense"] = np.asarray(seg.passage_vectors[r], np.float32) @ qv.vector
-        cols["sentence_late"], cols["window_late"], best = late_interaction(seg, r, lo, hi, qv)
-        token_blocks.append(best)
+        cols["sentence_late"], cols["window_late"] = late_interaction(seg, r, lo, hi, qv)
         blocks_of = seg.sentence_block
         for k, row in enumerate(r.tolist()):
             sent = stats.sentence_terms(seg, row)
@@ -265,5 +255,4 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
                  "context_cover"):
         col = matrix[:, FEATURES.index(name)]
         matrix[:, FEATURES.index(f"{name}_gap")] = col - col.max()
-    return FeatureMatrix(q, tuple(rows), matrix, np.vstack(token_blocks).astype(np.float32),
-                         qv.token_weights)
+    return FeatureMatrix(q, tuple(rows), matrix)

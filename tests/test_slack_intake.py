@@ -14,10 +14,17 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fakes.fake_slack import BOT_USER_ID, SIGNING_SECRET, FakeSlack, event_body, post_to_app, sign
+from fakes.fake_slack import (
+    BOT_USER_ID,
+    SIGNING_SECRET,
+    FakeSlack,
+    SlowSlack,
+    event_body,
+    post_to_app,
+    sign,
+)
 from fakes.slack_helpers import slack_settings
 from slack_bolt.request import BoltRequest
 
@@ -29,20 +36,9 @@ QUESTION = "Did Russia ask China for military aid?"
 CANARY = "CANARY-7f3a Jake Sullivan secret question\nFORGED level=ERROR line"
 
 
-class SlowSlack(FakeSlack):
-    """chat.postMessage into C0SLOW takes ``delay`` seconds (a slow Web API)."""
-
-    delay = 4.0
-
-    def _api(self, method: str, params: dict[str, Any], token: str | None) -> dict[str, Any]:
-        if method == "chat.postMessage" and params.get("channel") == "C0SLOW":
-            time.sleep(self.delay)
-        return super()._api(method, params, token)
-
-
 @pytest.fixture
 def fake() -> Iterator[SlowSlack]:
-    with SlowSlack() as fake:
+    with SlowSlack(delay=4.0) as fake:
         yield fake
 
 

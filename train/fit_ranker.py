@@ -42,7 +42,7 @@ GROUPS = {
 }
 ANSWERABLE_DECLINED_TARGET = 0.02  # on training questions (out of fold)
 LOW_BAND_DECLINED = 0.005  # below this share of training answerables: declined outright
-CACHE_VERSION = 2  # 2: per-piece window matches (token_best)
+CACHE_VERSION = 3  # bumped whenever QuestionRows' fields change (the cache holds them)
 QUOTE_RATIO = 0.1  # training lenient: 1098 at 0, 1092 at 0.1, 1074 at 0.25 (of 1271)
 
 
@@ -64,8 +64,6 @@ class QuestionRows:
     unknown_name: bool = False
     windows: list[tuple[str, int, int, int]] = field(default_factory=list)  # seg, row, lo, hi
     texts: list[str] = field(default_factory=list)  # each candidate's sentence
-    token_best: np.ndarray | None = None  # (candidates, question pieces), float16
-    token_weights: np.ndarray | None = None
 
 
 def _materialise(slug: str, folder: Path) -> Path:
@@ -115,8 +113,7 @@ def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id) ->
                 text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
                 labels[i] = norm(item["phrase"]) in norm(text)
         out.append(QuestionRows(name, item["q"], doc is not None, fm.matrix, labels,
-                                fm.question.unknown, fm.question.unknown_name, windows, texts,
-                                fm.token_best.astype(np.float16), fm.token_weights))
+                                fm.question.unknown, fm.question.unknown_name, windows, texts))
     return out
 
 
@@ -253,9 +250,9 @@ def folds(rows: list[QuestionRows], k: int = 5) -> list[list[int]]:
     return out
 
 
-def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
-              info: dict | None = None, loss: str = "listwise") -> RankerModel:
-    # Out-of-fold candidate logits, so the refusal model learns from scores on unseen stories.
+def out_of_fold_logits(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
+                       loss: str = "listwise") -> dict[int, np.ndarray]:
+    """Each training question's candidate logits from a scorer fitted without its story."""
     oof: dict[int, np.ndarray] = {}
     for fold in folds(train):
         held = set(fold)
@@ -264,6 +261,15 @@ def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
         for i in fold:
             if train[i].matrix is not None:
                 oof[i] = candidate_logits(model, train[i])
+    return oof
+
+
+def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
+              info: dict | None = None, loss: str = "listwise",
+              oof: dict[int, np.ndarray] | None = None) -> RankerModel:
+    # Out-of-fold candidate logits, so the refusal model learns from scores on unseen stories.
+    if oof is None:
+        oof = out_of_fold_logits(train, names, c, loss)
     qx = np.array([qfeatures(train[i], oof[i]) for i in sorted(oof)])
     qy = np.array([train[i].answerable for i in sorted(oof)], dtype=np.float32)
     question = fit_linear(qx, qy, QUESTION_FEATURES, 1.0)
@@ -276,20 +282,14 @@ def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
                        info or {})
 
 
-def oof_strict(train: list[QuestionRows], names: tuple[str, ...], c: float,
-               loss: str) -> int:
+def oof_strict(train: list[QuestionRows], oof: dict[int, np.ndarray]) -> int:
     """Training questions whose first quote holds the answer, each scored by a candidate
     model fitted without its story (refusal off): how variants are compared on training."""
     right = 0
-    for fold in folds(train):
-        held = set(fold)
-        model = fit_candidates([r for i, r in enumerate(train) if i not in held], names, c,
-                               loss)
-        for i in fold:
-            r = train[i]
-            if r.answerable and r.matrix is not None:
-                first = quotes_of(r, sigmoid(candidate_logits(model, r)), QUOTE_RATIO)[0]
-                right += bool(r.labels[first])
+    for i, logits in oof.items():
+        r = train[i]
+        if r.answerable:
+            right += bool(r.labels[quotes_of(r, sigmoid(logits), QUOTE_RATIO)[0]])
     return right
 
 
@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             "answerable": n_ans, "unanswerable": len(train) - n_ans, "C": args.c,
             "dropped": sorted(args.drop), "loss": args.loss,
             "answerable_declined_target": ANSWERABLE_DECLINED_TARGET}
-    model = fit_model(train, names, args.c, info, args.loss)
+    oof = out_of_fold_logits(train, names, args.c, args.loss)
+    model = fit_model(train, names, args.c, info, args.loss, oof)
     dev_m = measure(model, dev)
     print("\nper dossier (development):")
     for name, d in dev_m.items():
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'total (six dossiers)':26s} {fmt(total(dev_m))}")
     print(f"  {'training (in sample)':26s} {fmt(total(measure(model, train), ()))}")
     print(f"  {'training (out of fold)':26s} strict "
-          f"{oof_strict(train, names, args.c, args.loss)}/{n_ans} (refusal off)")
+          f"{oof_strict(train, oof)}/{n_ans} (refusal off)")
     print(f"thresholds: answer at {model.answer_at:.3f}, low at {model.low_at:.3f}")
     if args.ablate:
         print("\nablation (development, six dossiers; bundled set apart):")
@@ -399,10 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         other = "pointwise" if args.loss == "listwise" else "listwise"
         variants.append((f"{other} loss", names, other))
         for label, sub, loss in variants:
-            m = measure(fit_model(train, sub, args.c, loss=loss), dev)
+            sub_oof = out_of_fold_logits(train, sub, args.c, loss)
+            m = measure(fit_model(train, sub, args.c, loss=loss, oof=sub_oof), dev)
             print(f"  {label:26s} {fmt(total(m))} | bundled strict "
                   f"{m['bundled']['strict']}/{m['bundled']['answerable']} | training strict "
-                  f"out of fold {oof_strict(train, sub, args.c, loss)}")
+                  f"out of fold {oof_strict(train, sub_oof)}")
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         model.save(args.out)

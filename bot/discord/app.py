@@ -147,9 +147,9 @@ def feedback_view(more: str | None = None) -> discord.ui.View:
 
 def _with_reading(reply: Reply, answer: Answer) -> Reply:
     """A follow-up shows how it was read ("what did he say next?" → the question searched)."""
-    if not answer.read_as or answer.read_as == answer.question:
+    if not answer.read_differently:
         return reply
-    note = f"\n-# Read as: {discord.utils.escape_markdown(one_line(answer.read_as))}"
+    note = f"\n-# Read as: {discord.utils.escape_markdown(one_line(answer.read_differently))}"
     return dataclasses.replace(reply, content=clip(reply.content + note, 2000))
 
 

@@ -181,9 +181,10 @@ def render_answer(answer: Answer, *, answer_id: str | None = None,
     if answer.question.strip():
         label = "Shared answer to" if shared else "Question"
         blocks.append(_context(f"{label}: {escape(_clip(_one_line(answer.question), 500))}"))
-    if answer.read_as and answer.read_as != answer.question:
+    if answer.read_differently:
         # A follow-up is answered as the question it continues: say which, as Discord does.
-        blocks.append(_context(f"Read as: {escape(_clip(_one_line(answer.read_as), 500))}"))
+        blocks.append(_context(
+            f"Read as: {escape(_clip(_one_line(answer.read_differently), 500))}"))
     reserve = 2 if answer_id else 0  # the actions block, and a note on quotes left out
     note = correction_note(answer)
     if note and answer.quotes:  # the quotes below answer the corrected wording

@@ -278,6 +278,20 @@ class FakeSlack:
         return Handler
 
 
+class SlowSlack(FakeSlack):
+    """chat.postMessage into C0SLOW takes ``delay`` seconds (a slow Web API); other calls
+    answer at once."""
+
+    def __init__(self, *args: Any, delay: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay = delay
+
+    def _api(self, method: str, params: dict[str, Any], token: str | None) -> dict[str, Any]:
+        if method == "chat.postMessage" and params.get("channel") == "C0SLOW":
+            time.sleep(self.delay)
+        return super()._api(method, params, token)
+
+
 def _parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
     text = raw.decode("utf-8")
     if "json" in content_type:
