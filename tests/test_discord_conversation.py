@@ -93,9 +93,12 @@ def test_a_reply_to_an_answer_continues_its_conversation(answerer: Answerer,
 def test_follow_ups_in_a_dm(answerer: Answerer, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path) as (fake, _bot):
-            for text in (SULLIVAN, NEXT):
+            # One at a time, as a person asks: the follow-up goes after the answer it follows
+            # (sent together, the two replies could be posted in either order).
+            for n, text in enumerate((SULLIVAN, NEXT), 1):
                 await fake.dispatch("MESSAGE_CREATE",
                                     fake.message_create(text, channel_id=fake.dm_channel_id))
+                await fake.wait_for(lambda n=n: fake.sent_in(fake.dm_channel_id)[n - 1:])
             sent = await fake.wait_for(lambda: fake.sent_in(fake.dm_channel_id)[1:])
             assert "Read as" in plain(sent[0].body["content"])
             assert quotes_of(sent[0].body)
