@@ -9,6 +9,9 @@
 #   scripts/lock.sh --upgrade-package rich   just that one
 #   scripts/lock.sh --offline                from uv's cache only, without the network
 #
+# Each also holds the build backend (requirements/build.in): the project is installed with
+# --no-build-isolation, so nothing unlocked comes in to build it.
+#
 # Three files, resolved with uv for Python 3.11 and newer on every platform (universal mode):
 #   dev.lock      runtime + the `torch` and `dev` extras: what scripts/setup.sh installs
 #   export.lock   runtime + the `torch` extra: the Docker build's export environment
@@ -60,7 +63,8 @@ common=(--universal --python-version 3.11 --generate-hashes --quiet
 compile() {
     local out=$1
     shift
-    if ! "$uv" pip compile pyproject.toml "$@" "${common[@]}" --output-file "$out"; then
+    if ! "$uv" pip compile pyproject.toml requirements/build.in "$@" "${common[@]}" \
+            --output-file "$out"; then
         echo "scripts/lock.sh: could not write $out. If torch was not found, point" \
              "TORCH_FIND_LINKS at a folder or page holding the wheel that" \
              "requirements/pins.txt names (now: $TORCH_FIND_LINKS)." >&2

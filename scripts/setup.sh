@@ -31,7 +31,7 @@ if [ ! -f "$LOCK" ]; then
 fi
 
 stamp="$VENV/.dossier-installed"
-want=$(cat pyproject.toml scripts/setup.sh requirements/*.lock | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/setup.sh requirements/*.lock requirements/build.in | sha256sum | cut -d' ' -f1)
 want="$want $TORCH_SPEC"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
@@ -61,7 +61,10 @@ echo "Installing the locked dependencies ($LOCK)…" >&2
 # --no-deps: the lock is the whole environment; nothing outside it may come in.
 "${pip[@]}" install --require-hashes --no-deps -r "$lock" ${index[@]+"${index[@]}"}
 echo "Installing dossier-bot…" >&2
-"${pip[@]}" install --no-deps -e .
+# --no-build-isolation: built by the locked setuptools (requirements/build.in), not by
+# whatever version PyPI serves today. setuptools warns that the checkout's folders share the
+# packages' names, which an editable install of this layout means by design.
+PYTHONWARNINGS="ignore:Editable installation" "${pip[@]}" install --no-deps --no-build-isolation -e .
 # A dependency added to pyproject.toml but not yet locked shows up here, not at import time.
 if ! problems=$("$VENV/bin/python" -m pip check 2>&1); then
     echo "$problems" >&2

@@ -94,7 +94,7 @@ def test_the_runtime_environment_has_no_torch() -> None:
     # the package without dependencies, and the build fails if torch arrived there anyway.
     assert ("/opt/venv/bin/pip install --require-hashes --no-deps"
             " -r /tmp/requirements/runtime.lock") in runs
-    assert "/opt/venv/bin/pip install --no-deps . " in runs
+    assert "/opt/venv/bin/pip install --no-deps --no-build-isolation . " in runs
     assert "torch in the runtime environment" in runs
     copies = [a for w, a in runtime if w == "COPY"]
     assert not any("/opt/export" in c for c in copies)
@@ -130,7 +130,8 @@ def test_dependencies_install_from_the_locks_in_their_own_layer_before_the_sourc
     assert {"pyproject.toml", "index/", "bot/"} <= set(sources)
     assert max(installs) < min(sources["pyproject.toml"], sources["index/"], sources["bot/"])
     # then the project itself, whose dependencies are already there
-    project = [a for w, a in build if w == "RUN" and "pip install --no-deps ." in a]
+    project = [a for w, a in build
+               if w == "RUN" and "pip install --no-deps --no-build-isolation ." in a]
     assert project and "/opt/venv/bin/pip check" in project[0]
     for word, args in build:
         if word == "RUN" and "pip install" in args:

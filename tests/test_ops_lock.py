@@ -17,7 +17,8 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO / "requirements"
-PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 # Each lock and the pyproject extras it holds beside `dependencies`.
@@ -103,6 +104,21 @@ def test_every_dependency_of_pyproject_is_locked_at_an_allowed_version(
                 f"{name} pins {req.name}=={pin.version}, outside {req.specifier}: run `make lock`")
 
 
+@pytest.mark.parametrize("name", LOCKS)
+def test_the_build_backend_is_locked_and_the_project_builds_without_isolation(name: str) -> None:
+    # A build isolated from the lock would fetch today's setuptools, unpinned and unhashed.
+    pins = {pin.name: pin for pin in lock(name)}
+    for spec in PYPROJECT["build-system"]["requires"]:
+        req = Requirement(spec)
+        pin = pins.get(canonicalize_name(req.name))
+        assert pin and req.specifier.contains(pin.version), f"{spec} not locked in {name}"
+    installs = [line for text in ((REPO / "scripts" / "setup.sh").read_text(),
+                                  (REPO / "Dockerfile").read_text())
+                for line in text.splitlines() if re.search(r"pip.*install --no-deps", line)]
+    assert len(installs) == 3
+    assert all("--no-build-isolation" in line for line in installs), installs
+
+
 def test_the_runtime_lock_has_no_torch_and_no_gpu_library() -> None:
     names = {pin.name for pin in lock("runtime.lock")}
     assert not names & {"torch", "sentence-transformers", "transformers", "triton"}
@@ -144,7 +160,7 @@ def test_the_parser_refuses_what_is_not_a_hashed_pin(line: str, complaint: str) 
 def test_setup_installs_from_the_lock_and_its_stamp_covers_it() -> None:
     setup = (REPO / "scripts" / "setup.sh").read_text()
     assert re.search(r'install --require-hashes --no-deps -r "\$lock"', setup)
-    assert "install --no-deps -e ." in setup
+    assert "install --no-deps --no-build-isolation -e ." in setup
     stamp = re.search(r"^want=\$\(cat (.*?) \|", setup, re.MULTILINE)
     assert stamp and "requirements/*.lock" in stamp.group(1).split()
     assert "lock:" in (REPO / "Makefile").read_text()
