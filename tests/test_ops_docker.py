@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ import yaml
 from index.embed import PACKAGED_MODEL_SHA256
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = REPO / ".venv" / "bin"
+# The environment running these tests (the checkout's .venv, or the one a worktree borrows).
+VENV_BIN = Path(sys.executable).parent
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
 
@@ -202,64 +205,81 @@ def test_compose_runs_the_bot_with_the_corpus_volume_and_env_file() -> None:
 # -- the entrypoint, run here ---------------------------------------------------------------
 
 
-def run_entrypoint(*args: str, env: dict[str, str], cwd: Path,
+@pytest.fixture(scope="module")
+def bin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PATH whose `dossier-bot` runs this checkout's code with this interpreter (the
+    installed entry point would run whichever checkout the environment was installed from)."""
+    folder = tmp_path_factory.mktemp("bin")
+    shim = folder / "dossier-bot"
+    shim.write_text(f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO))} exec "
+                    f"{shlex.quote(sys.executable)} -c 'from bot.cli import main; main()' "
+                    '"$@"\n')
+    shim.chmod(0o755)
+    return f"{folder}:{VENV_BIN}:{os.environ.get('PATH', '')}"
+
+
+def run_entrypoint(*args: str, env: dict[str, str], cwd: Path, path: str,
                    timeout: float = 120) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("DOSSIER_", "SLACK_", "DISCORD_"))}
-    base["PATH"] = f"{VENV_BIN}:{base.get('PATH', '')}"
+    base["PATH"] = path
     base["HF_HUB_OFFLINE"] = "1"
     return subprocess.run(["sh", str(ENTRYPOINT), *args], env={**base, **env}, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_entrypoint_runs_other_commands_as_given_and_execs(tmp_path: Path) -> None:
-    result = run_entrypoint("sh", "-c", "echo $$ $0", env={}, cwd=tmp_path)
+def test_entrypoint_runs_other_commands_as_given_and_execs(tmp_path: Path,
+                                                            bin_path: str) -> None:
+    result = run_entrypoint("sh", "-c", "echo $$ $0", env={}, cwd=tmp_path, path=bin_path)
     assert result.returncode == 0
     proc = subprocess.Popen(["sh", str(ENTRYPOINT), "sh", "-c", "echo $$"],
                             stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"})
+                            env={**os.environ, "PATH": bin_path})
     out, _ = proc.communicate(timeout=30)
     assert int(out) == proc.pid, "exec: the command replaces the shell and gets the signals"
     assert ENTRYPOINT.read_text().rstrip().endswith('exec dossier-bot "$@"')
 
 
-def test_entrypoint_refuses_a_missing_corpus_and_a_bad_mode(tmp_path: Path) -> None:
-    result = run_entrypoint(env={"DOSSIER_CORPUS_DIR": str(tmp_path / "none")}, cwd=tmp_path)
+def test_entrypoint_refuses_a_missing_corpus_and_a_bad_mode(tmp_path: Path,
+                                                            bin_path: str) -> None:
+    result = run_entrypoint(env={"DOSSIER_CORPUS_DIR": str(tmp_path / "none")},
+                            cwd=tmp_path, path=bin_path)
     assert result.returncode == 2
     assert f"corpus folder {tmp_path / 'none'} does not exist" in result.stderr
     (tmp_path / "c").mkdir()
     result = run_entrypoint("sources", env={"DOSSIER_CORPUS_DIR": str(tmp_path / "c"),
-                                            "DOSSIER_INDEX_ON_START": "sometimes"}, cwd=tmp_path)
+                                            "DOSSIER_INDEX_ON_START": "sometimes"},
+                            cwd=tmp_path, path=bin_path)
     assert result.returncode == 2 and "not one of auto, always, never" in result.stderr
 
 
 def test_entrypoint_keeps_a_current_index_and_rebuilds_a_stale_one(
-        fresh_answerer, corpus_copy: Path, tmp_path: Path) -> None:
+        fresh_answerer, corpus_copy: Path, tmp_path: Path, bin_path: str) -> None:
     env = {"DOSSIER_CORPUS_DIR": str(corpus_copy),
            "DOSSIER_INDEX_DIR": str(fresh_answerer.live.index_dir)}
-    current = run_entrypoint("sources", "--json", env=env, cwd=tmp_path)
+    current = run_entrypoint("sources", "--json", env=env, cwd=tmp_path, path=bin_path)
     assert current.returncode == 0, current.stderr
     assert "is up to date" in current.stderr and "building" not in current.stderr
     assert len(json.loads(current.stdout)) == 5
 
     (corpus_copy / "kalvik.md").write_text("---\ntitle: Kalvik lighthouse\n---\nThe lighthouse "
                                            "on Kalvik island was repainted orange in 2022.\n")
-    stale = run_entrypoint("sources", "--json", env=env, cwd=tmp_path)
+    stale = run_entrypoint("sources", "--json", env=env, cwd=tmp_path, path=bin_path)
     assert stale.returncode == 0, stale.stderr
     assert "building the index" in stale.stderr and "1 article(s) added" in stale.stderr
     assert {s["title"] for s in json.loads(stale.stdout)} >= {"Kalvik lighthouse"}
 
 
-def test_entrypoint_builds_a_missing_index(tmp_path: Path) -> None:
+def test_entrypoint_builds_a_missing_index(tmp_path: Path, bin_path: str) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "kalvik.md").write_text("---\ntitle: Kalvik lighthouse\n---\nThe lighthouse on "
                                       "Kalvik island was repainted orange in 2022.\n")
     env = {"DOSSIER_CORPUS_DIR": str(corpus), "DOSSIER_INDEX_DIR": str(tmp_path / "index")}
-    result = run_entrypoint("index", "status", "--json", env=env, cwd=tmp_path)
+    result = run_entrypoint("index", "status", "--json", env=env, cwd=tmp_path, path=bin_path)
     # `index` needs no index up front: the entrypoint leaves it alone.
     assert json.loads(result.stdout)["built"] is False
-    result = run_entrypoint("sources", "--json", env=env, cwd=tmp_path)
+    result = run_entrypoint("sources", "--json", env=env, cwd=tmp_path, path=bin_path)
     assert result.returncode == 0, result.stderr
     assert "building the index" in result.stderr and "No index at" in result.stderr
     assert [s["title"] for s in json.loads(result.stdout)] == ["Kalvik lighthouse"]
