@@ -114,15 +114,68 @@ def _wait_channel(fake: FakeSlack, channel: str, timeout: float = 30) -> list:
     raise AssertionError(f"no answer in {channel}")
 
 
-def test_server_error_from_post_message_is_retried(
-        fake: SlowSlack, service: slack_app.SlackService) -> None:
-    fake.fail_next("chat.postMessage", status=500,
+def delivered(fake: FakeSlack, *, settle: float = 0.5) -> list[dict]:
+    """The answers the fake Slack holds once the bot has stopped calling it."""
+    time.sleep(settle)
+    return [m for m in fake.posted if m["channel"] == "C0GENERAL"]
+
+
+@pytest.mark.parametrize("status", [500, 0], ids=["HTTP 500", "connection dropped"])
+def test_a_post_that_failed_before_landing_is_checked_then_posted_again(
+        fake: SlowSlack, service: slack_app.SlackService, status: int) -> None:
+    fake.fail_next("chat.postMessage", status=status,
                    body={"ok": False, "error": "internal_error"})
     assert post_to_app(url(service), mention_body(1), content_type="application/json")[0] == 200
     calls = fake.wait_for("chat.postMessage", 2, timeout=30)
-    assert len(calls) == 2 and calls[0].params == calls[1].params
-    time.sleep(0.5)
-    assert len(fake.calls("chat.postMessage")) == 2, "delivered once, after one retry"
+    assert calls[0].params == calls[1].params, "the same post, with the same tag"
+    (check,) = fake.calls("conversations.replies")
+    assert check.params["ts"] == "1700001000.000001"
+    assert str(check.params["include_all_metadata"]).lower() in ("1", "true")
+    (answer,) = delivered(fake)
+    assert answer["metadata"]["event_type"] == slack_app.POST_EVENT
+    assert len(fake.calls("chat.postMessage")) == 2
+
+
+@pytest.mark.parametrize("status", [500, 503, 502, 0])
+def test_a_post_that_landed_before_failing_is_not_posted_twice(
+        fake: SlowSlack, service: slack_app.SlackService, status: int) -> None:
+    # Slack posts, then answers 5xx (or the connection drops): a blind retry would post the
+    # answer twice. The bot finds its tagged post in the thread and stops.
+    fake.fail_next("chat.postMessage", status=status, after_handling=True,
+                   body={"ok": False, "error": "internal_error"})
+    assert post_to_app(url(service), mention_body(1), content_type="application/json")[0] == 200
+    fake.wait_for("conversations.replies", 1, timeout=30)
+    (answer,) = delivered(fake)
+    assert answer["thread_ts"] == "1700001000.000001" and answer["text"]
+    assert len(fake.calls("chat.postMessage")) == 1
+
+
+def test_when_the_check_fails_the_answer_is_posted_again_rather_than_lost(
+        fake: SlowSlack, service: slack_app.SlackService,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fake.fail_next("chat.postMessage", status=500, after_handling=True,
+                   body={"ok": False, "error": "internal_error"})
+    fake.fail_next("conversations.replies", status=200,
+                   body={"ok": False, "error": "missing_scope"})
+    with caplog.at_level(logging.WARNING, logger="bot.slack"):
+        assert post_to_app(url(service), mention_body(1),
+                           content_type="application/json")[0] == 200
+        fake.wait_for("chat.postMessage", 2, timeout=30)
+        assert len(delivered(fake)) == 2, "a duplicate is the lesser harm"
+    assert any("could not check whether a failed post landed (missing_scope)" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_post_failing_every_time_gives_up_after_its_attempts(
+        fake: SlowSlack, service: slack_app.SlackService) -> None:
+    for _ in range(slack_app.POST_ATTEMPTS):
+        fake.fail_next("chat.postMessage", status=500,
+                       body={"ok": False, "error": "internal_error"})
+    assert post_to_app(url(service), mention_body(1), content_type="application/json")[0] == 200
+    fake.wait_for("chat.postMessage", slack_app.POST_ATTEMPTS, timeout=30)
+    assert delivered(fake, settle=1.0) == []
+    assert len(fake.calls("chat.postMessage")) == slack_app.POST_ATTEMPTS
+    assert len(fake.calls("conversations.replies")) == slack_app.POST_ATTEMPTS - 1
 
 
 def sign_bytes(body: bytes, *, secret: str = SIGNING_SECRET,

@@ -21,8 +21,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.client import RemoteDisconnected
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.error import URLError
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -118,12 +120,99 @@ SEARCH_SLOTS = max(2, min(4, os.cpu_count() or 2))  # questions searched at once
 HTTP_BACKLOG = 1024
 
 
+POST_METHOD = "chat.postMessage"
+# Every post carries message metadata of this type with an id of its own, so that after an
+# error that may have come *after* Slack posted (a 5xx, a connection lost mid-request), the bot
+# can look for the post before sending it again: Slack has no idempotency key of its own.
+POST_EVENT = "dossier_bot_post"
+POST_ATTEMPTS = 3
+POST_BACKOFF_S = 0.5  # before the first check-and-retry; doubled each time
+POST_LOOKBACK_S = 120  # how far back the check reads the channel or thread
+
+
+def _is_post(request) -> bool:
+    return request.url.split("?", 1)[0].endswith("/" + POST_METHOD)
+
+
+class _ServerErrors(ServerErrorRetryHandler):
+    """Slack's 500/503 retried after a short back-off, except for chat.postMessage, which
+    ``post_message`` retries only once it has checked the first attempt did not land."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        return not _is_post(request) and super()._can_retry(
+            state=state, request=request, response=response, error=error)
+
+
+class _ConnectionErrors(ConnectionErrorRetryHandler):
+    """A connection reset or dropped mid-request, retried, except for chat.postMessage (as
+    ``_ServerErrors``)."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+        return not _is_post(request) and super()._can_retry(
+            state=state, request=request, response=response, error=error)
+
+
 def _retry_handlers() -> list:
-    # 429s are retried after Retry-After; the connection handler covers resets mid-request;
-    # a 5xx (Slack's own hiccup) is retried after a short back-off instead of losing the answer.
-    return [ConnectionErrorRetryHandler(max_retry_count=2),
+    # 429s are retried after Retry-After (Slack did nothing, so a post is safe to repeat);
+    # connection errors and 5xx (Slack's own hiccups) after a short back-off, instead of
+    # losing the answer. Posts get their own, checked retries (post_message).
+    return [_ConnectionErrors(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2)]
+            _ServerErrors(max_retry_count=2)]
+
+
+# What a post that may have landed fails with: an HTTP 5xx, or the connection errors that
+# _ConnectionErrors retries for every other call.
+_UNCERTAIN = (URLError, ConnectionResetError, RemoteDisconnected, TimeoutError)
+
+
+def post_message(client: WebClient, **params: Any) -> None:
+    """``chat.postMessage``, retried after a 5xx or a lost connection only when a look at the
+    channel (or thread) shows the earlier attempt did not land, so that an answer is neither
+    lost nor posted twice. When the look itself fails, it posts again: a duplicate is the
+    lesser harm."""
+    tag = secrets.token_hex(8)
+    params["metadata"] = {"event_type": POST_EVENT, "event_payload": {"post": tag}}
+    since = time.time() - 5  # Slack's clock against ours: a few seconds' slack
+    for attempt in range(1, POST_ATTEMPTS + 1):
+        try:
+            client.chat_postMessage(**params)
+            return
+        except SlackApiError as exc:
+            if exc.response.status_code < 500 or attempt == POST_ATTEMPTS:
+                raise
+            why = f"HTTP {exc.response.status_code}"
+        except _UNCERTAIN as exc:
+            if attempt == POST_ATTEMPTS:
+                raise
+            why = type(exc).__name__
+        time.sleep(POST_BACKOFF_S * 2 ** (attempt - 1))
+        if _landed(client, channel=params.get("channel"), thread_ts=params.get("thread_ts"),
+                   tag=tag, since=since):
+            log.info("a post that failed with %s had landed; not posting it again", why)
+            return
+        log.info("a post failed with %s and did not land; posting it again", why)
+
+
+def _landed(client: WebClient, *, channel: str | None, thread_ts: str | None, tag: str,
+            since: float) -> bool:
+    """Whether a message tagged ``tag`` is in the channel (or thread) since ``since``."""
+    oldest = f"{max(since, time.time() - POST_LOOKBACK_S):.6f}"
+    try:
+        if thread_ts:
+            found = client.conversations_replies(channel=channel, ts=thread_ts, oldest=oldest,
+                                                 inclusive=True, include_all_metadata=True,
+                                                 limit=200)
+        else:
+            found = client.conversations_history(channel=channel, oldest=oldest, inclusive=True,
+                                                 include_all_metadata=True, limit=200)
+    except (SlackApiError, *_UNCERTAIN) as exc:
+        log.warning("could not check whether a failed post landed (%s); posting it again",
+                    exc.response.get("error") if isinstance(exc, SlackApiError) else exc)
+        return False
+    return any((m.get("metadata") or {}).get("event_type") == POST_EVENT
+               and (m["metadata"].get("event_payload") or {}).get("post") == tag
+               for m in found.get("messages") or [])
 
 
 def make_client(settings: Settings) -> WebClient:
@@ -580,13 +669,13 @@ def _post(client: WebClient, *, channel: str | None, thread_ts: str | None,
     kwargs = {"channel": channel, "thread_ts": thread_ts, "unfurl_links": False,
               "unfurl_media": False}
     try:
-        client.chat_postMessage(**kwargs, **message)
+        post_message(client, **kwargs, **message)
     except SlackApiError as exc:
         if exc.response.get("error") not in BLOCK_ERRORS:
             raise
         # Rather plain text than nothing when Slack rejects the blocks.
         log.warning("Slack rejected the blocks (%s); posting plain text", exc.response.get("error"))
-        client.chat_postMessage(**kwargs, text=message.get("text") or "…")
+        post_message(client, **kwargs, text=message.get("text") or "…")
 
 
 def respond(url: str | None, payload: dict[str, Any]) -> None:
@@ -610,9 +699,11 @@ def create_slack_app(*, settings: Settings, answerer: Answerer, client: WebClien
     if client is None:
         client = make_client(settings)
     else:
-        for handler in _retry_handlers():
-            if not any(type(h) is type(handler) for h in client.retry_handlers):
-                client.retry_handlers.append(handler)
+        # Ours replace the client's own of the same kinds (slack_sdk's default connection
+        # handler would retry posts blindly).
+        kinds = (ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler)
+        client.retry_handlers = [h for h in client.retry_handlers
+                                 if not isinstance(h, kinds)] + _retry_handlers()
     app = App(
         name="dossier-bot",
         client=client,

@@ -100,7 +100,12 @@ class FakeSlack:
         self.socket_url: str | None = None  # what apps.connections.open hands out
         self._calls: list[Call] = []
         self.files: dict[str, tuple[str, str, bytes]] = {}  # id -> (name, mimetype, bytes)
-        self._failures: dict[str, list[tuple[int, dict[str, str], dict[str, Any]]]] = {}
+        # method -> queued failures: (status, headers, body, whether the call is carried out
+        # first, as when Slack posts and then fails to say so)
+        self._failures: dict[str, list[tuple[int, dict[str, str], dict[str, Any], bool]]] = {}
+        # What chat.postMessage posted, oldest first, as conversations.history/replies read it.
+        self.posted: list[dict[str, Any]] = []
+        self._last_ts = 0.0
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -156,11 +161,14 @@ class FakeSlack:
                 self._cond.wait(left)
 
     def fail_next(self, method: str, *, status: int = 429, headers: dict[str, str] | None = None,
-                  body: dict[str, Any] | None = None) -> None:
-        """Answer the next call of ``method`` with an error (e.g. 429 with Retry-After)."""
+                  body: dict[str, Any] | None = None, after_handling: bool = False) -> None:
+        """Answer the next call of ``method`` with an error (e.g. 429 with Retry-After), or
+        with status 0, drop the connection unanswered. ``after_handling``: carry the call out
+        first (a post is posted), then fail."""
         with self._cond:
             self._failures.setdefault(method, []).append(
-                (status, headers or {}, body or {"ok": False, "error": "ratelimited"}))
+                (status, headers or {}, body or {"ok": False, "error": "ratelimited"},
+                 after_handling))
 
     def add_file(self, name: str, data: bytes, mimetype: str) -> str:
         """A file someone uploaded; its id goes in the event's ``files``."""
@@ -179,7 +187,8 @@ class FakeSlack:
             self._calls.append(call)
             self._cond.notify_all()
 
-    def _take_failure(self, method: str) -> tuple[int, dict[str, str], dict[str, Any]] | None:
+    def _take_failure(self, method: str
+                      ) -> tuple[int, dict[str, str], dict[str, Any], bool] | None:
         with self._cond:
             queue = self._failures.get(method)
             return queue.pop(0) if queue else None
@@ -202,9 +211,19 @@ class FakeSlack:
                 return {"ok": False, "error": "channel_not_found"}
             if not params.get("text") and not params.get("blocks"):
                 return {"ok": False, "error": "no_text"}
-            ts = f"{1700000000 + next(self._ts)}.000100"
+            with self._cond:
+                # Slack's ts is the posting time, unique per channel.
+                self._last_ts = max(time.time(), self._last_ts + 1e-6)
+                ts = f"{self._last_ts:.6f}"
+                message = {"type": "message", "text": params.get("text"), "ts": ts,
+                           "bot_id": "BDOSSIER", "user": self.bot_user_id,
+                           "channel": params["channel"], "thread_ts": params.get("thread_ts"),
+                           "metadata": params.get("metadata")}
+                self.posted.append(message)
             return {"ok": True, "channel": params["channel"], "ts": ts,
                     "message": {"text": params.get("text"), "ts": ts, "bot_id": "BDOSSIER"}}
+        if method in ("conversations.history", "conversations.replies"):
+            return {"ok": True, "has_more": False, "messages": self._read(method, params)}
         if method == "files.info":
             found = self.files.get(str(params.get("file")))
             if found is None:
@@ -218,6 +237,22 @@ class FakeSlack:
             return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
         return {"ok": False, "error": "unknown_method"}
 
+    def _read(self, method: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Posted messages as Slack lists them: a channel's newest first (thread replies
+        left out), or a thread's oldest first; metadata only when asked for."""
+        oldest = float(params.get("oldest") or 0)
+        with self._cond:
+            found = [m for m in self.posted
+                     if m["channel"] == params.get("channel") and float(m["ts"]) >= oldest]
+        if method == "conversations.replies":
+            found = [m for m in found if params.get("ts") in (m["ts"], m["thread_ts"])]
+        else:
+            found = [m for m in reversed(found) if not m["thread_ts"]]
+        with_metadata = str(params.get("include_all_metadata")).lower() in ("1", "true")
+        return [{k: v for k, v in m.items()
+                 if v is not None and k != "channel" and (with_metadata or k != "metadata")}
+                for m in found]
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -228,8 +263,13 @@ class FakeSlack:
                 pass
 
             def do_GET(self) -> None:
+                parts = urllib.parse.urlsplit(self.path)
+                if parts.path.startswith("/api/"):
+                    params = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
+                    self._call(parts.path[len("/api/"):], params, parts.path)
+                    return
                 # url_private: only with the bot token; without it Slack serves a login page.
-                path = urllib.parse.urlsplit(self.path).path
+                path = parts.path
                 file_id = path.split("/")[2].rsplit("-", 1)[-1] if path.count("/") >= 3 else ""
                 auth = self.headers.get("Authorization") or ""
                 fake._record(Call("file_download", {"path": path}, auth[len("Bearer "):] or None,
@@ -245,20 +285,26 @@ class FakeSlack:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 params = _parse_body(raw, self.headers.get("Content-Type") or "")
-                auth = self.headers.get("Authorization") or ""
-                token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.get("token")
                 path = urllib.parse.urlsplit(self.path).path
                 if path.startswith("/response/"):
-                    method = "response_url"
+                    self._call("response_url", params, path)
                 elif path.startswith("/api/"):
-                    method = path[len("/api/"):]
+                    self._call(path[len("/api/"):], params, path)
                 else:
                     self._send(404, {}, b"not found", "text/plain")
-                    return
+
+            def _call(self, method: str, params: dict[str, Any], path: str) -> None:
+                auth = self.headers.get("Authorization") or ""
+                token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.get("token")
                 failure = fake._take_failure(method)
                 fake._record(Call(method, params, token, path, time.perf_counter()))
                 if failure:
-                    status, headers, body = failure
+                    status, headers, body, after_handling = failure
+                    if after_handling and method != "response_url":
+                        fake._api(method, params, token)
+                    if status == 0:  # the connection drops before any answer
+                        self.close_connection = True
+                        return
                     self._send(status, headers, json.dumps(body).encode(), "application/json")
                 elif method == "response_url":
                     self._send(200, {}, b"ok", "text/plain")
