@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from fakes.fake_discord import FakeDiscord
+from fakes.fake_discord import API, FakeDiscord
 from test_discord_e2e import discord_world, followups, plain, run
 
 from bot.answer import Answerer
@@ -251,5 +251,27 @@ def test_an_uploaded_pdf_with_a_mention_is_added(fresh_answerer: Answerer, corpu
                 mention(fake, FERRY_QUESTION), channel_id=fake.thread_id))
             sent = await fake.wait_for(lambda: fake.sent_in(fake.thread_id)[2:])
             assert any("Tiree ferry" in q for q in quotes_of(sent[0].body))
+
+    run(scenario())
+
+
+def test_an_answer_that_discord_posted_before_a_5xx_is_not_posted_twice(
+        answerer: Answerer, tmp_path: Path) -> None:
+    # Discord creates the message and answers 500: discord.py sends the same request again
+    # (after a second). The nonce it sends with enforce_nonce makes Discord hand back the
+    # first message; this holds discord.py (and our replies) to that.
+    async def scenario() -> None:
+        async with discord_world(answerer, tmp_path) as (fake, _bot):
+            fake.fail_after_posting.append(500)
+            first = fake.message_create(mention(fake, SULLIVAN), channel_id=fake.thread_id)
+            await fake.dispatch("MESSAGE_CREATE", first)
+            [answer] = await fake.wait_for(lambda: fake.sent_in(fake.thread_id))
+            assert answer.body["enforce_nonce"] is True and answer.body["nonce"]
+            post = ("POST", f"{API}/channels/{fake.thread_id}/messages")
+            await fake.wait_for(lambda: fake.requests.count(post) >= 2 or None)
+            await asyncio.sleep(0.3)
+            assert fake.requests.count(post) == 2, "sent again once, after the 500"
+            assert len(fake.sent_in(fake.thread_id)) == 1, "and posted once"
+            assert quotes_of(answer.body)
 
     run(scenario())

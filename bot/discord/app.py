@@ -94,6 +94,18 @@ def point_at(api_url: str) -> None:
     Route.BASE = api_url.rstrip("/")
 
 
+async def reply(message: discord.Message, content: str | None = None,
+                **kwargs) -> discord.Message:
+    """Reply to ``message``: in its thread or DM, pinging no one (not even its author).
+
+    Posted once: discord.py sends a message again after a 500/502/504, which Discord may
+    answer after posting it, but it also sends a random nonce with ``enforce_nonce``, so
+    Discord hands back the first message instead of posting a second
+    (tests/test_discord_conversation.py holds discord.py to that)."""
+    return await message.reply(content, mention_author=False, allowed_mentions=NO_PINGS,
+                               **kwargs)
+
+
 class VoteButton(discord.ui.DynamicItem[discord.ui.Button],
                  template=r"dossier:vote:(?P<vote>up|down)"):
     """👍/👎 under an answer. Dynamic, so a press after a restart still reaches the bot."""
@@ -407,25 +419,24 @@ class DossierBot(discord.Client):
         except Exception:
             log.exception("discord: answering a message failed")
             with contextlib.suppress(discord.HTTPException):
-                await message.reply(FAILED, mention_author=False, allowed_mentions=NO_PINGS)
+                await reply(message, FAILED)
 
     async def _add_from_message(self, message: discord.Message) -> None:
         author = message.author
         admin = str(author.id) in self.settings.admins or bool(
             getattr(getattr(author, "guild_permissions", None), "manage_guild", False))
         if not self.may_add(author, admin=admin):
-            await message.reply(ADD_REFUSED, mention_author=False, allowed_mentions=NO_PINGS)
+            await reply(message, ADD_REFUSED)
             return
         async with message.channel.typing():
             lines = [await self._add_attachment(a) for a in message.attachments[:5]]
-        await message.reply(clip("\n".join(lines), 2000), mention_author=False,
-                            allowed_mentions=NO_PINGS)
+        await reply(message, clip("\n".join(lines), 2000))
 
     async def _reply_to(self, message: discord.Message, question: str,
                         conversation: str | None) -> None:
         if not question:
-            await message.reply(f"Ask me about the dossier, e.g. “{EXAMPLE}” — or use "
-                                "/dossier ask.", mention_author=False, allowed_mentions=NO_PINGS)
+            await reply(message, f"Ask me about the dossier, e.g. “{EXAMPLE}” — or use "
+                                 "/dossier ask.")
             return
         async with message.channel.typing():
             # Validation, the rate limit, a reload and the conversation: the question service.
@@ -434,14 +445,11 @@ class DossierBot(discord.Client):
                                              conversation=conversation)
         if result.answer is None:
             # A notice (too long, too fast): a reply is visible to all, so keep it short.
-            await message.reply(embed=decline_embed(Answer(question, reason=result.notice)),
-                                mention_author=False, allowed_mentions=NO_PINGS)
+            await reply(message, embed=decline_embed(Answer(question, reason=result.notice)))
             return
         answer = result.answer
-        reply, view = self._render(answer, conversation)
-        # Replying to the message keeps it in its thread or DM; mention_author=False: no ping.
-        sent = await message.reply(content=reply.content, embeds=list(reply.embeds), view=view,
-                                   mention_author=False, allowed_mentions=NO_PINGS)
+        rendered, view = self._render(answer, conversation)
+        sent = await reply(message, rendered.content, embeds=list(rendered.embeds), view=view)
         self._remember(sent.id, conversation)
 
     # -- feedback --------------------------------------------------------------------------

@@ -93,6 +93,10 @@ class FakeDiscord:
         self.requests: list[tuple[str, str]] = []
         self.synced: dict[str, list[dict[str, Any]]] = {}  # "global" | guild id -> commands
         self.rejected: list[dict[str, Any]] = []  # 4xx bodies we answered with
+        # Status codes the next channel messages fail with *after* being posted (a 5xx that
+        # Discord answers once the message exists).
+        self.fail_after_posting: list[int] = []
+        self._nonces: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, nonce) -> message
         self.intents: int | None = None
         self.gateway_query: dict[str, str] = {}
         self.interactions: dict[str, _Interaction] = {}
@@ -515,9 +519,20 @@ class FakeDiscord:
         body = await self._body(request)
         if problems := _message_problems(body):
             return self._error(400, 50035, "Invalid Form Body", problems)
+        # enforce_nonce: a nonce already used in this channel (in the last few minutes, on
+        # Discord) returns the message it created, and creates none.
+        key = (channel_id, str(body.get("nonce")))
+        if body.get("enforce_nonce") and key in self._nonces:
+            await self._notify()
+            return _json(self._nonces[key])
         message = self._message(body, channel_id)
+        if body.get("nonce") is not None:
+            self._nonces[key] = message
         self.sent.append(Sent("channel", body, message, None, channel_id))
         await self._notify()
+        if self.fail_after_posting:
+            status = self.fail_after_posting.pop(0)
+            return web.Response(status=status, text=f"{status}: Server Error")
         return _json(message)
 
     async def _typing(self, request: web.Request) -> web.Response:
