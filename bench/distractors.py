@@ -1,7 +1,14 @@
 """The bundled development set answered with every BBC article added to the corpus as a
 distractor: how much does strict fall when the dossier is 2,000 articles of other news?
 
-    .venv/bin/python -m bench.distractors [--bbc ../shared/bbc] [--json]
+    .venv/bin/python -m bench.distractors [--bbc ../shared/bbc] [--dossiers DIR] [--json]
+
+With ``--dossiers`` (e.g. ../shared/eval/dossiers), each of those dossiers' questions is
+also asked of its own articles alone and of the same mixed corpus, which holds those articles
+among all the others (the dossiers are BBC articles, found in the mixed corpus by their
+bytes): a harder test than the bundled set's, whose web articles look unlike BBC copy.
+There, "off-topic" questions may be answered by another BBC article on the same story, so
+only the answerable figures are comparable.
 
 The BBC articles are copied into a work folder beside the five bundled ones (by default
 ``.dossier/distractors``, ignored by git: never into the tracked repository), indexed with the
@@ -13,6 +20,8 @@ stopped resumes where it was, and a later run with another ranker reuses the ind
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import shutil
 import sys
@@ -24,10 +33,10 @@ from bench.common import DEV_SET, REPO, machine
 BBC = REPO.parent / "shared" / "bbc"
 
 
-def run(bbc: Path, questions: Path, work: Path) -> dict:
+def run(bbc: Path, questions: Path, work: Path, dossiers: Path | None = None) -> dict:
     from bot.answer import Answerer
     from bot.config import Settings
-    from bot.evaluate import load_cases, run_eval
+    from bot.evaluate import contains, find_dossiers, load_cases, run_eval
     from bot.runtime import make_embedder
     from index.build import build_index
     from index.live import LiveIndex
@@ -66,6 +75,34 @@ def run(bbc: Path, questions: Path, work: Path) -> dict:
         out["rows"].append({"corpus": name, "articles": report.articles,
                             "passages": report.chunks, "build_s": round(build_s, 1), **d})
         print(json.dumps(out["rows"][-1]), file=sys.stderr, flush=True)
+    if dossiers is not None:
+        mixed_answerer = Answerer(LiveIndex(work / "index-mixed", embedder))
+        by_bytes = {hashlib.sha256(f.read_bytes()).digest(): f.stem
+                    for f in mixed.iterdir() if f.name.startswith("bbc-")}
+        for dossier in find_dossiers(dossiers):
+            own = load_cases(dossier.questions)
+            # Each expected article, as the mixed corpus names its byte-identical copy.
+            ids = {f.name.split("-", 1)[0]: by_bytes.get(hashlib.sha256(f.read_bytes()).digest())
+                   for f in dossier.corpus.iterdir() if f.is_file()}
+            remapped = [dataclasses.replace(c, doc=ids.get(c.doc) if c.doc else None)
+                        for c in own]
+            if any(c.doc and not r.doc for c, r in zip(own, remapped, strict=True)):
+                raise SystemExit(f"{dossier.name}: an expected article is not in {mixed}")
+            index_dir = work / "dossiers" / dossier.name
+            build_index(dossier.corpus, index_dir, embedder)
+            for corpus, answerer, cases_of in (("alone", Answerer(LiveIndex(index_dir, embedder)),
+                                                own),
+                                               ("mixed", mixed_answerer, remapped)):
+                report = run_eval(answerer, cases_of)
+                d = report.as_dict()
+                d.pop("misses")
+                # Another article on the same story may quote the same words: the first quote
+                # holding the phrase, from whichever article.
+                d["strict_any_article"] = sum(
+                    o.answer.answered and contains(o.answer.quotes[0].text, o.case.phrase)
+                    for o in report.answerable)
+                out["rows"].append({"corpus": f"{dossier.name} {corpus}", **d})
+                print(json.dumps(out["rows"][-1]), file=sys.stderr, flush=True)
     return out
 
 
@@ -75,18 +112,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=Path, default=DEV_SET)
     ap.add_argument("--work", type=Path, default=REPO / ".dossier" / "distractors",
                     help="corpora and indexes, kept between runs (default: %(default)s)")
+    ap.add_argument("--dossiers", type=Path, default=None,
+                    help="a folder of BBC dossiers to ask of the mixed corpus too")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    result = run(args.bbc, args.questions, args.work)
+    result = run(args.bbc, args.questions, args.work, args.dossiers)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
         for r in result["rows"]:
             n = r["answerable"]
-            print(f"{r['corpus']:32s} strict {r['strict']}/{n} ({100 * r['strict'] / n:.1f}%)  "
+            print(f"{r['corpus']:38s} strict {r['strict']}/{n} ({100 * r['strict'] / n:.1f}%)  "
                   f"lenient {r['lenient']}/{n}  off-topic declined "
                   f"{r['off_topic_declined']}/{r['off_topic']}  "
-                  f"answerable declined {r['answerable_declined']}/{n}")
+                  f"answerable declined {r['answerable_declined']}/{n}"
+                  + (f"  strict, any article {r['strict_any_article']}/{n}"
+                     if "strict_any_article" in r else ""))
     return 0
 
 
