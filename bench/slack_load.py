@@ -8,7 +8,8 @@ the fake Slack Web API of the tests. Three probes:
   (``chat.postMessage`` calls, each event's thread once), event-to-answer p50/p95.
 - slow: S answers whose ``chat.postMessage`` takes D seconds, then one other user's
   question: how long that one waits for its answer.
-- 5xx: ``chat.postMessage`` answers 500 once, then 200: is the answer delivered?
+- 5xx: ``chat.postMessage`` answers 500 once, then 200: is the answer delivered? And when
+  Slack answers 500 *after* posting: is it still posted once?
 
     .venv/bin/python bench/slack_load.py [--events 100] [--concurrency 20] [--json]
 """
@@ -126,8 +127,17 @@ def probe_5xx(url: str, fake: SlowSlack) -> dict[str, Any]:
     time.sleep(2.0)
     calls = [c for c in fake.calls("chat.postMessage") if c.params.get("channel") == "C0RETRY"]
     # Delivered: the answer the 500 refused was sent again (not an error notice instead).
-    return {"delivered_after_500": len(calls) >= 2 and calls[-1].params == calls[0].params,
-            "posts_after_500": len(calls)}
+    out = {"delivered_after_500": len(calls) >= 2 and calls[-1].params == calls[0].params,
+           "posts_after_500": len(calls),
+           "messages_after_500": sum(m["channel"] == "C0RETRY" for m in fake.posted)}
+    # Slack posts, then answers 500: the bot finds its post and does not send it again.
+    fake.fail_next("chat.postMessage", status=500, after_handling=True,
+                   body={"ok": False, "error": "internal_error"})
+    post_to_app(url, mention(7001, "C0LANDED", "U0LANDED"), content_type="application/json")
+    wait_posts(fake, "C0LANDED", 1, 20)
+    time.sleep(2.0)
+    out["messages_after_500_once_posted"] = sum(m["channel"] == "C0LANDED" for m in fake.posted)
+    return out
 
 
 def main() -> None:
