@@ -127,7 +127,9 @@ POST_METHOD = "chat.postMessage"
 POST_EVENT = "dossier_bot_post"
 POST_ATTEMPTS = 3
 POST_BACKOFF_S = 0.5  # before the first check-and-retry; doubled each time
-POST_LOOKBACK_S = 120  # how far back the check reads the channel or thread
+# The check reads messages from this long before the first attempt: Slack's clock may differ
+# from ours, and the tag, not the time, tells our post apart.
+POST_CLOCK_SLACK_S = 60
 
 
 def _is_post(request) -> bool:
@@ -173,7 +175,7 @@ def post_message(client: WebClient, **params: Any) -> None:
     lesser harm."""
     tag = secrets.token_hex(8)
     params["metadata"] = {"event_type": POST_EVENT, "event_payload": {"post": tag}}
-    since = time.time() - 5  # Slack's clock against ours: a few seconds' slack
+    since = time.time() - POST_CLOCK_SLACK_S
     for attempt in range(1, POST_ATTEMPTS + 1):
         try:
             client.chat_postMessage(**params)
@@ -197,7 +199,7 @@ def post_message(client: WebClient, **params: Any) -> None:
 def _landed(client: WebClient, *, channel: str | None, thread_ts: str | None, tag: str,
             since: float) -> bool:
     """Whether a message tagged ``tag`` is in the channel (or thread) since ``since``."""
-    oldest = f"{max(since, time.time() - POST_LOOKBACK_S):.6f}"
+    oldest = f"{since:.6f}"
     try:
         if thread_ts:
             found = client.conversations_replies(channel=channel, ts=thread_ts, oldest=oldest,
