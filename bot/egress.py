@@ -11,9 +11,11 @@ when any of its addresses is not public, and connects to the very address it che
 name cannot resolve to a public address for the check and to 127.0.0.1 for the connection
 (DNS rebinding), and a redirect cannot lead past the check.
 
-Outside it: HTTP(S)_PROXY is not used for these fetches (a proxy would resolve the name
-itself, past the check), and the operator switch ``DOSSIER_INTAKE_ALLOW_PRIVATE`` lets
-intranet deployments reach private addresses on purpose.
+Where HTTP_PROXY / HTTPS_PROXY name a proxy (and NO_PROXY does not exempt the host), the
+destination gets the same check and the request then goes through the proxy, which resolves
+the name again itself: pinning cannot reach past a proxy, so such a deployment should have
+its proxy refuse internal destinations too (bot/egress_http.py). The operator switch
+``DOSSIER_INTAKE_ALLOW_PRIVATE`` lets intranet deployments reach private addresses on purpose.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The httpx side of bot/egress.py: a transport whose every connection, redirects included,
-goes only to an address the policy allowed, and to exactly that address.
+goes only to an address the policy allowed, and to exactly that address; or, where the
+environment names a proxy for the link's scheme, through that proxy once the destination
+has passed the same check.
 
 Its own module so that httpx and httpcore are imported when a link is fetched, not when the
 adapters start.
@@ -7,13 +9,18 @@ adapters start.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import ssl
-from collections.abc import Iterable
+import urllib.request
+from collections.abc import Iterable, Mapping
 
 import httpcore
 import httpx
 
 from bot.egress import AddressPolicy, Unresolvable
+
+log = logging.getLogger(__name__)
 
 
 class GuardedBackend(httpcore.SyncBackend):
@@ -44,8 +51,8 @@ class GuardedBackend(httpcore.SyncBackend):
         raise failure
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over a ``GuardedBackend``: direct connections only, no proxy."""
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport over a ``GuardedBackend``: direct connections only."""
 
     def __init__(self, policy: AddressPolicy, *, verify: ssl.SSLContext | bool = True) -> None:
         # verify: the default trust store; a test hands in a context trusting its own CA.
@@ -57,3 +64,51 @@ class GuardedTransport(httpx.HTTPTransport):
             raise RuntimeError("httpx.HTTPTransport changed: cannot install the address guard")
         self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(verify),
                                              network_backend=GuardedBackend(policy))
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """Each request (each redirect hop) goes direct, pinned to checked addresses
+    (``PinnedTransport``), or through the proxy that HTTP_PROXY / HTTPS_PROXY name for its
+    scheme unless NO_PROXY covers its host, as other HTTP clients do.
+
+    Through a proxy the destination gets the same check first, but the proxy resolves the
+    name again and connects itself: the pinning that stops DNS rebinding cannot reach past
+    it, so a deployment that sets a proxy should have the proxy refuse internal
+    destinations too. A name this machine cannot resolve is left to the proxy (networks that
+    only reach out through a proxy often resolve outside names there alone). The proxy's own
+    address is the operator's choice and is not checked.
+    """
+
+    def __init__(self, policy: AddressPolicy, *, verify: ssl.SSLContext | bool = True,
+                 proxies: Mapping[str, str] | None = None) -> None:
+        # proxies: scheme -> proxy URL; None reads the environment (urllib's rules).
+        self.policy = policy
+        self.direct = PinnedTransport(policy, verify=verify)
+        found = urllib.request.getproxies() if proxies is None else proxies
+        self.proxied: dict[str, httpx.HTTPTransport] = {}
+        for scheme in ("http", "https"):
+            url = found.get(scheme)
+            if not url:
+                continue
+            if not url.startswith(("http://", "https://")):
+                log.warning("intake: ignoring the %s proxy %s (only http:// and https:// "
+                            "proxies are supported); connecting directly", scheme,
+                            url.split("@")[-1])
+                continue
+            self.proxied[scheme] = httpx.HTTPTransport(proxy=url, verify=verify)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        proxy = self.proxied.get(url.scheme)
+        if proxy is None or urllib.request.proxy_bypass(url.host):
+            return self.direct.handle_request(request)
+        # BlockedAddress for a refused destination; a name this machine cannot resolve is
+        # the proxy's to resolve.
+        with contextlib.suppress(Unresolvable):
+            self.policy.addresses(url.host, url.port or (443 if url.scheme == "https" else 80))
+        return proxy.handle_request(request)
+
+    def close(self) -> None:
+        self.direct.close()
+        for proxy in self.proxied.values():
+            proxy.close()

@@ -66,6 +66,15 @@ def poll(probe: Callable[[], T], timeout: float, what: str) -> T:
     raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests reach loopback only: a proxy in the developer's or CI's environment must not
+    catch their requests (tests that use a proxy set one themselves)."""
+    for name in list(os.environ):
+        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def embedder():
     """The embedder the bot runs (the packaged model through onnxruntime)."""

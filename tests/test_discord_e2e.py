@@ -410,3 +410,22 @@ def test_missing_or_rejected_token_is_a_config_error(answerer: Answerer,
 
     run(scenario())
 
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, None),
+    ({"HTTPS_PROXY": "http://proxy.corp.example:3128"}, "http://proxy.corp.example:3128"),
+    ({"HTTPS_PROXY": "http://proxy.corp.example:3128", "NO_PROXY": ".discord.com"}, None),
+    ({"HTTP_PROXY": "http://proxy.corp.example:3128"}, None),  # Discord is https
+])
+def test_the_environments_https_proxy_reaches_discord_py(
+        answerer: Answerer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        env: dict[str, str], expected: str | None) -> None:
+    # discord.py reads no proxy from the environment; the bot hands it the one a user set
+    # (its REST calls and gateway then go through it). Nothing connects here.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(discord_token="fake-token", index_dir=tmp_path / "index",
+                        feedback_db=tmp_path / "feedback.sqlite3")
+    bot = create_discord_bot(settings=settings, answerer=answerer)
+    assert bot.http.proxy == expected

@@ -12,13 +12,14 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from fakes.articles import article_server
+from fakes.articles import ARTICLE_HTML, article_server
 
 from bot.answer import Answerer
 from bot.config import Settings
@@ -245,3 +246,135 @@ def test_https_is_verified_against_the_name_not_the_pinned_address(
                                                  verify=trusted)) as client, \
             pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         client.get(f"https://127.0.0.1:{port}/")
+
+
+# -- through the environment's proxy -------------------------------------------------------
+
+
+@contextmanager
+def proxy_server(seen: list[str]) -> Iterator[str]:
+    """An HTTP proxy on loopback that answers for every site itself: an absolute-form GET of
+    an ``…/article.html`` gets the test article, a CONNECT (an https link) is refused with
+    403. Each request line is appended to ``seen``."""
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            found = self.path.startswith("http://") and self.path.endswith("/article.html")
+            body = ARTICLE_HTML if found else b"not found"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_CONNECT(self) -> None:
+            seen.append(f"CONNECT {self.path}")
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _public(host: str, port: int) -> list[str]:
+    return ["93.184.215.14"]  # a public address nobody connects to: the proxy answers
+
+
+def test_a_link_goes_through_the_environments_proxy_after_the_destination_check(
+        fresh_answerer: Answerer, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return _public(host, port)
+
+    with proxy_server(seen) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        intake = Intake(fresh_answerer, corpus_copy, policy=AddressPolicy(resolver=resolver))
+        added = intake.add_url("http://news.example/article.html")
+    assert added.title == "Skerryvore keepers vote to unionise"
+    assert seen == ["GET http://news.example/article.html"]
+    assert asked == ["news.example"], "the destination is checked before the proxy is asked"
+
+
+@pytest.mark.parametrize(("url", "addresses", "kind"), [
+    ("http://intranet.example/article.html", ["10.0.0.1"], "private"),
+    ("http://127.0.0.1:8080/article.html", ["127.0.0.1"], "loopback"),
+    ("http://169.254.169.254/latest/meta-data/", ["169.254.169.254"], "link-local"),
+])
+def test_a_refused_destination_never_reaches_the_proxy(
+        answerer: Answerer, corpus: Path, monkeypatch: pytest.MonkeyPatch, url: str,
+        addresses: list[str], kind: str) -> None:
+    seen: list[str] = []
+    with proxy_server(seen) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        policy = AddressPolicy(resolver=lambda host, port: addresses)
+        _refused(Intake(answerer, corpus, policy=policy), url, kind)
+    assert seen == []
+    assert list(corpus.rglob("*")) == []
+
+
+def test_a_name_only_the_proxy_can_resolve_is_left_to_it(
+        fresh_answerer: Answerer, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def resolver(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    seen: list[str] = []
+    with proxy_server(seen) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        intake = Intake(fresh_answerer, corpus_copy, policy=AddressPolicy(resolver=resolver))
+        added = intake.add_url("http://outside.example/article.html")
+    assert added.title == "Skerryvore keepers vote to unionise"
+    assert seen == ["GET http://outside.example/article.html"]
+
+
+def test_https_links_tunnel_through_the_proxy(answerer: Answerer, corpus: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    with proxy_server(seen) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+        intake = Intake(answerer, corpus, policy=AddressPolicy(resolver=_public))
+        with pytest.raises(IntakeError, match="could not be fetched"):
+            intake.add_url("https://news.example/report.html")
+    assert seen == ["CONNECT news.example:443"]
+
+
+def test_no_proxy_hosts_and_unsupported_proxies_connect_directly_and_stay_guarded(
+        fresh_answerer: Answerer, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[str] = []
+    requests: list[str] = []
+    with proxy_server(seen) as proxy, article_server(requests) as base:
+        port = base.rsplit(":", 1)[1]
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", f"{PUBLIC_NAME},localhost")
+        added = Intake(fresh_answerer, corpus_copy, policy=STAND_IN).add_url(
+            f"http://{PUBLIC_NAME}:{port}/article.html")
+        assert added.title == "Skerryvore keepers vote to unionise"
+        assert requests == ["/article.html"] and seen == []
+        # Direct is still pinned and checked: loopback under its own name is refused.
+        _refused(Intake(fresh_answerer, corpus_copy, policy=STAND_IN),
+                 f"http://localhost:{port}/article.html", "loopback")
+        assert requests == ["/article.html"] and seen == []
+        monkeypatch.delenv("NO_PROXY")
+        monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+        requests.clear()
+        with caplog.at_level("WARNING", logger="bot.egress_http"), \
+                pytest.raises(IntakeError, match="Already in the dossier"):  # fetched, direct
+            Intake(fresh_answerer, corpus_copy, policy=STAND_IN).add_url(
+                f"http://{PUBLIC_NAME}:{port}/article.html")
+        assert requests == ["/article.html"] and seen == []
+    assert any("only http:// and https:// proxies" in r.getMessage() for r in caplog.records)

@@ -9,6 +9,8 @@ import logging
 import re
 import signal
 import time
+import urllib.parse
+import urllib.request
 from collections import OrderedDict
 
 import discord
@@ -94,6 +96,16 @@ def point_at(api_url: str) -> None:
     Route.BASE = api_url.rstrip("/")
 
 
+def environment_proxy(url: str) -> str | None:
+    """The proxy that HTTPS_PROXY (HTTP_PROXY for an http:// URL) names for ``url``, unless
+    NO_PROXY exempts its host. discord.py reads no proxy from the environment itself; it
+    takes this one for REST calls and the gateway alike."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme) or None
+
+
 async def reply(message: discord.Message, content: str | None = None,
                 **kwargs) -> discord.Message:
     """Reply to ``message``: in its thread or DM, pinging no one (not even its author).
@@ -170,7 +182,8 @@ class DossierBot(discord.Client):
 
     def __init__(self, *, settings: Settings, answerer: Answerer, feedback: FeedbackStore,
                  limiter: RateLimiter) -> None:
-        super().__init__(intents=intents(settings), allowed_mentions=NO_PINGS)
+        super().__init__(intents=intents(settings), allowed_mentions=NO_PINGS,
+                         proxy=environment_proxy(settings.discord_api_url))
         self.settings = settings
         self.answerer = answerer
         self.feedback = feedback
