@@ -275,7 +275,8 @@ class Settings(BaseSettings):
     discord_api_url: Annotated[str, _parsed(_url)] = _var(
         "DISCORD_API_URL", DEFAULT_DISCORD_API_URL, "Discord REST base URL including /api/v10")
     discord_guild_id: Annotated[int | None, _parsed(_snowflake)] = _var(
-        "DISCORD_GUILD_ID", None, "server ID to sync slash commands to at once")
+        "DISCORD_GUILD_ID", None, "the dossier's server: slash commands sync to it at once, "
+        "and Manage Server there makes a dossier admin")
 
     @field_validator("slack_port")
     @classmethod

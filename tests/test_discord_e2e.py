@@ -264,7 +264,8 @@ def test_nothing_the_bot_echoes_can_ping(answerer: Answerer, tmp_path: Path) -> 
             await fake.dispatch("MESSAGE_CREATE", asked)
             [reply] = await fake.wait_for(lambda: fake.sent_in(fake.channel_id))
             assert "@everyone" in reply.body["content"]  # shown as text...
-            assert f"<@{fake.admin['id']}>" in reply.body["content"]
+            # the user mention as its characters, not a mention
+            assert f"\\<@{fake.admin['id']}\\>" in reply.body["content"]
             # ...but Discord is told to notify no one: no roles, users, @everyone/@here,
             # nor the author of the message replied to.
             assert reply.body["allowed_mentions"] == {"parse": [], "replied_user": False}
@@ -429,3 +430,29 @@ def test_the_environments_https_proxy_reaches_discord_py(
                         feedback_db=tmp_path / "feedback.sqlite3")
     bot = create_discord_bot(settings=settings, answerer=answerer)
     assert bot.http.proxy == expected
+
+
+@pytest.mark.parametrize("home", [None, 42], ids=["no DISCORD_GUILD_ID", "another server"])
+def test_manage_server_outside_the_dossiers_server_makes_no_admin(
+        fresh_answerer: Answerer, tmp_path: Path, home: int | None) -> None:
+    # Anyone can invite a public bot to a server they own and have Manage Server there.
+    from fakes.articles import FERRY, tiny_pdf
+
+    before = [s.article.id for s in fresh_answerer.sources()]
+
+    async def scenario() -> None:
+        async with discord_world(fresh_answerer, tmp_path, discord_guild_id=home) as (fake, _):
+            reindex = fake.slash("dossier-admin reindex", user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", reindex)
+            [refusal] = await fake.wait_for(lambda: fake.sent_for(reindex))
+            assert refusal.body["type"] == 4 and "DISCORD_GUILD_ID" in \
+                refusal.body["data"]["content"]
+            pdf = fake.attachment("ferry.pdf", tiny_pdf(FERRY), "application/pdf")
+            await fake.dispatch("MESSAGE_CREATE", fake.message_create(
+                f"<@{fake.bot['id']}> for the dossier", user=fake.admin,
+                channel_id=fake.thread_id, attachments=[pdf]))
+            [reply] = await fake.wait_for(lambda: fake.sent_in(fake.thread_id))
+            assert reply.body["content"].startswith("Sorry, only dossier admins")
+
+    run(scenario())
+    assert [s.article.id for s in fresh_answerer.sources()] == before

@@ -16,7 +16,7 @@ from bot.discord.render import (
     NO_PINGS,
     clip,
     embed_size,
-    escape_quote,
+    escape,
     limit_problems,
     render_answer,
     render_sources,
@@ -136,6 +136,39 @@ def test_a_quote_with_markup_and_mentions_shows_verbatim_and_pings_nobody() -> N
     assert limit_problems(reply.content, reply.embeds) == []
 
 
-def test_escape_quote_matches_discord_escape_markdown_plus_angle_brackets() -> None:
-    assert escape_quote("*a* <@1>") == discord.utils.escape_markdown("*a* ") + "\\<@1>"
-    assert _shown(escape_quote(MARKUP)) == MARKUP
+def test_escape_puts_a_backslash_before_each_markup_character_and_loses_nothing() -> None:
+    assert escape("*a* <@1>") == "\\*a\\* \\<@1\\>"
+    assert escape("# not a header\n- nor a list\n1. nor this") == (
+        "\\# not a header\n\\- nor a list\n1\\. nor this")
+    assert _shown(escape(MARKUP)) == MARKUP
+
+
+def _bare(markdown: str) -> list[str]:
+    """Characters that still start markup (a bracket or ``<`` not escaped by a backslash)."""
+    return [m[1] for m in re.finditer(r"\\.|([\[\]<])", markdown) if m[1]]
+
+
+TWO_LINKS = ("see [a](https://a.example) and [Verify your account](https://evil.example/login)"
+             " \\[b](https://b.example)")
+
+
+def test_no_masked_link_survives_in_any_field_an_article_or_question_fills() -> None:
+    # discord.py's escape_markdown escapes only the first of several masked links.
+    assert _bare(discord.utils.escape_markdown(TWO_LINKS)), "the gap this guards against"
+    assert _shown(escape(TWO_LINKS)) == TWO_LINKS and not _bare(escape(TWO_LINKS))
+    body = TWO_LINKS
+    article = Article(id="000_x", path="000_x.md", body=body,
+                      sha256=hashlib.sha256(body.encode()).hexdigest(), title=TWO_LINKS,
+                      outlet=TWO_LINKS, author=TWO_LINKS, published=TWO_LINKS,
+                      url="https://news.example/a")
+    answered = render_answer(Answer(TWO_LINKS, (Quote(body, 0, len(body), 0.9, article),)))
+    declined = render_answer(Answer(TWO_LINKS, reason=f"Not sure about {TWO_LINKS}",
+                                    closest=(article,)))
+    sources = render_sources([Source(article, 3)])
+    for reply in (answered, declined, sources):
+        wire = [discord.Embed.from_dict(e.to_dict()) for e in reply.embeds]
+        shown = [reply.content, *(e.description or "" for e in wire),
+                 *(f.value or "" for e in wire for f in e.fields)]
+        own_link = f"[{escape(TWO_LINKS)}](https://news.example/a)"  # the bot's title link
+        for text in shown:
+            assert _bare(text.replace(own_link, "")) == [], text

@@ -26,6 +26,7 @@ from bot.discord.render import (
     Reply,
     clip,
     decline_embed,
+    escape,
     one_line,
     quote_records,
     read_back,
@@ -42,8 +43,8 @@ log = logging.getLogger(__name__)
 PLATFORM = "discord"
 FAILED = "Sorry, something went wrong while answering; please try again in a minute."
 EXAMPLE = "Did China agree to send weapons to Russia?"
-ADD_REFUSED = ("Sorry, only dossier admins (DOSSIER_ADMINS, or Manage Server) and the people "
-               "or roles in DOSSIER_ADDERS can add articles.")
+ADD_REFUSED = ("Sorry, only dossier admins (DOSSIER_ADMINS, or Manage Server in the dossier's "
+               "server) and the people or roles in DOSSIER_ADDERS can add articles.")
 HELP = ("**Ask the dossier**: answers quote the articles word for word, with their source.\n"
         f"• `/dossier ask` a question, e.g. “{EXAMPLE}”, or mention me. In a thread, a reply "
         "chain or a DM, follow-ups such as “what did he say next?” or “and Beijing?” are read "
@@ -173,7 +174,7 @@ def _with_reading(reply: Reply, answer: Answer) -> Reply:
     """A follow-up shows how it was read ("what did he say next?" → the question searched)."""
     if not answer.read_differently:
         return reply
-    note = f"\n-# Read as: {discord.utils.escape_markdown(one_line(answer.read_differently))}"
+    note = f"\n-# Read as: {escape(one_line(answer.read_differently))}"
     return dataclasses.replace(reply, content=clip(reply.content + note, 2000))
 
 
@@ -287,9 +288,16 @@ class DossierBot(discord.Client):
     def is_admin(self, interaction: discord.Interaction) -> bool:
         if str(interaction.user.id) in self.settings.admins:
             return True
-        # In a server this is the member's permission there; in a DM it is always False.
-        perms = interaction.permissions
-        return interaction.guild is not None and (perms.manage_guild or perms.administrator)
+        # The member's permissions in the server the command came from (none in a DM).
+        return self.manages_home(interaction.guild_id, interaction.permissions)
+
+    def manages_home(self, guild_id: int | None, perms: discord.Permissions | None) -> bool:
+        """Manage Server (or Administrator) makes a dossier admin only in the server
+        DISCORD_GUILD_ID names: anyone can invite a public bot to a server of their own,
+        where they have it. Without DISCORD_GUILD_ID only DOSSIER_ADMINS are admins."""
+        home = self.settings.discord_guild_id
+        return (home is not None and guild_id == home and perms is not None
+                and (perms.manage_guild or perms.administrator))
 
     def may_add(self, user: discord.abc.User, *, admin: bool) -> bool:
         roles = frozenset(str(r.id) for r in getattr(user, "roles", ()))
@@ -299,7 +307,8 @@ class DossierBot(discord.Client):
         if not self.is_admin(interaction):
             await interaction.response.send_message(
                 "Only dossier admins (DOSSIER_ADMINS) or members with the Manage Server "
-                "permission can rebuild the index.", ephemeral=True, allowed_mentions=NO_PINGS)
+                "permission in the dossier's server (DISCORD_GUILD_ID) can rebuild the index.",
+                ephemeral=True, allowed_mentions=NO_PINGS)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         log.info("discord: index rebuild requested by user %s", interaction.user.id)
@@ -330,7 +339,8 @@ class DossierBot(discord.Client):
         await interaction.response.defer(thinking=True)
         log.info("discord: user %s adds %s", interaction.user.id, url or (file and file.filename))
         text = (await self._add_url(url) if url else await self._add_attachment(file))
-        await interaction.followup.send(clip(text, 2000), allowed_mentions=NO_PINGS)
+        # Titles, outlets, file names and errors come from the page or file: escaped.
+        await interaction.followup.send(clip(escape(text), 2000), allowed_mentions=NO_PINGS)
 
     async def _add_url(self, url: str) -> str:
         try:
@@ -436,14 +446,15 @@ class DossierBot(discord.Client):
 
     async def _add_from_message(self, message: discord.Message) -> None:
         author = message.author
-        admin = str(author.id) in self.settings.admins or bool(
-            getattr(getattr(author, "guild_permissions", None), "manage_guild", False))
+        admin = str(author.id) in self.settings.admins or self.manages_home(
+            message.guild.id if message.guild else None,
+            getattr(author, "guild_permissions", None))
         if not self.may_add(author, admin=admin):
             await reply(message, ADD_REFUSED)
             return
         async with message.channel.typing():
             lines = [await self._add_attachment(a) for a in message.attachments[:5]]
-        await reply(message, clip("\n".join(lines), 2000))
+        await reply(message, clip("\n".join(escape(line) for line in lines), 2000))
 
     async def _reply_to(self, message: discord.Message, question: str,
                         conversation: str | None) -> None:

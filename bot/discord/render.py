@@ -104,7 +104,7 @@ def _web_url(url: str | None) -> str | None:
 
 
 def _link(article: Article) -> str:
-    title = discord.utils.escape_markdown(one_line(article.label)).replace("]", "\\]")
+    title = escape(one_line(article.label))
     url = _web_url(article.url)
     return f"[{title}]({url})" if url else title
 
@@ -115,28 +115,34 @@ def _byline(article: Article) -> str:
                                              article.published) if p))
 
 
-def escape_quote(text: str) -> str:
-    """Quote text that Discord shows exactly as written, with a backslash before each markup
-    character (Discord hides the backslash).
+# Characters that start Discord markup anywhere, and line-start markup (headers, subtext,
+# block quotes, lists).
+_MARKUP = re.compile(r"[\\*_~`|\[\]<>]|^\s*(?:#|-|\d+\.)", re.MULTILINE)
 
-    ``escape_markdown`` covers ``* _ ~ ` | \\``, masked links and line-start markup, but not
-    ``<``: ``<@id>``, ``<@&id>``, ``<#id>``, ``<:emoji:id>``, ``<t:…>`` and ``</cmd:id>``
-    would show as a mention, channel, emoji, timestamp or command instead of their text.
-    Mentions can never notify anyone (embeds do not, and every message sets
-    ``allowed_mentions`` to none); ``escape_mentions`` is not used, since its zero-width
-    space would change the quote's characters.
+
+def escape(text: str) -> str:
+    """Untrusted text (quotes, questions, titles, bylines, reasons) shown exactly as written:
+    a backslash before every markup character, which Discord hides.
+
+    Not ``discord.utils.escape_markdown``: its masked-link pattern is greedy, so of two
+    ``[text](url)`` in one string it escapes only the first and the second shows as a live
+    link with any text; nor does it escape ``<``, so ``<@id>``, ``<@&id>``, ``<#id>``,
+    ``<:emoji:id>``, ``<t:…>`` and ``</cmd:id>`` would show as a mention, channel, emoji,
+    timestamp or command. Mentions could never notify anyone (embeds do not, and every
+    message sets ``allowed_mentions`` to none); ``escape_mentions`` is not used, since its
+    zero-width space would change a quote's characters.
     """
-    return discord.utils.escape_markdown(neutralise(text)).replace("<", "\\<")
+    return _MARKUP.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], neutralise(text))
 
 
 def question_line(question: str) -> str:
-    return clip(QUESTION_PREFIX + discord.utils.escape_markdown(one_line(question)), CONTENT_MAX)
+    return clip(QUESTION_PREFIX + escape(one_line(question)), CONTENT_MAX)
 
 
 def quote_embed(quote: Quote, n: int, of: int, *, description_max: int = DESCRIPTION_MAX
                 ) -> discord.Embed:
     article = quote.article
-    text = escape_quote(one_line(quote.text))
+    text = escape(one_line(quote.text))  # read_back undoes it
     embed = discord.Embed(
         title=clip(one_line(article.label), TITLE_MAX),
         url=_web_url(article.url),
@@ -146,27 +152,29 @@ def quote_embed(quote: Quote, n: int, of: int, *, description_max: int = DESCRIP
     if article.outlet:
         embed.set_author(name=clip(one_line(article.outlet), AUTHOR_MAX))
     if article.author:
-        embed.add_field(name="By", value=clip(one_line(article.author), FIELD_VALUE_MAX))
+        embed.add_field(name="By", value=clip(escape(one_line(article.author)), FIELD_VALUE_MAX))
     if article.published:
-        embed.add_field(name="Published", value=article.published)
+        embed.add_field(name="Published",
+                        value=clip(escape(one_line(article.published)), FIELD_VALUE_MAX))
     embed.set_footer(text=clip(f"{article.path} · characters {quote.start}–{quote.end}"
                                f" · quote {n} of {of}", FOOTER_MAX))
     return embed
 
 
 def decline_embed(answer: Answer) -> discord.Embed:
-    reason = answer.reason or "The dossier does not cover that question."
+    # The reason may echo the question (a follow-up that needs context): escaped like it.
+    reason = escape(answer.reason) if answer.reason else "The dossier does not cover that question."
     # The reason may also be a bad question or a restart: only a searched-and-missed
     # question (one with nearest articles) is headed "Not in the dossier".
     if (note := correction_note(answer)):
-        reason = f"{reason}\n\n{discord.utils.escape_markdown(one_line(note))}"
+        reason = f"{reason}\n\n{escape(one_line(note))}"
     embed = discord.Embed(title="Not in the dossier" if answer.closest else None,
                           description=clip(reason, DESCRIPTION_MAX), colour=DECLINE_COLOUR)
     lines: list[str] = []
     for article in answer.closest:
         line = f"• {_link(article)}"
         if (by := _byline(article)):
-            line += f" — {discord.utils.escape_markdown(by)}"
+            line += f" — {escape(by)}"
         if u16len("\n".join([*lines, line])) > FIELD_VALUE_MAX:
             break
         lines.append(line)
@@ -181,11 +189,11 @@ def render_answer(answer: Answer) -> Reply:
     if not answer.answered and not answer.unsure:
         return Reply(content, (decline_embed(answer),))
     if (note := correction_note(answer)):  # the quotes answer the corrected wording
-        content = clip(f"{content}\n-# {discord.utils.escape_markdown(one_line(note))}",
+        content = clip(f"{content}\n-# {escape(one_line(note))}",
                        CONTENT_MAX)
     if answer.unsure and answer.reason:
         # Closest passages, not an answer: the note comes before them, in the content.
-        content = clip(f"{content}\n{discord.utils.escape_markdown(answer.reason)}", CONTENT_MAX)
+        content = clip(f"{content}\n{escape(answer.reason)}", CONTENT_MAX)
     embeds: list[discord.Embed] = []
     budget = EMBED_TOTAL_MAX
     total = len(answer.quotes)
@@ -219,7 +227,7 @@ def render_sources(sources: Sequence[Source]) -> Reply:
     lines = []
     for s in sources:
         by = _byline(s.article)
-        tail = f" — {discord.utils.escape_markdown(by)}" if by else ""
+        tail = f" — {escape(by)}" if by else ""
         lines.append(clip(f"• {_link(s.article)}{tail} ({s.passages} passages)", 1000))
     title = f"The dossier: {len(sources)} article(s)"
     embeds: list[discord.Embed] = []
