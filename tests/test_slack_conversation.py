@@ -171,3 +171,20 @@ def test_a_pdf_shared_with_a_mention_is_added(adding_bot: Bot, fresh_answerer) -
     adding_bot.event({**mention("and this", ts="1700000800.000100"), "files": [{"id": pdf}]})
     refused = adding_bot.fake.wait_for("chat.postMessage", 2)[1]
     assert "only the dossier's admins" in norm(refused.text)
+
+
+@pytest.mark.parametrize(("url", "external"), [
+    ("https://drive.example/file/d/1/ferry.pdf", True),  # shared from Google Drive & co.
+    ("https://files.slack.com.evil.example/files-pri/T1-F1/ferry.pdf", False),
+    ("http://files.slack.com/files-pri/T1-F1/ferry.pdf", False),  # not https
+])
+def test_the_bot_token_goes_to_slack_hosted_files_only(adding_bot: Bot, url: str,
+                                                        external: bool) -> None:
+    from fakes.articles import FERRY, tiny_pdf
+
+    pdf = adding_bot.fake.add_file("ferry.pdf", tiny_pdf(FERRY), "application/pdf",
+                                   url_private=url, external=external)
+    adding_bot.event({**mention("for the dossier", user=ADMIN, ts=THREAD), "files": [{"id": pdf}]})
+    post = adding_bot.fake.wait_for("chat.postMessage", 1, timeout=60)[0]
+    assert "Not added (ferry.pdf): the file is not stored in Slack" in norm(post.text)
+    assert adding_bot.fake.calls("file_download") == []

@@ -25,7 +25,7 @@ from http.client import RemoteDisconnected
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.error import URLError
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App, BoltResponse
@@ -619,9 +619,15 @@ class SlackBot:
             if int(info.get("size") or 0) > self.intake.max_bytes:
                 raise IntakeError(too_large(int(info["size"]), self.intake.max_bytes))
             kind_of(name, info.get("mimetype"))  # refuse before downloading
+            url = str(info.get("url_private") or "")
+            if info.get("is_external") or not self._slack_hosted(url):
+                # A file shared from Google Drive and the like lives elsewhere: the bot
+                # token is for Slack alone.
+                raise IntakeError("the file is not stored in Slack; share its link with "
+                                  "/dossier add instead.")
             # Guarded like a link: files.info's URL is followed, redirects and all.
             data, _type, _url = self.intake.fetch(
-                info["url_private"], headers={"Authorization": f"Bearer {client.token}"})
+                url, headers={"Authorization": f"Bearer {client.token}"})
             return self.intake.add_file(data, name, info.get("mimetype")).describe()
         except IntakeError as exc:
             return f"Not added ({name}): {exc}"
@@ -631,6 +637,17 @@ class SlackBot:
         except Exception:
             log.exception("adding the Slack file %s failed", name)
             return f"Sorry, adding {name} failed; nothing was added."
+
+    def _slack_hosted(self, url: str) -> bool:
+        """Whether ``url`` is one the bot token may be sent to: https on slack.com or a
+        subdomain (files.slack.com), or the Web API's own host when SLACK_API_URL points
+        elsewhere (a test server, an enterprise gateway)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com")):
+            return True
+        api = urlsplit(self.settings.slack_api_url)
+        return bool(parts.netloc) and (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
 
     def _quotes_from_refs(self, refs: list) -> list[dict[str, Any]]:
         try:

@@ -100,6 +100,7 @@ class FakeSlack:
         self.socket_url: str | None = None  # what apps.connections.open hands out
         self._calls: list[Call] = []
         self.files: dict[str, tuple[str, str, bytes]] = {}  # id -> (name, mimetype, bytes)
+        self._file_links: dict[str, tuple[str | None, bool]] = {}  # id -> (url, external)
         # method -> queued failures: (status, headers, body, whether the call is carried out
         # first, as when Slack posts and then fails to say so)
         self._failures: dict[str, list[tuple[int, dict[str, str], dict[str, Any], bool]]] = {}
@@ -170,10 +171,13 @@ class FakeSlack:
                 (status, headers or {}, body or {"ok": False, "error": "ratelimited"},
                  after_handling))
 
-    def add_file(self, name: str, data: bytes, mimetype: str) -> str:
-        """A file someone uploaded; its id goes in the event's ``files``."""
+    def add_file(self, name: str, data: bytes, mimetype: str, *,
+                 url_private: str | None = None, external: bool = False) -> str:
+        """A file someone uploaded; its id goes in the event's ``files``. ``url_private`` and
+        ``external``: a file shared from elsewhere (Google Drive and the like)."""
         file_id = f"F{len(self.files) + 1:08d}"
         self.files[file_id] = (name, mimetype, data)
+        self._file_links[file_id] = (url_private, external)
         return file_id
 
     def reset(self) -> None:
@@ -229,10 +233,12 @@ class FakeSlack:
             if found is None:
                 return {"ok": False, "error": "file_not_found"}
             name, mimetype, data = found
+            url, external = self._file_links.get(str(params["file"]), (None, False))
             return {"ok": True, "file": {
                 "id": params["file"], "name": name, "title": name, "mimetype": mimetype,
                 "filetype": name.rsplit(".", 1)[-1], "size": len(data),
-                "url_private": f"{self.base}/files-pri/{TEAM_ID}-{params['file']}/{name}"}}
+                "is_external": external,
+                "url_private": url or f"{self.base}/files-pri/{TEAM_ID}-{params['file']}/{name}"}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
         return {"ok": False, "error": "unknown_method"}
