@@ -48,11 +48,19 @@ def friendly_errors() -> Iterator[None]:
         yield
     except (ConfigError, ModelError, IndexError_, FileNotFoundError) as exc:
         raise Failure(str(exc)) from None
+    except OSError as exc:  # a read-only or full disk, a permission: the machine's, not ours
+        from bot.runtime import os_problem
+
+        raise Failure(os_problem(exc)) from None
 
 
 def load_settings(**overrides: object) -> Settings:
     with friendly_errors():
-        return Settings.from_env().with_overrides(**overrides)
+        settings = Settings.from_env().with_overrides(**overrides)
+    if settings.index_dir.exists() and not settings.index_dir.is_dir():
+        raise BadInput(f"{settings.index_dir} is a file, not a folder; point --index or "
+                       "DOSSIER_INDEX_DIR at a folder (it is created when missing).")
+    return settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -67,7 +67,12 @@ def handle(text: str, answerer: Answerer, settings: Settings,
     if command == "/sources":
         return render_sources_text(answerer.sources())
     if command == "/reindex":
-        report = answerer.rebuild(settings.corpus_dir)
+        try:
+            report = answerer.rebuild(settings.corpus_dir)
+        except OSError as exc:  # a read-only index folder, a full disk: say so, keep chatting
+            from bot.runtime import os_problem
+
+            return f"Could not rebuild the index: {os_problem(exc)}"
         if not report.changed:
             return f"The index is up to date ({report.articles} articles)."
         return (f"Reindexed: {report.articles} articles, {report.chunks} passages, "

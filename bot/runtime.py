@@ -60,3 +60,10 @@ def describe_problems(report: BuildReport, say: Callable[[str], None]) -> None:
 
 def corpus_or_default(path: Path | None, settings: Settings) -> Path:
     return path if path is not None else settings.corpus_dir
+
+
+def os_problem(exc: OSError) -> str:
+    """An OSError as one line for the user: what failed on which path."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return (f"cannot write or read{where}: {exc.strerror or exc}; check the folder's "
+            "permissions and free space (an index folder must be writable).")

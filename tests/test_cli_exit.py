@@ -95,3 +95,46 @@ def test_watch_reports_as_build_does(runner, tmp_path, monkeypatch):
     text_watch = runner.invoke(main, ["index", "watch", *where(tmp_path)]).stdout
     assert text_build.startswith("Index is up to date: 1 articles")
     assert text_watch.startswith("Index is up to date: 1 articles")
+
+
+def _read_only(*_args, **_kwargs):
+    raise OSError(30, "Read-only file system", "/mnt/ro/index/.build.lock")
+
+
+def test_an_unwritable_index_folder_is_one_line_and_exit_1(runner, tmp_path, monkeypatch):
+    import index.store
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "gas.md").write_text(ARTICLE)
+    monkeypatch.setattr(index.store.IndexDir, "build_lock", _read_only)
+    for args in (["index", "build"], ["ask", "What will the pipeline carry?"]):
+        result = runner.invoke(main, [*args, *where(tmp_path)])
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        assert ("Error: cannot write or read /mnt/ro/index/.build.lock: Read-only file system"
+                in result.output)
+
+
+def test_an_index_path_that_is_a_file_is_bad_input(runner, tmp_path, monkeypatch):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("DOSSIER_INDEX_DIR", str(tmp_path / "afile"))
+    monkeypatch.setenv("DOSSIER_CORPUS_DIR", str(tmp_path / "corpus"))
+    for args in (["index", "build"], ["ask", "anything?"], ["sources"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "is a file, not a folder" in result.output and "Traceback" not in result.output
+
+
+def test_the_console_survives_a_reindex_it_cannot_write(fresh_answerer, monkeypatch):
+    from bot.config import Settings
+    from bot.console import handle
+
+    def fails(*_args, **_kwargs):
+        raise OSError(30, "Read-only file system", "/mnt/ro/index/.build.lock")
+
+    monkeypatch.setattr(fresh_answerer, "rebuild", fails)
+    reply = handle("/reindex", fresh_answerer, Settings())
+    assert reply is not None and reply.startswith("Could not rebuild the index: cannot write")
+    assert handle("/sources", fresh_answerer, Settings())  # still answering
