@@ -124,7 +124,7 @@ def echo_build_report(report, corpus_dir: Path, *, as_json: bool) -> None:
     if not report.articles:
         # An index of nothing answers every question with "not covered": say why, loudly.
         click.echo(f"Warning: no articles in {corpus_dir}; the index is empty. Put articles "
-                   "(.md, .txt, .html, .pdf) in it and build again.", err=True)
+                   "(.md, .txt, .html, .pdf, .docx) in it and build again.", err=True)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     elif not report.changed:
@@ -151,7 +151,8 @@ def _build(live, settings: Settings, progress):
 def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> None:
     """Show what the index holds and which corpus files changed since the last build.
 
-    Exits 1 when there is no index yet (the JSON object is printed all the same).
+    Exits 1 when there is no index yet, or it is damaged (the JSON object is printed all
+    the same).
     """
     from bot.status import index_status as compute
 
@@ -160,7 +161,7 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
         status = compute(settings.corpus_dir, settings.index_dir)
     if as_json:
         click.echo(json.dumps(status))
-        if not status["built"]:
+        if not status["built"] or status["damaged"]:
             sys.exit(EXIT_FAILURE)
         return
     if not status["built"]:
@@ -172,6 +173,9 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
     click.echo(f"Model:     {status['model']}")
     click.echo(f"Articles:  {status['articles']}   Passages: {status['passages']}")
     pending = status["added"] + status["changed"] + status["removed"]
+    if status["damaged"]:
+        click.echo(f"Damaged:   segment(s) {', '.join(status['damaged'])}: questions fail until "
+                   "`dossier-bot index build` repairs them (only those are re-embedded).")
     if not pending:
         click.echo("Corpus:    up to date")
     else:
@@ -181,6 +185,8 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
         click.echo("Run `dossier-bot index build` to index these changes.")
     for item in status.get("unreadable", []) + status.get("ignored", []):
         click.echo(f"  skipped  {item['path']}: {item['reason']}")
+    if status["damaged"]:
+        sys.exit(EXIT_FAILURE)
 
 
 @main.command("ask")

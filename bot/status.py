@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from index.build import require_corpus
 from index.diff import corpus_diff
+from index.segment import damaged_segments
 from index.store import IndexDir
 
 
 def index_status(corpus_dir: Path, index_dir: Path) -> dict:
+    require_corpus(corpus_dir)  # else every article would read as "removed"
     store = IndexDir(index_dir)
     if not store.exists():
         diff = corpus_diff(corpus_dir, None)
@@ -19,6 +22,7 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
                 "changed": [], "removed": [], "ignored": _problems(diff.ignored)}
     manifest = store.read_manifest()
     diff = corpus_diff(corpus_dir, manifest)
+    damaged = damaged_segments(store.segments_dir, manifest.segments)
     return {
         "built": True,
         "index": str(index_dir),
@@ -35,7 +39,8 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
         "removed": sorted(manifest.articles[a].path for a in diff.removed),
         "unreadable": sorted(_problems(diff.still_bad), key=lambda p: p["path"]),
         "ignored": _problems(diff.ignored),
-        "up_to_date": diff.up_to_date,
+        "damaged": damaged,  # segments that fail their checks: `index build` repairs them
+        "up_to_date": diff.up_to_date and not damaged,
     }
 
 

@@ -122,6 +122,7 @@ def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None)
     """
     from index.diff import corpus_diff
     from index.embed import PACKAGED_MODEL_NAME
+    from index.segment import damaged_segments
     from index.store import IndexDir, IndexError_
 
     try:
@@ -131,6 +132,9 @@ def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None)
     expected_model = model or PACKAGED_MODEL_NAME
     if manifest.model != expected_model:
         return f"the index was built with {manifest.model}, the bot now uses {expected_model}"
+    store = IndexDir(Path(index_dir))
+    if (damaged := damaged_segments(store.segments_dir, manifest.segments)):
+        return f"the index is damaged (segment {damaged[0]}); a build repairs it"
     # The same comparison `index build` makes: duplicate names and files that could not be
     # read last time (unchanged since) are not "added", so they do not force a rebuild.
     return corpus_diff(Path(corpus_dir), manifest).describe()

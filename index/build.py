@@ -61,7 +61,7 @@ def require_corpus(corpus_dir: Path) -> None:
     """Fail with a message that says how to fix it when the corpus folder is missing."""
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"The corpus folder {corpus_dir} does not exist; create it and "
-                                "put articles (.md, .txt, .html, .pdf) in it.")
+                                "put articles (.md, .txt, .html, .pdf, .docx) in it.")
 
 
 def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,

@@ -18,7 +18,7 @@ from index.embed import Embedder
 from index.model import Article
 from index.rows import warm_page_cache
 from index.search import Ranker, RankerFactory, Retriever, SearchResult
-from index.segment import Segment, SegmentError, load_segment, segment_intact
+from index.segment import Segment, SegmentError, damaged_segments, load_segment
 from index.store import IndexCorrupt, IndexDir, IndexMismatch, Manifest
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,9 @@ class LiveIndex:
     def check(self) -> Manifest:
         """Validate the index on disk without loading the model (fast, for early errors)."""
         manifest = self.dir.read_manifest()
-        for seg_id in manifest.segments:
-            if not segment_intact(self.dir.segments_dir / seg_id):
-                raise IndexCorrupt(f"The index at {self.dir.root} is damaged (segment {seg_id}); "
-                                   "rebuild it with `dossier-bot index build`.")
+        for seg_id in damaged_segments(self.dir.segments_dir, manifest.segments)[:1]:
+            raise IndexCorrupt(f"The index at {self.dir.root} is damaged (segment {seg_id}); "
+                               "rebuild it with `dossier-bot index build`.")
         return manifest
 
     def current(self) -> Snapshot:

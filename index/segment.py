@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -466,6 +467,12 @@ def segment_intact(path: Path) -> bool:
     except (SegmentError, OSError, ValueError, TypeError, KeyError):
         return False
     return True
+
+
+def damaged_segments(segments_dir: Path, ids: Iterable[str]) -> list[str]:
+    """The segments of ``ids`` that are not intact (``segment_intact``): what `index
+    status`, the container's start check and the loader all call a damaged index."""
+    return [seg_id for seg_id in ids if not segment_intact(segments_dir / seg_id)]
 
 
 def _vocab_ids(tokenised: list[list[str]]) -> tuple[list[list[int]], dict[str, int]]:

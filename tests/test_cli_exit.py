@@ -138,3 +138,33 @@ def test_the_console_survives_a_reindex_it_cannot_write(fresh_answerer, monkeypa
     reply = handle("/reindex", fresh_answerer, Settings())
     assert reply is not None and reply.startswith("Could not rebuild the index: cannot write")
     assert handle("/sources", fresh_answerer, Settings())  # still answering
+
+
+def test_a_damaged_index_is_reported_by_status_and_the_start_check(runner, tmp_path):
+    from conftest import segment_dir
+
+    from bot.watch import index_staleness
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "gas.md").write_text(ARTICLE)
+    assert runner.invoke(main, ["index", "build", *where(tmp_path)]).exit_code == 0
+    assert index_staleness(corpus, tmp_path / "index") is None
+    faiss_file = segment_dir(tmp_path / "index") / "passages.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    status = runner.invoke(main, ["index", "status", *where(tmp_path)])
+    assert status.exit_code == 1 and "Damaged:" in status.output
+    as_json = runner.invoke(main, ["index", "status", "--json", *where(tmp_path)])
+    found = json.loads(as_json.stdout)
+    assert as_json.exit_code == 1 and found["damaged"] and found["up_to_date"] is False
+    # The container's start check sees it too, so the entrypoint rebuilds.
+    assert "damaged" in index_staleness(corpus, tmp_path / "index")
+    assert runner.invoke(main, ["index", "build", *where(tmp_path)]).exit_code == 0
+    assert runner.invoke(main, ["index", "status", *where(tmp_path)]).exit_code == 0
+
+
+def test_index_status_without_the_corpus_folder_says_so(runner, tmp_path):
+    result = runner.invoke(main, ["index", "status", *where(tmp_path)])
+    assert result.exit_code == 1
+    assert "corpus folder" in result.output and "does not exist" in result.output
+    assert "removed" not in result.output
