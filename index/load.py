@@ -58,18 +58,30 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[LoadProblem]]:
     """The files dossier-bot reads, in a stable order, and every other file with the reason
     it is not read: the corpus folder's own, then those added from chat in ``inbox/`` inside
     it or beside it (beside: next to a read-only corpus). Dotfiles (editor swap files,
-    partial downloads) and other sub-folders are left out silently."""
+    partial downloads) are left out silently; other sub-folders are named as not read."""
     if not corpus_dir.is_dir():
         return [], []
     files: list[Path] = []
     problems: list[LoadProblem] = []
-    folders = (corpus_dir, corpus_dir / INBOX, corpus_dir.parent / INBOX)
-    for folder in dict.fromkeys(folders):
-        if folder.is_dir():
-            found, bad = _scan_folder(folder, "" if folder == corpus_dir else f"{INBOX}/")
-            files += found
-            problems += bad
+    for folder in reading_roots(corpus_dir):
+        found, bad = _scan_folder(folder, "" if folder == corpus_dir else f"{INBOX}/")
+        files += found
+        problems += bad
     return files, problems
+
+
+def reading_roots(corpus_dir: Path) -> list[Path]:
+    """The folders articles are read from: the corpus folder, its ``inbox/``, and the
+    ``inbox/`` beside it (where chat adds articles when the corpus is read-only). An inbox
+    that is a link to somewhere else is not read."""
+    roots = [corpus_dir]
+    real = os.path.realpath(corpus_dir)
+    for inbox, where in ((corpus_dir / INBOX, real),
+                         (corpus_dir.parent / INBOX, os.path.realpath(corpus_dir.parent))):
+        if inbox.is_dir() and os.path.realpath(inbox) == os.path.join(where, INBOX) \
+                and inbox not in roots:
+            roots.append(inbox)
+    return roots
 
 
 def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProblem]]:
@@ -90,6 +102,12 @@ def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProble
             if not e.is_file():
                 if not e.is_dir():
                     problems.append(LoadProblem(prefix + e.name, "not a regular file"))
+                elif (prefix or e.name != INBOX) and (n := _articles_in(e.path)):
+                    # Named only when it holds articles someone may expect to be read (not,
+                    # say, an index folder kept inside the corpus).
+                    problems.append(LoadProblem(prefix + e.name + "/", (
+                        f"a sub-folder with {n} article file(s): only the corpus folder "
+                        "itself (and inbox/) is read; move them up")))
                 continue
             suffix = os.path.splitext(e.name)[1].lower()
             if suffix not in SUPPORTED_SUFFIXES:
@@ -103,6 +121,16 @@ def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProble
                 continue
             files.append(Path(e.path))
     return files, problems
+
+
+def _articles_in(folder: str) -> int:
+    """Files of a supported type directly in ``folder`` (0 when it cannot be listed)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if not e.name.startswith((".", "~"))
+                       and os.path.splitext(e.name)[1].lower() in SUPPORTED_SUFFIXES)
+    except OSError:
+        return 0
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -158,8 +186,9 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
 
 def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
     if corpus_dir is not None:
-        root = os.path.realpath(corpus_dir)
-        if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        real = os.path.realpath(path)
+        roots = [os.path.realpath(r) for r in reading_roots(corpus_dir)]
+        if not any(os.path.commonpath([root, real]) == root for root in roots):
             raise ArticleError("a link to a file outside the corpus folder; copy the file in "
                                "instead")
     limit = max_article_bytes()

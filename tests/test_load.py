@@ -95,6 +95,7 @@ def make_pdf(pages: list[list[str]], *, title: str | None = None,
 def write(path: Path, data: str | bytes) -> Path:
     if isinstance(data, str):
         data = data.encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
 
@@ -397,3 +398,38 @@ def test_corpus_loads_without_problems_and_with_metadata():
     for article in loaded.articles:
         assert article.published is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", article.published)
 
+
+
+def test_a_sub_folder_of_articles_is_named_not_silently_ignored(tmp_path):
+    from index.load import scan_corpus
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "001-good.txt", GOOD_TEXT)
+    write(corpus / "2005" / "002-old.txt", GOOD_TEXT)
+    (corpus / "notes").mkdir()  # no articles in it: nothing to say
+    write(corpus / "notes" / "todo.json", "{}")
+    files, problems = scan_corpus(corpus)
+    assert [f.name for f in files] == ["001-good.txt"]
+    assert [(p.path, p.reason.split(":")[0]) for p in problems] == [
+        ("2005/", "a sub-folder with 1 article file(s)")]
+
+
+def test_the_inbox_beside_a_read_only_corpus_is_read_and_a_linked_inbox_is_not(
+        tmp_path, embedder):
+    from index.build import build_index
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "001-good.txt", GOOD_TEXT)
+    # Chat adds articles beside a read-only corpus (bot/intake.py): they must be indexed.
+    write(tmp_path / "inbox" / "kalvik.md", "# Kalvik lighthouse\n\nThe lighthouse on "
+          "Kalvik island was repainted orange in 2022.\n")
+    report = build_index(corpus, tmp_path / "index", embedder)
+    assert report.articles == 2 and report.problems == ()
+    # An inbox inside the corpus that links elsewhere is not read (nor hashed).
+    outside = tmp_path / "elsewhere"
+    write(outside / "secret.md", "# Secret\n\nNot for the dossier.\n")
+    (corpus / "inbox").symlink_to(outside, target_is_directory=True)
+    from index.load import scan_corpus
+
+    files, _ = scan_corpus(corpus)
+    assert "secret.md" not in {f.name for f in files}
