@@ -197,6 +197,8 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
 def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | None) -> None:
     """Answer QUESTION with verbatim quotes; `-` reads one question per line from stdin.
 
+    Without an index yet, one is built from the corpus folder first (said on stderr).
+
     With `--json -`, the model is loaded once and one JSON object is printed per input line.
     A line may also be a JSON object {"question": "...", "conversation": "ID"}: lines with
     the same ID are one conversation, in order, and later ones are read as follow-ups

@@ -78,13 +78,15 @@ def _int(name: str, raw: str, *, low: int, high: int) -> int:
     return value
 
 
-def _float(name: str, raw: str, *, low: float, high: float) -> float:
+def _float(name: str, raw: str, *, low: float, high: float, unit: str = "seconds",
+           example: str = "25") -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds; use e.g. 25.") from None
+        raise ConfigError(f"{name}={raw!r} is not a number of {unit}; use e.g. {example}.") \
+            from None
     if not low <= value <= high:
-        raise ConfigError(f"{name}={raw} is out of range; use {low:g} to {high:g} seconds.")
+        raise ConfigError(f"{name}={raw} is out of range; use {low:g} to {high:g} {unit}.")
     return value
 
 
@@ -256,6 +258,15 @@ class Settings(BaseSettings):
     # Read by index.spelling itself, like prefetch.
     spelling: _Flag = _var("DOSSIER_SPELLING", True,
                            "correct misspelt question words against the dossier's vocabulary")
+    # Read by index.embed, index.onnx_embed and index.load themselves, like prefetch.
+    embed_backend: Annotated[str, _parsed(_choice, options=("onnx", "torch"))] = _var(
+        "DOSSIER_EMBED_BACKEND", "onnx",
+        "model runtime: onnx (default, no torch) or torch (sentence-transformers)")
+    onnx_dir: Path | None = _var(
+        "DOSSIER_ONNX_DIR", None, "folder of the ONNX export (default: beside the packages)")
+    max_article_mb: Annotated[float, _parsed(_float, low=0.001, high=1024.0, unit="MB",
+                                             example="8")] = _var(
+        "DOSSIER_MAX_ARTICLE_MB", 4.0, "largest article file read, in MB")
     shutdown_grace: Annotated[float, _parsed(_float, low=0.0, high=3600.0)] = _var(
         "DOSSIER_SHUTDOWN_GRACE", 25.0, "seconds to finish questions on SIGTERM")
     # Checked against health_port even when left at its default, hence validate_default.

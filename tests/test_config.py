@@ -63,6 +63,9 @@ def test_values_are_parsed() -> None:
     ({"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL", "http(s) URL"),
     ({"DOSSIER_HEALTH_HOST": "local host"}, "DOSSIER_HEALTH_HOST", "0.0.0.0"),
     ({"DOSSIER_HEALTH_PORT": "3000"}, "DOSSIER_SLACK_PORT", "different ports"),
+    ({"DOSSIER_EMBED_BACKEND": "bogus"}, "DOSSIER_EMBED_BACKEND", "onnx, torch"),
+    ({"DOSSIER_MAX_ARTICLE_MB": "abc"}, "DOSSIER_MAX_ARTICLE_MB", "number of MB"),
+    ({"DOSSIER_MAX_ARTICLE_MB": "-3"}, "DOSSIER_MAX_ARTICLE_MB", "0.001 to 1024 MB"),
 ])
 def test_malformed_variable_is_named_with_what_to_do(env: dict[str, str], name: str,
                                                      hint: str) -> None:
