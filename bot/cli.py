@@ -165,8 +165,8 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
             sys.exit(EXIT_FAILURE)
         return
     if not status["built"]:
-        click.echo(f"No index at {settings.index_dir}. Build it with `dossier-bot index build`.",
-                   err=True)
+        click.echo(f"No index at {settings.index_dir}. Build it with `dossier-bot index build"
+                   f"{'' if index_dir is None else f' --index {index_dir}'}`.", err=True)
         sys.exit(EXIT_FAILURE)
     click.echo(f"Index:     {settings.index_dir} (generation {status['generation']})")
     click.echo(f"Built:     {status['built_at']}")
@@ -331,7 +331,7 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
         try:
             cases = load_cases(files[0])
         except EvalFileError as exc:
-            raise Failure(str(exc)) from None
+            raise BadInput(str(exc)) from None
         with friendly_errors():
             answerer = make_answerer(settings)
         started = time.perf_counter()
@@ -350,7 +350,7 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
             else:
                 dossiers += find_dossiers(f)
     except EvalFileError as exc:
-        raise Failure(str(exc)) from None
+        raise BadInput(str(exc)) from None
     names = [d.name for d in dossiers]
     if len(set(names)) != len(names):
         raise Failure(f"two dossiers share a name: {', '.join(sorted(names))}")

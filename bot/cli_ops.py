@@ -28,6 +28,9 @@ def check_config(env: dict[str, str] | None = None) -> dict[str, Any]:
         env = dict(os.environ)
     problems: list[str] = []
     warnings: list[str] = []
+    if os.environ.get("DOSSIER_ENV_FILE") and not env_file.is_file():
+        warnings.append(f"DOSSIER_ENV_FILE={str(env_file)!r} does not exist; only the "
+                        "environment was read.")
     settings: Settings | None = None
     try:
         settings = Settings.from_env(env)

@@ -286,7 +286,8 @@ class IndexDir:
                 fallback = self.newest_intact_generation()
                 if fallback is None or fallback == self._pointer():
                     raise
-                log.warning("%s; serving generation %s instead", exc, fallback)
+                log.warning("%s (serving generation %s instead)", str(exc).rstrip("."),
+                            fallback)
                 return self._read_manifest(fallback, keep)
         return self._read_manifest(generation, keep)
 

@@ -73,7 +73,7 @@ def test_eval_rejects_a_malformed_file_in_one_line(cli, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": "fine", "doc": null, "phrase": null}\nnot json\n')
     result = CliRunner().invoke(main, ["eval", str(bad)])
-    assert result.exit_code != 0
+    assert result.exit_code == 2  # bad input, as the README's exit table says
     assert "bad.jsonl:2" in result.output
 
 

@@ -239,3 +239,13 @@ def test_every_variable_is_documented() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
     missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in doc]
     assert missing == []
+
+
+def test_a_named_env_file_that_is_missing_is_warned(monkeypatch, tmp_path: Path) -> None:
+    from bot.cli_ops import check_config
+
+    monkeypatch.setenv("DOSSIER_ENV_FILE", str(tmp_path / "nope.env"))
+    report = check_config({})
+    assert any("DOSSIER_ENV_FILE" in w and "does not exist" in w for w in report["warnings"])
+    monkeypatch.delenv("DOSSIER_ENV_FILE")
+    assert not any("DOSSIER_ENV_FILE" in w for w in check_config({})["warnings"])
