@@ -211,3 +211,32 @@ def test_question_markup_is_undone_and_the_bot_mention_dropped() -> None:
     assert (slack_text_to_plain("ask <@U2|ann> and <!here> about <#C1|news> &amp; "
                                 "<https://x.org|this> &lt;b&gt;", "UBOT")
             == "ask @ann and @here about #news & this <b>")
+
+
+def test_every_mrkdwn_text_is_verbatim_so_slack_parses_no_mention() -> None:
+    # Without verbatim, Slack "automatically parses" plain text in mrkdwn objects (links
+    # channel names, turns some mentions into real ones) even when < > & are escaped.
+    from bot.slack.render import notice
+
+    body = "Someone wrote @channel and @here and #general in this quote."
+    article = Article(id="000_x", path="000_x.md", body=body,
+                      sha256=hashlib.sha256(body.encode()).hexdigest(), title="@here title",
+                      outlet="@channel news")
+    messages = [render_answer(Answer("@everyone?", (Quote(body, 0, len(body), 0.9, article),))),
+                render_answer(Answer("@everyone?", reason="Not covered", closest=(article,))),
+                render_sources([Source(article, 3)]), notice("@here notice")]
+    found = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for message in messages:
+        walk(message.get("blocks", []))
+    assert found and all(node.get("verbatim") is True for node in found)

@@ -101,12 +101,18 @@ def _quote_block(text: str) -> dict[str, Any]:
                           "elements": [{"type": "text", "text": text}]}]}
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack leaves the text as sent. Without it, Slack "automatically parses"
+    # plain text: links channel names and turns some mentions into real ones.
+    return {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT), "verbatim": True}
+
+
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}}
+    return {"type": "section", "text": _mrkdwn(text)}
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}]}
+    return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
