@@ -371,8 +371,15 @@ def feedback(as_json: bool) -> None:
     from bot.feedback import FeedbackStore
 
     settings = load_settings()
-    store = FeedbackStore(settings.feedback_path)
-    summary = store.summary()
+    if not settings.feedback_path.is_file():  # a summary creates nothing
+        if as_json:
+            click.echo(json.dumps({"total": 0, "up": 0, "down": 0, "by_platform": {},
+                                   "most_downvoted": []}))
+        else:
+            click.echo(f"No votes yet ({settings.feedback_path} does not exist).")
+        return
+    with friendly_errors():
+        summary = FeedbackStore(settings.feedback_path).summary()
     if as_json:
         click.echo(json.dumps({"total": summary.total, "up": summary.up, "down": summary.down,
                                "by_platform": summary.by_platform,

@@ -35,3 +35,21 @@ def test_a_database_from_before_keeps_its_votes(tmp_path: Path) -> None:
     store.record(platform="slack", user_id="U1", question="q?", quotes=[], vote=1)
     store.record(platform="slack", user_id="U1", question="q?", quotes=[], vote=1)
     assert (store.summary().total, store.summary().up) == (3, 1)
+
+
+def test_the_feedback_summary_reads_and_creates_nothing(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    db = tmp_path / "votes.sqlite3"
+    monkeypatch.setenv("DOSSIER_FEEDBACK_DB", str(db))
+    result = CliRunner().invoke(main, ["feedback", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["total"] == 0
+    assert not db.exists(), "a summary creates no database"
+    FeedbackStore(db).record(platform="slack", user_id="U1", question="q?", quotes=[],
+                             answer_key="a1", vote=1)
+    result = CliRunner().invoke(main, ["feedback"])
+    assert result.exit_code == 0 and "1 votes: 1 👍, 0 👎" in result.output
