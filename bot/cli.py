@@ -202,7 +202,8 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
     With `--json -`, the model is loaded once and one JSON object is printed per input line.
     A line may also be a JSON object {"question": "...", "conversation": "ID"}: lines with
     the same ID are one conversation, in order, and later ones are read as follow-ups
-    ("what did he say next?", "and Beijing?", "why?").
+    ("what did he say next?", "and Beijing?", "why?"). An object without a "question"
+    string gets a reason instead of an answer.
     """
     from bot.answer import Answer, question_problem
     from bot.conversation import ConversationalAnswerer
@@ -220,12 +221,13 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
     with friendly_errors():
         plain = make_answerer(settings)
         answerer = ConversationalAnswerer(plain)
-    questions = _stdin_questions() if question == "-" else iter([(question, None)])
-    for q, conversation in questions:
+    questions = _stdin_questions() if question == "-" else iter([(question, None, None)])
+    for q, conversation, bad_line in questions:
         if question == "-":
             # A long-running reader: a generation built meanwhile is picked up here.
             plain.reload_if_changed()
-        answer = answerer.ask(q, conversation)
+        answer = (Answer(question=q, reason=bad_line) if bad_line
+                  else answerer.ask(q, conversation))
         if as_json:
             out = answer_to_json(answer)
             if conversation is not None:
@@ -239,24 +241,32 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
                 click.echo()
 
 
-def _stdin_questions() -> Iterator[tuple[str, str | None]]:
+# A JSON object line without a "question" string: answered with this reason, not searched.
+BAD_JSON_LINE = 'a JSON line needs a "question" string, e.g. {"question": "…"}'
+
+
+def _stdin_questions() -> Iterator[tuple[str, str | None, str | None]]:
     # Every input line gets exactly one output object (blank ones a reason), so scripts
     # can pair questions and answers by line number.
     for line in sys.stdin:
         text = line.rstrip("\r\n")
-        yield _conversation_line(text) if text.lstrip().startswith("{") else (text, None)
+        yield _conversation_line(text) if text.lstrip().startswith("{") else (text, None, None)
 
 
-def _conversation_line(text: str) -> tuple[str, str | None]:
-    """`{"question": ..., "conversation": ...}`; anything else is read as a plain question."""
+def _conversation_line(text: str) -> tuple[str, str | None, str | None]:
+    """(question, conversation, problem) of `{"question": ..., "conversation": ...}`; text
+    that is not JSON is read as a plain question, and a JSON object without a "question"
+    string is refused (``BAD_JSON_LINE``)."""
     try:
         raw = json.loads(text)
     except ValueError:
-        return text, None
-    if not isinstance(raw, dict) or not isinstance(raw.get("question"), str):
-        return text, None
+        return text, None, None
+    if not isinstance(raw, dict):
+        return text, None, None
+    if not isinstance(raw.get("question"), str):
+        return text, None, BAD_JSON_LINE
     conversation = raw.get("conversation")
-    return raw["question"], None if conversation is None else str(conversation)
+    return raw["question"], None if conversation is None else str(conversation), None
 
 
 @main.command("chat")

@@ -374,8 +374,9 @@ class ConversationalAnswerer:
             return Answer(question=question, reason=NO_MORE.format(topic=_clip(conv.topic, 80)),
                           read_as=conv.topic)
         conv.shown.extend(quotes)
+        # Further quotes on a question already answered: as sure as that answer was.
         return Answer(question=question, quotes=tuple(quotes), read_as=conv.topic,
-                      has_more=remaining)
+                      has_more=remaining, confidence="high")
 
     def _has_more(self, conv: Conversation) -> bool:
         assert conv.topic is not None

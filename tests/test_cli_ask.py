@@ -111,3 +111,16 @@ def test_console_chat_reads_follow_ups_in_context(answerer, built_index):
     assert more.startswith("(read as: What did Jake Sullivan say?)") or "No more quotes" in more
     assert new.startswith("New conversation")
     assert "nothing to continue" in lost.lower()
+
+
+def test_ask_json_stdin_refuses_a_json_line_without_a_question(cli):
+    lines = ['{"q": "Did Russia ask China for military aid?"}',
+             '{"question": "Did Russia ask China for military aid?", "conversation": "c1"}',
+             '{"question": "more", "conversation": "c1"}']
+    result = cli("ask", "--json", "-", stdin="\n".join(lines) + "\n")
+    bad, good, more = (json.loads(x) for x in result.stdout.splitlines())
+    assert bad["answered"] is False and '"question" string' in bad["reason"]
+    assert bad["quotes"] == []
+    assert good["answered"] is True and good["confidence"] == "high"
+    # Further quotes on an answered question carry its confidence, not null.
+    assert more["quotes"] and more["confidence"] == "high"
