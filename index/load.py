@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterable
@@ -185,14 +186,11 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
 
 
 def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
-    if corpus_dir is not None:
-        real = os.path.realpath(path)
-        roots = [os.path.realpath(r) for r in reading_roots(corpus_dir)]
-        if not any(os.path.commonpath([root, real]) == root for root in roots):
-            raise ArticleError("a link to a file outside the corpus folder; copy the file in "
-                               "instead")
     limit = max_article_bytes()
     with path.open("rb") as fh:
+        if corpus_dir is not None:
+            _check_inside(fh.fileno(), path, corpus_dir)
+        # Everything below reads these bytes, never the path again.
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise ArticleError(_too_large(path.stat().st_size, limit))
@@ -202,9 +200,9 @@ def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
     if suffix in (".html", ".htm"):
         fields = _from_html(data)
     elif suffix == ".pdf":
-        fields = _from_pdf(path)
+        fields = _from_pdf(data)
     elif suffix == ".docx":
-        fields = _from_docx(path)
+        fields = _from_docx(data)
     else:
         text = _decode(data)
         parse = _from_markdown if suffix in (".md", ".markdown") else _from_text
@@ -353,7 +351,24 @@ def _from_html(data: bytes) -> dict[str, str | None]:
     }
 
 
-def _from_pdf(path: Path) -> dict[str, str | None]:
+def _check_inside(fd: int, path: Path, corpus_dir: Path) -> None:
+    """Refuse an opened file unless it is the file found, right now, at ``path``'s real
+    location inside the corpus. Checked on the open file, so a link switched between the
+    check and the read cannot slip an outside file in."""
+    real = os.path.realpath(path)
+    roots = [os.path.realpath(r) for r in reading_roots(corpus_dir)]
+    opened = os.fstat(fd)
+    try:
+        there = os.stat(real)
+    except OSError:
+        there = None
+    if not any(os.path.commonpath([root, real]) == root for root in roots) or there is None \
+            or (there.st_dev, there.st_ino) != (opened.st_dev, opened.st_ino):
+        raise ArticleError("a link to a file outside the corpus folder; copy the file in "
+                           "instead")
+
+
+def _from_pdf(data: bytes) -> dict[str, str | None]:
     import logging
 
     from pypdf import PdfReader
@@ -363,7 +378,7 @@ def _from_pdf(path: Path) -> dict[str, str | None]:
     logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
         info = reader.metadata or {}
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
@@ -381,14 +396,14 @@ def _from_pdf(path: Path) -> dict[str, str | None]:
     }
 
 
-def _from_docx(path: Path) -> dict[str, str | None]:
+def _from_docx(data: bytes) -> dict[str, str | None]:
     import zipfile
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
     try:
-        document = docx.Document(str(path))
+        document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ArticleError(f"the Word file cannot be read ({exc})") from None
     paragraphs = [p for p in document.paragraphs if p.text.strip()]

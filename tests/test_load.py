@@ -433,3 +433,25 @@ def test_the_inbox_beside_a_read_only_corpus_is_read_and_a_linked_inbox_is_not(
 
     files, _ = scan_corpus(corpus)
     assert "secret.md" not in {f.name for f in files}
+
+
+def test_a_link_switched_between_check_and_read_cannot_slip_an_outside_file_in(
+        tmp_path, monkeypatch):
+    import index.load
+    from index.load import ArticleError, load_article
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "001-good.txt", GOOD_TEXT)
+    write(tmp_path / "secret.txt", "The password is hunter2.\n")
+    (corpus / "002-link.txt").symlink_to(tmp_path / "secret.txt")
+    real = index.load.os.path.realpath
+
+    def switched(path, *args, **kwargs):
+        # The link pointed outside when it was opened, and inside when it was checked.
+        found = real(path, *args, **kwargs)
+        return real(corpus / "001-good.txt") if found == real(tmp_path / "secret.txt") else found
+
+    monkeypatch.setattr(index.load.os.path, "realpath", switched)
+    with pytest.raises(ArticleError, match="outside the corpus"):
+        load_article(corpus / "002-link.txt", corpus)
+    assert "hunter2" not in load_article(corpus / "001-good.txt", corpus).body
