@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.load import file_sha256, scan_corpus
+from index.load import file_sha256, scan_corpus, shown_path
 from index.model import LoadProblem
 from index.store import ArticleEntry, Manifest
 
@@ -60,8 +60,9 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
     problems = list(ignored)
     for path in paths:
         if path.stem in files:
-            problems.append(LoadProblem(path.name, (
-                f"{files[path.stem].path.name} has the same name; rename one of them")))
+            problems.append(LoadProblem(shown_path(path, corpus_dir), (
+                f"{shown_path(files[path.stem].path, corpus_dir)} has the same name; rename "
+                "one of them")))
             continue
         files[path.stem] = _hash(path, indexed.get(path.stem))
     unchanged = frozenset(aid for aid, f in files.items()

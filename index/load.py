@@ -134,6 +134,12 @@ def _articles_in(folder: str) -> int:
         return 0
 
 
+def shown_path(path: Path, corpus_dir: Path) -> str:
+    """A corpus file as reports name it: its name, or ``inbox/`` and its name for a file
+    added from chat (so two files of one name can be told apart)."""
+    return path.name if path.parent == corpus_dir else f"{INBOX}/{path.name}"
+
+
 def corpus_files(corpus_dir: Path) -> list[Path]:
     """The files of a corpus folder that dossier-bot reads, in a stable order."""
     return scan_corpus(corpus_dir)[0]
@@ -177,7 +183,7 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
             problems.append(LoadProblem(path=path.name, reason=str(exc)))
             continue
         if article.id in seen:
-            problems.append(LoadProblem(path=path.name, reason=(
+            problems.append(LoadProblem(path=shown_path(path, corpus_dir), reason=(
                 f"another file is also named {article.id!r}; rename one of them")))
             continue
         seen.add(article.id)

@@ -455,3 +455,13 @@ def test_a_link_switched_between_check_and_read_cannot_slip_an_outside_file_in(
     with pytest.raises(ArticleError, match="outside the corpus"):
         load_article(corpus / "002-link.txt", corpus)
     assert "hunter2" not in load_article(corpus / "001-good.txt", corpus).body
+
+
+def test_a_name_clash_with_the_inbox_says_which_copy_is_skipped(tmp_path):
+    from index.diff import corpus_diff
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "001-x.md", GOOD_TEXT)
+    write(corpus / "inbox" / "001-x.md", "Another article under the same name.\n")
+    problems = [(p.path, p.reason) for p in corpus_diff(corpus, None).ignored]
+    assert ("inbox/001-x.md", "001-x.md has the same name; rename one of them") in problems
