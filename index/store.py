@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# (index folder, fallback generation) pairs already warned about in this process
+_FALLBACKS_SAID: set[tuple[str, str]] = set()
 
 FORMAT_VERSION = 2  # 2: int8 token vectors, per-segment catalogs and term lists
 CURRENT = "CURRENT"
@@ -286,8 +288,11 @@ class IndexDir:
                 fallback = self.newest_intact_generation()
                 if fallback is None or fallback == self._pointer():
                     raise
-                log.warning("%s (serving generation %s instead)", str(exc).rstrip("."),
-                            fallback)
+                key = (str(self.root), fallback)
+                if key not in _FALLBACKS_SAID:  # read more than once per command: said once
+                    _FALLBACKS_SAID.add(key)
+                    log.warning("%s (serving generation %s instead)", str(exc).rstrip("."),
+                                fallback)
                 return self._read_manifest(fallback, keep)
         return self._read_manifest(generation, keep)
 

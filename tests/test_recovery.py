@@ -293,3 +293,22 @@ def test_ask_json_stdin_picks_up_a_generation_built_while_it_runs(corpus, tmp_pa
     finally:
         proc.stdin.close()
         proc.wait(60)
+
+
+def test_falling_back_to_an_older_generation_is_said_once(built, tmp_path, embedder, caplog):
+    corpus, base = built
+    index_dir = tmp_path / "index"
+    shutil.copytree(base, index_dir)
+    store = IndexDir(index_dir)
+    old = store.read_manifest().generation
+    more = tmp_path / "more"
+    shutil.copytree(corpus, more)
+    (more / "kalvik.md").write_text("# Kalvik\n\nThe lighthouse on Kalvik island was "
+                                    "repainted orange in 2022.\n")
+    new = build_index(more, index_dir, embedder).generation
+    (index_dir / GENERATIONS / f"{new}.json").write_text("{not json")
+    with caplog.at_level("WARNING", logger="index.store"):
+        assert store.read_manifest().generation == old
+        assert store.read_manifest().generation == old  # a command reads it more than once
+    said = [r.getMessage() for r in caplog.records if "serving generation" in r.getMessage()]
+    assert len(said) == 1 and f"(serving generation {old} instead)" in said[0]
