@@ -351,8 +351,7 @@ def test_retried_event_posts_once(bot: Bot) -> None:
     assert bot.event(event, event_id="Ev0RETRY01")[0] == 200
     retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
     assert bot.event(event, event_id="Ev0RETRY01", headers=retry)[0] == 200
-    # The same message delivered again under a new event id (e.g. a DM mention arriving as
-    # app_mention and message.im) is answered once too.
+    # The same message delivered again under a new event id is answered once too.
     assert bot.event(event, event_id="Ev0RETRY02")[0] == 200
     bot.event(mention(QUESTION, ts="1700000500.000900"))  # a distinct question, answered
     posts = bot.fake.wait_for("chat.postMessage", 2)
@@ -472,3 +471,39 @@ def test_run_serves_until_stopped(fake: FakeSlack, tmp_path: Path, answerer) -> 
     assert not thread.is_alive()
     with pytest.raises(OSError):
         post_to_app(url, "{}", content_type=JSON, timeout=2)
+
+
+@pytest.mark.parametrize("message_first", [True, False], ids=["message first", "mention first"])
+def test_a_channel_mention_is_answered_once_whichever_of_its_two_events_comes_first(
+        bot: Bot, message_first: bool) -> None:
+    # With message.channels subscribed, Slack sends a channel mention as app_mention and as
+    # message, in no set order: the message copy must not swallow the mention.
+    ts = "1700000600.000100"
+    as_mention = mention(QUESTION, ts=ts)
+    as_message = {**as_mention, "type": "message", "channel_type": "channel"}
+    first, second = (as_message, as_mention) if message_first else (as_mention, as_message)
+    assert bot.event(first, event_id="Ev0TWO0001")[0] == 200
+    assert bot.event(second, event_id="Ev0TWO0002")[0] == 200
+    [post] = bot.fake.wait_for("chat.postMessage", 1)
+    time.sleep(0.5)
+    assert len(bot.fake.calls("chat.postMessage")) == 1 and post.params["thread_ts"] == ts
+
+
+@pytest.mark.parametrize("mention_first", [True, False], ids=["mention first", "message first"])
+def test_a_dm_mention_is_answered_once_even_outside_dossier_channels(
+        fake: FakeSlack, tmp_path, answerer, mention_first: bool) -> None:
+    # DMs are always answered; DOSSIER_CHANNELS limits channels only. The app_mention copy
+    # of a DM is left to message.im, so a limited channel list cannot lose it.
+    ts = "1700000700.000100"
+    as_dm = dm(f"<@{BOT_USER_ID}> {QUESTION}", ts=ts)
+    as_mention = mention(QUESTION, ts=ts, channel="D0ASKER")
+    limited = start_bot(fake, tmp_path, answerer, channels=frozenset({"C0OTHER"}))
+    try:
+        first, second = (as_mention, as_dm) if mention_first else (as_dm, as_mention)
+        limited.event(first, event_id="Ev0DM00001")
+        limited.event(second, event_id="Ev0DM00002")
+        limited.fake.wait_for("chat.postMessage", 1)
+        time.sleep(0.5)
+        assert len(limited.fake.calls("chat.postMessage")) == 1
+    finally:
+        limited.service.stop()

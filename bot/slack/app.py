@@ -332,10 +332,19 @@ class SlackBot:
     def _drop_retried_events(self, body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
         if body.get("type") == "event_callback":
             event = body.get("event") or {}
+            kind, channel = event.get("type"), str(event.get("channel") or "")
+            # One message can come as two events (a mention in a channel the bot reads:
+            # app_mention and message.channels; in a DM: app_mention and message.im), in
+            # either order. Each has one owner, so neither copy is dropped for the other:
+            # on_message leaves channel mentions to on_mention, and a DM mention without
+            # files is left to message.im (a file share there carries a subtype that
+            # on_message skips, so on_mention keeps those).
+            if kind == "app_mention" and channel.startswith("D") and not event.get("files"):
+                return BoltResponse(status=200, body="")
             keys = [f"event:{body.get('event_id')}"] if body.get("event_id") else []
-            if event.get("type") in ("app_mention", "message") and event.get("ts"):
-                # A mention in a DM arrives as app_mention and message.im: answer once.
-                keys.append(f"msg:{event.get('channel')}:{event['ts']}")
+            if kind in ("app_mention", "message") and event.get("ts"):
+                # The same message under a new event id: answer it once.
+                keys.append(f"msg:{kind}:{channel}:{event['ts']}")
             if keys and not self.seen.first(keys):
                 log.info("dropping a repeated Slack event (%s)", keys[0])
                 return BoltResponse(status=200, body="")
