@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from bot.egress import PUBLIC_ONLY, AddressPolicy, BlockedAddress
-from index.load import INBOX
+from index.load import INBOX, zip_bomb_problem
 
 if TYPE_CHECKING:
     from bot.answer import Answerer
@@ -74,7 +75,7 @@ class Added:
 def inbox_dir(corpus_dir: Path) -> Path:
     """``corpus/inbox`` when the corpus folder is writable, else ``inbox`` beside it."""
     inside = corpus_dir / INBOX
-    if inside.is_dir() or os.access(corpus_dir, os.W_OK):
+    if os.access(inside if inside.is_dir() else corpus_dir, os.W_OK):
         return inside
     return corpus_dir.parent / INBOX
 
@@ -99,10 +100,14 @@ def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise IntakeError(f"“{url[:200]}” is not a web address; give a link that starts with "
                           "http:// or https://.")
+    deadline = time.monotonic() + timeout * 2  # the whole fetch; each read gets ``timeout``
     try:
+        # identity first: a compressed body is inflated here, counted as it grows (httpx
+        # would inflate each layer of a stacked "gzip, gzip" in full before we could count).
         with httpx.Client(transport=GuardedTransport(policy), follow_redirects=True,
                           max_redirects=5, timeout=timeout,
-                          headers={"User-Agent": USER_AGENT, **(headers or {})}) as client, \
+                          headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, identity",
+                                   **(headers or {})}) as client, \
                 client.stream("GET", parts.geturl()) as response:
             if response.status_code == 404:
                 raise IntakeError(f"The page was not found (404): {url[:200]}")
@@ -110,10 +115,16 @@ def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
                 raise IntakeError(f"The site answered {response.status_code} "
                                   f"{response.reason_phrase} for {url[:200]}; nothing added.")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if declared.isdigit() and int(declared) > max_bytes and encoding == "identity":
                 raise IntakeError(too_large(int(declared), max_bytes))
+            inflate = _inflater(encoding)
             chunks, size = [], 0
-            for chunk in response.iter_bytes():
+            for raw in response.iter_raw():
+                if time.monotonic() > deadline:
+                    raise IntakeError(f"The site took longer than {timeout * 2:.0f} s to send "
+                                      "the page; nothing added.")
+                chunk = inflate(raw, max_bytes + 1 - size) if inflate else raw
                 size += len(chunk)
                 if size > max_bytes:
                     raise IntakeError(too_large(size, max_bytes, at_least=True))
@@ -134,9 +145,41 @@ def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
     except httpx.UnsupportedProtocol:
         raise IntakeError("The link redirects to something that is not a web address "
                           "(http:// or https://); nothing added.") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise IntakeError(f"The page could not be fetched ({type(exc).__name__}: {exc}); "
                           "nothing added.") from None
+
+
+def _inflater(encoding: str):
+    """A function (compressed chunk, most bytes wanted) -> inflated bytes for one layer of
+    gzip or deflate, never producing more than asked; None for identity. Anything else
+    (stacked layers, br, zstd) is refused: a few KB of stacked gzip inflate to gigabytes."""
+    if encoding in ("identity", ""):
+        return None
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise IntakeError(f"The site sent the page encoded as “{encoding[:40]}”, which is not "
+                          "read; nothing added.")
+    import zlib
+
+    # gzip header for gzip; zlib or raw deflate for deflate (servers send either).
+    state = {"z": zlib.decompressobj(47 if encoding != "deflate" else 15), "raw": False}
+
+    def inflate(chunk: bytes, room: int) -> bytes:
+        z = state["z"]
+        try:
+            out = z.decompress(chunk, max(1, room))
+        except zlib.error:
+            if encoding == "deflate" and not state["raw"]:
+                state["z"], state["raw"] = zlib.decompressobj(-15), True
+                return inflate(chunk, room)
+            raise IntakeError("The site sent a damaged compressed page; nothing added.") \
+                from None
+        # More left than the room: the caller stops at the limit; say so by overflowing.
+        if z.unconsumed_tail:
+            out += b"\0"
+        return out
+
+    return inflate
 
 
 def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
@@ -220,10 +263,13 @@ def _from_docx(data: bytes) -> Extracted:
     import zipfile
 
     import docx
+    from lxml.etree import LxmlError
 
+    if (problem := zip_bomb_problem(data)):
+        raise IntakeError(f"That Word file cannot be read: {problem}; nothing added.")
     try:
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, LxmlError) as exc:
         raise IntakeError(f"That Word file cannot be read ({exc}); nothing added.") from None
     text = "\n\n".join(p.text for p in document.paragraphs if p.text.strip())
     core = document.core_properties

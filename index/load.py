@@ -402,15 +402,40 @@ def _from_pdf(data: bytes) -> dict[str, str | None]:
     }
 
 
+# A Word file is a zip: what its parts would unpack to is checked before any is unpacked.
+# Far above any article, far below what a few-MB zip bomb would take (gigabytes).
+MAX_UNPACKED_MB = 64
+
+
+def zip_bomb_problem(data: bytes) -> str | None:
+    """Why a Word file is refused before unpacking it (None: it may be read): its parts
+    would unpack past ``MAX_UNPACKED_MB``. zipfile reads a part only up to the size its
+    directory declares, so the declared sizes bound the memory."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        return f"it is not a Word file ({exc})"
+    if total > MAX_UNPACKED_MB * 1024 * 1024:
+        return (f"it would unpack to {total / 1048576:,.0f} MB, over the {MAX_UNPACKED_MB} MB "
+                "a Word article may hold")
+    return None
+
+
 def _from_docx(data: bytes) -> dict[str, str | None]:
     import zipfile
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from lxml.etree import LxmlError
 
+    if (problem := zip_bomb_problem(data)):
+        raise ArticleError(f"the Word file cannot be read: {problem}")
     try:
         document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, LxmlError) as exc:
         raise ArticleError(f"the Word file cannot be read ({exc})") from None
     paragraphs = [p for p in document.paragraphs if p.text.strip()]
     title = None
