@@ -193,6 +193,30 @@ def test_ask_is_acknowledged_then_answered_privately_and_can_be_shared(bot: Bot,
     assert deleted.params == {"delete_original": True}
 
 
+def test_blocks_a_response_url_rejects_are_sent_again_as_plain_text(bot: Bot) -> None:
+    bot.fake.fail_next("response_url", status=400,
+                       body={"ok": False, "error": "invalid_blocks"})
+    bot.command("/ask", QUESTION)
+    refused, plain = bot.fake.wait_for("response_url", 2)
+    assert refused.params.get("blocks") and "blocks" not in plain.params
+    assert plain.params["text"] == refused.params["text"] and plain.params["text"]
+
+
+def test_a_share_slack_refuses_keeps_the_private_answer_and_says_so(bot: Bot) -> None:
+    bot.command("/ask", QUESTION)
+    [reply] = bot.fake.wait_for("response_url")
+    share = next(b for b in reply.buttons() if b["action_id"] == ACTION_SHARE)
+    bot.fake.fail_next("response_url", status=404,
+                       body={"ok": False, "error": "expired_url"})
+    _, _, share_url = bot.click(share)
+    bot.fake.wait_for("response_url", 3)
+    time.sleep(0.3)  # anything more would have come by now
+    calls = [c for c in bot.fake.calls("response_url") if c.path in share_url]
+    assert [c.params.get("response_type") for c in calls] == ["in_channel", "ephemeral"]
+    assert "could not share" in calls[1].text
+    assert not any(c.params.get("delete_original") for c in calls), "the answer stays"
+
+
 def test_vote_is_recorded_with_question_quotes_and_user(bot: Bot, answerer) -> None:
     bot.command("/ask", QUESTION)
     [reply] = bot.fake.wait_for("response_url")

@@ -706,18 +706,31 @@ def _post(client: WebClient, *, channel: str | None, thread_ts: str | None,
         post_message(client, **kwargs, text=message.get("text") or "…")
 
 
+class ResponseRefused(RuntimeError):
+    """Slack refused a ``response_url`` post (expired, or a payload it will not take)."""
+
+
 def respond(url: str | None, payload: dict[str, Any]) -> None:
-    """POST to an interaction's ``response_url``, retrying 429s after Retry-After."""
+    """POST to an interaction's ``response_url``, retrying 429s after Retry-After. Blocks
+    Slack rejects are sent again as plain text; a refusal after that raises
+    ``ResponseRefused``, so a caller can say so another way rather than leave silence."""
     if not url:
         log.warning("no response_url to answer on")
         return
     payload = {"unfurl_links": False, "unfurl_media": False, **payload}
     if payload.get("delete_original"):
         payload = {"delete_original": True}
-    response = WebhookClient(url, timeout=15, retry_handlers=_retry_handlers()).send_dict(payload)
+    client = WebhookClient(url, timeout=15, retry_handlers=_retry_handlers())
+    response = client.send_dict(payload)
+    if response.status_code != 200 and payload.get("blocks") and any(
+            error in (response.body or "") for error in BLOCK_ERRORS):
+        log.warning("Slack rejected the blocks (%s); sending plain text",
+                    (response.body or "")[:100])
+        plain = {k: v for k, v in payload.items() if k != "blocks"}
+        response = client.send_dict({**plain, "text": payload.get("text") or "…"})
     if response.status_code != 200:
-        log.warning("Slack refused a response_url post: HTTP %s %s", response.status_code,
-                    (response.body or "")[:200])
+        raise ResponseRefused(f"Slack refused a response_url post: HTTP {response.status_code} "
+                              f"{(response.body or '')[:200]}")
 
 
 def create_slack_app(*, settings: Settings, answerer: Answerer, client: WebClient | None = None,
