@@ -151,6 +151,29 @@ def test_auto_reply_channel_answers_without_a_mention(answerer: Answerer,
     run(scenario())
 
 
+def test_files_in_an_auto_reply_channel_are_not_taken_as_articles_to_add(
+        answerer: Answerer, tmp_path: Path) -> None:
+    # Only a file handed to the bot (a mention, or a DM) is an article to add; a screenshot
+    # posted beside a question gets the question answered, a bare one nothing.
+    async def scenario() -> None:
+        async with discord_world(answerer, tmp_path, message_content=True,
+                                 late=lambda f: {"auto_channels": frozenset({f.channel_id})}
+                                 ) as (fake, _bot):
+            shot = fake.attachment("screen.png", b"\x89PNG" + bytes(100), "image/png")
+            await fake.dispatch("MESSAGE_CREATE", fake.message_create(
+                SULLIVAN, attachments=[shot], user=fake.member))
+            [reply] = await fake.wait_for(lambda: fake.sent_in(fake.channel_id))
+            assert quotes_of(reply.body) and "Sorry, only dossier admins" not in \
+                reply.body.get("content", "")
+            other = fake.attachment("other.png", b"\x89PNG" + bytes(100), "image/png")
+            await fake.dispatch("MESSAGE_CREATE", fake.message_create(
+                "", attachments=[other], user=fake.member))
+            await asyncio.sleep(0.5)
+            assert len(fake.sent_in(fake.channel_id)) == 1
+
+    run(scenario())
+
+
 def test_a_channel_not_allowed_stays_silent(answerer: Answerer, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with discord_world(answerer, tmp_path,

@@ -434,10 +434,13 @@ class DossierBot(discord.Client):
         me = self.user
         assert me is not None
         text = " ".join(re.sub(rf"<@!?{me.id}>", " ", message.content or "").split())
+        # Files are articles to add only when handed to the bot: with a mention, or in a DM.
+        # A screenshot posted beside a question in an auto-reply channel or a thread is not.
+        addressed = message.guild is None or any(u.id == me.id for u in message.mentions)
         try:
-            if message.attachments:
+            if message.attachments and addressed:
                 await self._add_from_message(message)
-            else:
+            elif text or addressed:  # an empty mention gets a hint; a bare file, nothing
                 await self._reply_to(message, text, conversation)
         except Exception:
             log.exception("discord: answering a message failed")
