@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from fakes.articles import ARTICLE_HTML, article_server
+from fakes.articles import ARTICLE_HTML, article_server, serving
 
 from bot.answer import Answerer
 from bot.config import Settings
@@ -277,15 +277,8 @@ def proxy_server(seen: list[str]) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Proxy) as base:
+        yield base
 
 
 def _public(host: str, port: int) -> list[str]:

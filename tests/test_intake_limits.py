@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import gzip
 import io
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from fakes.articles import ARTICLE_HTML
+from fakes.articles import ARTICLE_HTML, serving
 
 from bot.egress import AddressPolicy
 from bot.intake import IntakeError, extract, fetch, inbox_dir
@@ -47,15 +46,8 @@ def site(routes: dict[str, tuple[dict[str, str], bytes, float]]) -> Iterator[str
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as base:
+        yield base
 
 
 HTML = {"Content-Type": "text/html; charset=utf-8"}

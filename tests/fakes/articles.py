@@ -126,11 +126,13 @@ class _Pages(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def article_server(requests: list[str] | None = None) -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` serving the pages above, for the length of the block; the
-    path of every request it receives is appended to ``requests``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    server.requests = requests  # type: ignore[attr-defined]
+def serving(handler: type[BaseHTTPRequestHandler], **attributes: object) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` served by ``handler`` for the length of the block (the
+    ``attributes`` are set on the server, where handlers find them as ``self.server.X``)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    for name, value in attributes.items():
+        setattr(server, name, value)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -139,3 +141,11 @@ def article_server(requests: list[str] | None = None) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def article_server(requests: list[str] | None = None) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` serving the pages above, for the length of the block; the
+    path of every request it receives is appended to ``requests``."""
+    with serving(_Pages, requests=requests) as base:
+        yield base
