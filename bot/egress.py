@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 # (host, port) -> the IP addresses a connection to it may use, as text.
 Resolver = Callable[[str, int], Sequence[str]]
@@ -31,6 +33,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # NAT64's well-known prefix carries an IPv4 address in its last 32 bits (RFC 6052).
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy HTTPS_PROXY / HTTP_PROXY name for ``url``'s scheme (urllib's rules), unless
+    NO_PROXY exempts its host; None to connect directly. The one decision for every
+    outgoing client that does not make it itself (links from chat, discord.py)."""
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme) or None
 
 
 def system_resolver(host: str, port: int) -> list[str]:

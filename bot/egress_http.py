@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-from bot.egress import AddressPolicy, Unresolvable
+from bot.egress import AddressPolicy, Unresolvable, environment_proxy
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +79,32 @@ class GuardedTransport(httpx.BaseTransport):
     address is the operator's choice and is not checked.
     """
 
-    def __init__(self, policy: AddressPolicy, *, verify: ssl.SSLContext | bool = True,
-                 proxies: Mapping[str, str] | None = None) -> None:
-        # proxies: scheme -> proxy URL; None reads the environment (urllib's rules).
+    def __init__(self, policy: AddressPolicy, *, verify: ssl.SSLContext | bool = True) -> None:
         self.policy = policy
+        self.verify = verify
         self.direct = PinnedTransport(policy, verify=verify)
-        found = urllib.request.getproxies() if proxies is None else proxies
-        self.proxied: dict[str, httpx.HTTPTransport] = {}
-        for scheme in ("http", "https"):
-            url = found.get(scheme)
-            if not url:
-                continue
-            if not url.startswith(("http://", "https://")):
+        self.proxied: dict[str, httpx.HTTPTransport] = {}  # proxy URL -> its transport
+        self._ignored: set[str] = set()  # proxies of a kind httpx cannot use, warned once
+
+    def _through(self, url: str) -> httpx.HTTPTransport | None:
+        proxy = environment_proxy(url)
+        if proxy is None:
+            return None
+        if not proxy.startswith(("http://", "https://")):
+            if proxy not in self._ignored:
+                self._ignored.add(proxy)
                 log.warning("intake: ignoring the %s proxy %s (only http:// and https:// "
-                            "proxies are supported); connecting directly", scheme,
-                            url.split("@")[-1])
-                continue
-            self.proxied[scheme] = httpx.HTTPTransport(proxy=url, verify=verify)
+                            "proxies are supported); connecting directly",
+                            urlsplit(url).scheme, proxy.split("@")[-1])
+            return None
+        if proxy not in self.proxied:
+            self.proxied[proxy] = httpx.HTTPTransport(proxy=proxy, verify=self.verify)
+        return self.proxied[proxy]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        proxy = self.proxied.get(url.scheme)
-        if proxy is None or urllib.request.proxy_bypass(url.host):
+        proxy = self._through(str(url))
+        if proxy is None:
             return self.direct.handle_request(request)
         # BlockedAddress for a refused destination; a name this machine cannot resolve is
         # the proxy's to resolve.

@@ -150,36 +150,41 @@ def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
                           "nothing added.") from None
 
 
-def _inflater(encoding: str):
-    """A function (compressed chunk, most bytes wanted) -> inflated bytes for one layer of
-    gzip or deflate, never producing more than asked; None for identity. Anything else
-    (stacked layers, br, zstd) is refused: a few KB of stacked gzip inflate to gigabytes."""
+def _inflater(encoding: str) -> _Inflater | None:
+    """What inflates a body sent with ``encoding``: None for identity; one layer of gzip or
+    deflate; anything else (stacked layers, br, zstd) is refused: a few KB of stacked gzip
+    inflate to gigabytes."""
     if encoding in ("identity", ""):
         return None
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise IntakeError(f"The site sent the page encoded as “{encoding[:40]}”, which is not "
                           "read; nothing added.")
-    import zlib
+    return _Inflater(deflate=encoding == "deflate")
 
-    # gzip header for gzip; zlib or raw deflate for deflate (servers send either).
-    state = {"z": zlib.decompressobj(47 if encoding != "deflate" else 15), "raw": False}
 
-    def inflate(chunk: bytes, room: int) -> bytes:
-        z = state["z"]
+class _Inflater:
+    """One gzip or deflate layer, inflated chunk by chunk, never past the room asked for."""
+
+    def __init__(self, *, deflate: bool) -> None:
+        import zlib
+
+        self._zlib = zlib
+        # gzip's header for gzip; deflate comes zlib-wrapped or raw (servers send either).
+        self._deflate = deflate
+        self._z = zlib.decompressobj(15 if deflate else 47)
+
+    def __call__(self, chunk: bytes, room: int) -> bytes:
         try:
-            out = z.decompress(chunk, max(1, room))
-        except zlib.error:
-            if encoding == "deflate" and not state["raw"]:
-                state["z"], state["raw"] = zlib.decompressobj(-15), True
-                return inflate(chunk, room)
+            out = self._z.decompress(chunk, max(1, room))
+        except self._zlib.error:
+            if self._deflate:  # not zlib-wrapped: read it as raw deflate, once
+                self._deflate = False
+                self._z = self._zlib.decompressobj(-15)
+                return self(chunk, room)
             raise IntakeError("The site sent a damaged compressed page; nothing added.") \
                 from None
         # More left than the room: the caller stops at the limit; say so by overflowing.
-        if z.unconsumed_tail:
-            out += b"\0"
-        return out
-
-    return inflate
+        return out + b"\0" if self._z.unconsumed_tail else out
 
 
 def too_large(size: int, limit: int, *, at_least: bool = False) -> str:

@@ -176,9 +176,10 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
     seen: set[str] = set()
     if paths is None:
         paths, problems = scan_corpus(corpus_dir)
+    roots = real_roots(corpus_dir)  # once for the corpus, not once per file
     for path in paths:
         try:
-            article = load_article(path, corpus_dir)
+            article = load_article(path, corpus_dir, roots=roots)
         except (ArticleError, OSError) as exc:
             problems.append(LoadProblem(path=path.name, reason=str(exc)))
             continue
@@ -191,11 +192,14 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
     return Corpus(articles=tuple(articles), problems=tuple(problems))
 
 
-def load_article(path: Path, corpus_dir: Path | None = None) -> Article:
+def load_article(path: Path, corpus_dir: Path | None = None, *,
+                 roots: list[str] | None = None) -> Article:
+    """The article in ``path``; with ``corpus_dir``, only a file inside it (``roots``: its
+    ``real_roots``, when the caller has them)."""
     limit = max_article_bytes()
     with path.open("rb") as fh:
         if corpus_dir is not None:
-            _check_inside(fh.fileno(), path, corpus_dir)
+            _check_inside(fh.fileno(), path, roots or real_roots(corpus_dir))
         # Everything below reads these bytes, never the path again.
         data = fh.read(limit + 1)
     if len(data) > limit:
@@ -357,12 +361,16 @@ def _from_html(data: bytes) -> dict[str, str | None]:
     }
 
 
-def _check_inside(fd: int, path: Path, corpus_dir: Path) -> None:
+def real_roots(corpus_dir: Path) -> list[str]:
+    """``reading_roots`` with links resolved: where a corpus file may really live."""
+    return [os.path.realpath(r) for r in reading_roots(corpus_dir)]
+
+
+def _check_inside(fd: int, path: Path, roots: list[str]) -> None:
     """Refuse an opened file unless it is the file found, right now, at ``path``'s real
-    location inside the corpus. Checked on the open file, so a link switched between the
-    check and the read cannot slip an outside file in."""
+    location inside one of ``roots``. Checked on the open file, so a link switched between
+    the check and the read cannot slip an outside file in."""
     real = os.path.realpath(path)
-    roots = [os.path.realpath(r) for r in reading_roots(corpus_dir)]
     opened = os.fstat(fd)
     try:
         there = os.stat(real)

@@ -285,19 +285,27 @@ def _public(host: str, port: int) -> list[str]:
     return ["93.184.215.14"]  # a public address nobody connects to: the proxy answers
 
 
+def _add_through_proxy(answerer: Answerer, corpus: Path, monkeypatch: pytest.MonkeyPatch,
+                       resolver, url: str):
+    """Add ``url`` with HTTP_PROXY set to the loopback proxy: (what was added, what the
+    proxy saw)."""
+    seen: list[str] = []
+    with proxy_server(seen) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        added = Intake(answerer, corpus, policy=AddressPolicy(resolver=resolver)).add_url(url)
+    return added, seen
+
+
 def test_a_link_goes_through_the_environments_proxy_after_the_destination_check(
         fresh_answerer: Answerer, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[str] = []
     asked: list[str] = []
 
     def resolver(host: str, port: int) -> list[str]:
         asked.append(host)
         return _public(host, port)
 
-    with proxy_server(seen) as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy)
-        intake = Intake(fresh_answerer, corpus_copy, policy=AddressPolicy(resolver=resolver))
-        added = intake.add_url("http://news.example/article.html")
+    added, seen = _add_through_proxy(fresh_answerer, corpus_copy, monkeypatch, resolver,
+                                     "http://news.example/article.html")
     assert added.title == "Skerryvore keepers vote to unionise"
     assert seen == ["GET http://news.example/article.html"]
     assert asked == ["news.example"], "the destination is checked before the proxy is asked"
@@ -325,11 +333,8 @@ def test_a_name_only_the_proxy_can_resolve_is_left_to_it(
     def resolver(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
-    seen: list[str] = []
-    with proxy_server(seen) as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy)
-        intake = Intake(fresh_answerer, corpus_copy, policy=AddressPolicy(resolver=resolver))
-        added = intake.add_url("http://outside.example/article.html")
+    added, seen = _add_through_proxy(fresh_answerer, corpus_copy, monkeypatch, resolver,
+                                     "http://outside.example/article.html")
     assert added.title == "Skerryvore keepers vote to unionise"
     assert seen == ["GET http://outside.example/article.html"]
 

@@ -9,8 +9,6 @@ import logging
 import re
 import signal
 import time
-import urllib.parse
-import urllib.request
 from collections import OrderedDict
 
 import discord
@@ -33,6 +31,7 @@ from bot.discord.render import (
     render_answer,
     render_sources,
 )
+from bot.egress import environment_proxy
 from bot.feedback import FeedbackStore
 from bot.intake import Intake, IntakeError, kind_of, too_large
 from bot.ratelimit import RateLimiter
@@ -95,16 +94,6 @@ def point_at(api_url: str) -> None:
     per-client setting, so this is process-wide. One process serves one Discord bot.
     """
     Route.BASE = api_url.rstrip("/")
-
-
-def environment_proxy(url: str) -> str | None:
-    """The proxy that HTTPS_PROXY (HTTP_PROXY for an http:// URL) names for ``url``, unless
-    NO_PROXY exempts its host. discord.py reads no proxy from the environment itself; it
-    takes this one for REST calls and the gateway alike."""
-    parts = urllib.parse.urlsplit(url)
-    if urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return urllib.request.getproxies().get(parts.scheme) or None
 
 
 async def reply(message: discord.Message, content: str | None = None,
