@@ -267,6 +267,11 @@ class Settings(BaseSettings):
     max_article_mb: Annotated[float, _parsed(_float, low=0.001, high=1024.0, unit="MB",
                                              example="8")] = _var(
         "DOSSIER_MAX_ARTICLE_MB", 4.0, "largest article file read, in MB")
+    # Read by index.documents, in the PDF reader's child process too.
+    pdf_seconds: Annotated[float, _parsed(_float, low=1.0, high=3600.0, example="120")] = _var(
+        "DOSSIER_PDF_SECONDS", 60.0, "time one PDF may take to read before it is skipped")
+    pdf_memory_mb: Annotated[int, _parsed(_int, low=128, high=65536)] = _var(
+        "DOSSIER_PDF_MEMORY_MB", 1024, "memory one PDF may take to read, in MB")
     shutdown_grace: Annotated[float, _parsed(_float, low=0.0, high=3600.0)] = _var(
         "DOSSIER_SHUTDOWN_GRACE", 25.0, "seconds to finish questions on SIGTERM")
     # Checked against health_port even when left at its default, hence validate_default.

@@ -9,12 +9,12 @@ renamed into place, so a crash or a refusal never leaves half an article for the
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from bot.egress import PUBLIC_ONLY, AddressPolicy, BlockedAddress
-from index.load import INBOX, zip_bomb_problem
+from index.documents import DocumentError, DocumentText, read_docx, read_pdf
+from index.load import INBOX, date_in_text
 
 if TYPE_CHECKING:
     from bot.answer import Answerer
@@ -218,9 +219,9 @@ def extract(data: bytes, kind: str, *, url: str | None = None,
     if kind == "html":
         found = _from_html(data, url)
     elif kind == "pdf":
-        found = _from_pdf(data)
+        found = _from_document(read_pdf, data)
     elif kind == "docx":
-        found = _from_docx(data)
+        found = _from_document(read_docx, data)
     else:
         found = Extracted(text=_decode(data))
     if len(" ".join(found.text.split())) < MIN_TEXT_CHARS:
@@ -250,37 +251,15 @@ def _from_html(data: bytes, url: str | None) -> Extracted:
                      author=get("author"), published=get("date"), url=get("url") or url)
 
 
-def _from_pdf(data: bytes) -> Extracted:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
+def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> Extracted:
     try:
-        reader = PdfReader(io.BytesIO(data))
-        text = "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
-        meta = reader.metadata
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        raise IntakeError(f"That PDF cannot be read ({exc}); nothing added.") from None
-    return Extracted(text=text, title=(meta.title if meta else None) or None,
-                     author=(meta.author if meta else None) or None)
-
-
-def _from_docx(data: bytes) -> Extracted:
-    import zipfile
-
-    import docx
-    from lxml.etree import LxmlError
-
-    if (problem := zip_bomb_problem(data)):
-        raise IntakeError(f"That Word file cannot be read: {problem}; nothing added.")
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError, LxmlError) as exc:
-        raise IntakeError(f"That Word file cannot be read ({exc}); nothing added.") from None
-    text = "\n\n".join(p.text for p in document.paragraphs if p.text.strip())
-    core = document.core_properties
-    published = core.created.date().isoformat() if core.created else None
-    return Extracted(text=text, title=core.title or None, author=core.author or None,
-                     published=published)
+        found = read(data)
+    except DocumentError as exc:
+        reason = str(exc)
+        raise IntakeError(f"{reason[:1].upper()}{reason[1:]}; nothing added.") from None
+    # The file's creation date only where the text names none, as the corpus loader does.
+    return Extracted(text=found.body, title=found.title, author=found.author,
+                     published=date_in_text(found.body) or found.file_date)
 
 
 def _decode(data: bytes) -> str:

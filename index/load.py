@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
 
+from index.documents import DocumentError, DocumentText, read_docx, read_pdf
 from index.model import Article, Corpus, LoadProblem
 
 INBOX = "inbox"  # articles added from chat (bot/intake.py)
@@ -210,9 +210,9 @@ def load_article(path: Path, corpus_dir: Path | None = None, *,
     if suffix in (".html", ".htm"):
         fields = _from_html(data)
     elif suffix == ".pdf":
-        fields = _from_pdf(data)
+        fields = _from_document(read_pdf, data)
     elif suffix == ".docx":
-        fields = _from_docx(data)
+        fields = _from_document(read_docx, data)
     else:
         text = _decode(data)
         parse = _from_markdown if suffix in (".md", ".markdown") else _from_text
@@ -382,83 +382,13 @@ def _check_inside(fd: int, path: Path, roots: list[str]) -> None:
                            "instead")
 
 
-def _from_pdf(data: bytes) -> dict[str, str | None]:
-    import logging
-
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    # A damaged PDF is reported once, as a skipped file; pypdf's own warnings would repeat it.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-
+def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> dict[str, str | None]:
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
-        info = reader.metadata or {}
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise ArticleError(f"the PDF cannot be read ({exc})") from None
-    body = "\n\n".join(p.strip() for p in pages if p.strip())
-    try:
-        created = getattr(info, "creation_date", None) if info else None
-    except (ValueError, TypeError):
-        created = None
-    return {
-        "body": body,
-        "title": _clean_field(info.get("/Title")) if info else None,
-        "author": _clean_field(info.get("/Author")) if info else None,
-        "file_date": created.date().isoformat() if isinstance(created, dt.datetime) else None,
-    }
-
-
-# A Word file is a zip: what its parts would unpack to is checked before any is unpacked.
-# Far above any article, far below what a few-MB zip bomb would take (gigabytes).
-MAX_UNPACKED_MB = 64
-
-
-def zip_bomb_problem(data: bytes) -> str | None:
-    """Why a Word file is refused before unpacking it (None: it may be read): its parts
-    would unpack past ``MAX_UNPACKED_MB``. zipfile reads a part only up to the size its
-    directory declares, so the declared sizes bound the memory."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            total = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, ValueError) as exc:
-        return f"it is not a Word file ({exc})"
-    if total > MAX_UNPACKED_MB * 1024 * 1024:
-        return (f"it would unpack to {total / 1048576:,.0f} MB, over the {MAX_UNPACKED_MB} MB "
-                "a Word article may hold")
-    return None
-
-
-def _from_docx(data: bytes) -> dict[str, str | None]:
-    import zipfile
-
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-    from lxml.etree import LxmlError
-
-    if (problem := zip_bomb_problem(data)):
-        raise ArticleError(f"the Word file cannot be read: {problem}")
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, LxmlError) as exc:
-        raise ArticleError(f"the Word file cannot be read ({exc})") from None
-    paragraphs = [p for p in document.paragraphs if p.text.strip()]
-    title = None
-    if paragraphs and paragraphs[0].style is not None and (
-            paragraphs[0].style.name or "").lower().startswith(("title", "heading")):
-        title = paragraphs[0].text.strip()
-    props = document.core_properties
-    created = props.created
-    return {
-        # Paragraphs apart by a blank line: the body's shape is then the plain-text one.
-        "body": "\n\n".join(p.text.strip() for p in paragraphs),
-        "title": _clean_field(props.title) or title,
-        "author": _clean_field(props.author),
-        "file_date": created.date().isoformat() if isinstance(created, dt.datetime) else None,
-    }
+        found = read(data)
+    except DocumentError as exc:
+        raise ArticleError(str(exc)) from None
+    return {"body": found.body, "title": found.title, "author": found.author,
+            "file_date": found.file_date}
 
 
 def _clean_field(value: object) -> str | None:

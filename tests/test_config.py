@@ -66,6 +66,8 @@ def test_values_are_parsed() -> None:
     ({"DOSSIER_EMBED_BACKEND": "bogus"}, "DOSSIER_EMBED_BACKEND", "onnx, torch"),
     ({"DOSSIER_MAX_ARTICLE_MB": "abc"}, "DOSSIER_MAX_ARTICLE_MB", "number of MB"),
     ({"DOSSIER_MAX_ARTICLE_MB": "-3"}, "DOSSIER_MAX_ARTICLE_MB", "0.001 to 1024 MB"),
+    ({"DOSSIER_PDF_SECONDS": "0"}, "DOSSIER_PDF_SECONDS", "1 to 3600 seconds"),
+    ({"DOSSIER_PDF_MEMORY_MB": "64"}, "DOSSIER_PDF_MEMORY_MB", "from 128 to 65536"),
 ])
 def test_malformed_variable_is_named_with_what_to_do(env: dict[str, str], name: str,
                                                      hint: str) -> None:

@@ -1,6 +1,7 @@
 """Pages and files added from chat cannot cost the bot more than their limits: compressed
 bodies are inflated as they are counted, a page that drips is cut off, a Word file that
-would unpack to gigabytes is refused unopened. Loopback only."""
+would unpack to gigabytes is refused unopened, a PDF that would keep the reader busy is
+given up. Loopback only."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from fakes.articles import ARTICLE_HTML, serving
+from fakes.articles import ARTICLE_HTML, heavy_pdf, serving
 
 from bot.egress import AddressPolicy
 from bot.intake import IntakeError, extract, fetch, inbox_dir
+from index.documents import PDF_SECONDS_ENV
 
 LOOPBACK_OK = AddressPolicy(allow_private=True)
 
@@ -95,6 +97,12 @@ def test_a_word_file_that_would_unpack_to_gigabytes_is_refused_unopened() -> Non
     assert len(buf.getvalue()) < 1024 * 1024
     with pytest.raises(IntakeError, match="would unpack to 80 MB"):
         extract(buf.getvalue(), "docx", name="report.docx")
+
+
+def test_a_pdf_that_would_keep_the_reader_busy_for_long_is_given_up(monkeypatch) -> None:
+    monkeypatch.setenv(PDF_SECONDS_ENV, "1")
+    with pytest.raises(IntakeError, match=r"^The PDF took over 1 s to read.*nothing added"):
+        extract(heavy_pdf(operations=1_000_000), "pdf", name="report.pdf")
 
 
 def test_an_unwritable_inbox_inside_the_corpus_falls_back_beside_it(tmp_path: Path,

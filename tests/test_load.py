@@ -9,9 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
+from fakes.articles import heavy_pdf
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
+from index.documents import PDF_MEMORY_ENV, PDF_SECONDS_ENV
 from index.load import ArticleError, corpus_files, load_article, load_corpus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -262,6 +264,29 @@ def test_each_problem_says_what_is_wrong(tmp_path, name, words):
     path = write(tmp_path / name, BAD_FILES[name])
     with pytest.raises(ArticleError, match=re.escape(words)):
         load_article(path)
+
+
+@pytest.mark.parametrize(("costly", "env", "reason"), [
+    # About 20 s of pypdf's time, from a 10 KB file: given up after 1 s.
+    (heavy_pdf(operations=1_000_000), {PDF_SECONDS_ENV: "1"}, "took over 1 s to read"),
+    # 60 MB of content stream from a 60 KB file, against a 128 MB limit.
+    (heavy_pdf(padding_mb=60), {PDF_MEMORY_ENV: "128"}, "more than 128 MB of memory"),
+], ids=["time", "memory"])
+def test_a_pdf_too_costly_to_read_is_given_up_and_the_rest_is_loaded(
+        tmp_path, monkeypatch, costly, env, reason):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    write(tmp_path / "001-good.txt", GOOD_TEXT)
+    write(tmp_path / "002-crafted.pdf", costly)
+    write(tmp_path / "003-good.pdf", make_pdf(PDF_PAGES, title="Good PDF"))
+
+    loaded = load_corpus(tmp_path)
+
+    assert [a.path for a in loaded.articles] == ["001-good.txt", "003-good.pdf"]
+    (problem,) = loaded.problems
+    assert problem.path == "002-crafted.pdf"
+    assert reason in problem.reason
+    assert env.popitem()[0] in problem.reason  # names the setting that would let it through
 
 
 def test_an_html_page_without_article_text_is_reported_and_the_rest_is_loaded(tmp_path):

@@ -57,20 +57,36 @@ def tiny_pdf(text: str, title: str = "Tiree ferry timetable changes") -> bytes:
     body = "BT /F1 11 Tf 14 TL 50 780 Td " + " ".join(
         "(" + ln.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '"
         for ln in lines) + " ET"
+    return _one_page_pdf(body.encode("latin-1"), title)
+
+
+def heavy_pdf(*, operations: int = 0, padding_mb: int = 0) -> bytes:
+    """A small PDF that is costly to read: its one page's content stream, deflated, holds
+    ``operations`` text-showing operators (CPU: about 2 s per 100,000 for pypdf) and
+    ``padding_mb`` MB of blanks (memory)."""
+    import zlib
+
+    body = (b"BT /F1 11 Tf 50 780 Td (a) Tj\n" + b"(a) Tj\n" * operations
+            + b" " * (padding_mb * 1024 * 1024) + b" ET")
+    return _one_page_pdf(zlib.compress(body, 9), "Heavy", deflated=True)
+
+
+def _one_page_pdf(content: bytes, title: str, *, deflated: bool = False) -> bytes:
     objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 "
-        "4 0 R >> >> /Contents 5 0 R >>",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        f"<< /Length {len(body)} >>\nstream\n{body}\nendstream",
-        f"<< /Title ({title}) >>",
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 "
+        b"4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Length {len(content)}{' /Filter /FlateDecode' if deflated else ''} >>\nstream\n"
+        .encode() + content + b"\nendstream",
+        f"<< /Title ({title}) >>".encode("latin-1"),
     ]
     out = b"%PDF-1.4\n"
     offsets = []
     for n, obj in enumerate(objects, 1):
         offsets.append(len(out))
-        out += f"{n} 0 obj\n{obj}\nendobj\n".encode("latin-1")
+        out += f"{n} 0 obj\n".encode() + obj + b"\nendobj\n"
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
