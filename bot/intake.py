@@ -86,12 +86,14 @@ def inbox_dir(corpus_dir: Path) -> Path:
 
 def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
           headers: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
-          timeout: float = TIMEOUT_S) -> tuple[bytes, str, str]:
+          timeout: float = TIMEOUT_S,
+          accept: Callable[[str, str], object] | None = None) -> tuple[bytes, str, str]:
     """GET ``url`` (following redirects): its body, content type and final URL.
 
     Every connection, redirects included, goes only where ``policy`` allows (by default
     public addresses: see bot/egress.py). Stops reading at ``max_bytes`` so an endless or
-    huge response costs nothing more.
+    huge response costs nothing more. ``accept`` sees the final URL and content type before
+    the body is read, and refuses it by raising ``IntakeError``.
     """
     import httpx
 
@@ -115,6 +117,9 @@ def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
             if response.status_code >= 400:
                 raise IntakeError(f"The site answered {response.status_code} "
                                   f"{response.reason_phrase} for {url[:200]}; nothing added.")
+            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if accept is not None:
+                accept(str(response.url), kind)
             declared = response.headers.get("content-length", "")
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
             if declared.isdigit() and int(declared) > max_bytes and encoding == "identity":
@@ -130,7 +135,6 @@ def fetch(url: str, *, policy: AddressPolicy = PUBLIC_ONLY,
                 if size > max_bytes:
                     raise IntakeError(too_large(size, max_bytes, at_least=True))
                 chunks.append(chunk)
-            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
             return b"".join(chunks), kind, str(response.url)
     except BlockedAddress as exc:
         # The address goes to the log for the operator, not to chat: it maps the network.
@@ -206,6 +210,14 @@ def kind_of(name: str | None, content_type: str | None) -> str:
         raise IntakeError(f"Unsupported type ({shown}): add an article as a web page or a "
                           ".md, .txt, .html, .pdf or .docx file.")
     return kind
+
+
+def kind_of_link(url: str, content_type: str) -> str:
+    """The kind of what a link serves: by the file name its (final) URL ends in, else by its
+    content type; a page that names none is taken as HTML."""
+    path = urlsplit(url).path
+    return kind_of(path if Path(path).suffix.lower() in FILE_KINDS else None,
+                   content_type or "text/html")
 
 
 # -- reading the text -------------------------------------------------------------------------
@@ -331,17 +343,16 @@ class Intake:
         return cls(answerer, settings.corpus_dir,
                    policy=AddressPolicy(allow_private=settings.intake_allow_private))
 
-    def fetch(self, url: str, headers: dict[str, str] | None = None) -> tuple[bytes, str, str]:
+    def fetch(self, url: str, headers: dict[str, str] | None = None,
+              accept: Callable[[str, str], object] | None = None) -> tuple[bytes, str, str]:
         """``fetch`` with this intake's size limit, timeout and address policy."""
         return fetch(url, policy=self.policy, headers=headers, max_bytes=self.max_bytes,
-                     timeout=self.timeout)
+                     timeout=self.timeout, accept=accept)
 
     def add_url(self, url: str) -> Added:
-        data, content_type, final = self.fetch(url)
-        path = urlsplit(final).path
-        kind = kind_of(path if Path(path).suffix.lower() in FILE_KINDS else None,
-                       content_type or "text/html")
-        return self.add(extract(data, kind, url=final, name=None))
+        # An unsupported type (a video, a zip) is refused on its headers, before its body.
+        data, content_type, final = self.fetch(url, accept=kind_of_link)
+        return self.add(extract(data, kind_of_link(final, content_type), url=final, name=None))
 
     def add_file(self, data: bytes, name: str, content_type: str | None = None) -> Added:
         if len(data) > self.max_bytes:

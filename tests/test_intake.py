@@ -53,6 +53,7 @@ def test_an_uploaded_pdf_becomes_answerable(fresh_answerer: Answerer, corpus_cop
     ("/missing", "not found (404)"),
     ("/login.html", "No article text"),
     ("/photo.png", "Unsupported type (image/png)"),
+    ("/watch", "Unsupported type (video/mp4)"),  # endless: refused on its headers
     ("/huge.html", "too large to add: over the 20 MB limit"),
 ])
 def test_bad_links_get_their_reason_and_leave_nothing(answerer: Answerer, tmp_path: Path,

@@ -127,6 +127,16 @@ class _Pages(BaseHTTPRequestHandler):
                     self.wfile.write(chunk)
             except (BrokenPipeError, ConnectionResetError):
                 pass
+        elif self.path == "/watch":
+            # A live video: endless, so only a client that looks at the type first gets away.
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(bytes(1 << 16))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
         else:
             self._send(b"not found", "text/plain", status=404)
 
