@@ -4,6 +4,8 @@ settings and the /dossier command, with the real Bolt app and the fake Slack Web
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,6 +173,26 @@ def test_a_pdf_shared_with_a_mention_is_added(adding_bot: Bot, fresh_answerer) -
     adding_bot.event({**mention("and this", ts="1700000800.000100"), "files": [{"id": pdf}]})
     refused = adding_bot.fake.wait_for("chat.postMessage", 2)[1]
     assert "only the dossier's admins" in norm(refused.text)
+
+
+def test_a_file_added_stays_added_when_slack_refuses_the_report(adding_bot: Bot, fresh_answerer,
+                                                                caplog) -> None:
+    from fakes.articles import FERRY, FERRY_QUESTION, tiny_pdf
+
+    pdf = adding_bot.fake.add_file("ferry.pdf", tiny_pdf(FERRY), "application/pdf")
+    adding_bot.fake.fail_next("chat.postMessage", status=200,
+                              body={"ok": False, "error": "is_archived"})
+    with caplog.at_level(logging.ERROR, logger="bot.slack.app"):
+        adding_bot.event({**mention("for the dossier", user=ADMIN, ts=THREAD),
+                          "files": [{"id": pdf}]})
+        adding_bot.fake.wait_for("chat.postMessage", 1, timeout=120)
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert fresh_answerer.ask(FERRY_QUESTION).answered
+    [record] = caplog.records
+    assert "posting the result of adding files failed" in record.getMessage()
+    assert "Added “Tiree ferry timetable changes”" in record.getMessage()
 
 
 @pytest.mark.parametrize(("url", "external"), [

@@ -367,7 +367,12 @@ class SlackBot:
                 post(render.notice(ADD_ADMIN_ONLY_TEXT))
                 return
             lines = [self._add_file(client, f.get("id")) for f in event["files"][:5]]
-            post(render.notice("\n".join(lines)))
+            try:
+                post(render.notice("\n".join(lines)))
+            except Exception:
+                # What was added stays added; the log keeps what the channel did not get.
+                log.exception("posting the result of adding files failed: %s",
+                              " | ".join(lines))
             return
 
         def private(message: dict[str, Any]) -> None:
