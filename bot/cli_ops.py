@@ -14,7 +14,15 @@ from typing import Any
 
 import click
 
-from bot.config import VARIABLES, ConfigError, Settings, env_file_path, load_env_file, mask
+from bot.config import (
+    VARIABLES,
+    ConfigError,
+    Settings,
+    env_file_path,
+    env_file_warnings,
+    load_env_file,
+    mask,
+)
 from bot.config import value_source as _source
 
 log = logging.getLogger(__name__)
@@ -24,13 +32,14 @@ def check_config(env: dict[str, str] | None = None) -> dict[str, Any]:
     """The effective configuration (secrets masked) with every problem and warning found."""
     env_file = env_file_path()
     if env is None:
-        load_env_file(env_file)
+        load_env_file(env_file, warn=False)  # its warnings are listed below instead
         env = dict(os.environ)
     problems: list[str] = []
     warnings: list[str] = []
     if os.environ.get("DOSSIER_ENV_FILE") and not env_file.is_file():
         warnings.append(f"DOSSIER_ENV_FILE={str(env_file)!r} does not exist; only the "
                         "environment was read.")
+    warnings.extend(env_file_warnings())
     settings: Settings | None = None
     try:
         settings = Settings.from_env(env)

@@ -8,6 +8,7 @@ deployment in one pass instead of one restart per typo. The words are ours: the 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DISCORD_API_URL = "https://discord.com/api/v10"
@@ -490,7 +493,7 @@ def env_file_path() -> Path:
     return Path(os.environ.get("DOSSIER_ENV_FILE") or Path.cwd() / ".env")
 
 
-def load_env_file(path: Path | None = None) -> dict[str, str]:
+def load_env_file(path: Path | None = None, *, warn: bool = True) -> dict[str, str]:
     """Put the variables of ``.env`` into the environment, without overriding real ones.
 
     Into ``os.environ`` rather than a pydantic-settings dotenv source, because index/ reads
@@ -503,7 +506,16 @@ def load_env_file(path: Path | None = None) -> dict[str, str]:
         return {}
     from dotenv import dotenv_values
 
-    values = dotenv_values(path)
+    _ENV_FILE_BAD_LINES[:] = [(path, line) for line in _bad_lines(path)]
+    for warning in env_file_warnings() if warn else ():
+        if warning not in _WARNED:  # settings are read more than once in a process
+            _WARNED.add(warning)
+            log.warning("%s (run `dossier-bot config check`)", warning)
+    logging.getLogger("dotenv.main").disabled = True  # its warning repeats the one above
+    try:
+        values = dotenv_values(path)
+    finally:
+        logging.getLogger("dotenv.main").disabled = False
     for key in set(_ENV_FILE_SUPPLIED) - set(values):  # from an earlier, different file
         del _ENV_FILE_SUPPLIED[key]
     supplied: dict[str, str] = {}
@@ -516,6 +528,31 @@ def load_env_file(path: Path | None = None) -> dict[str, str]:
 
 
 _ENV_FILE_SUPPLIED: dict[str, str] = {}
+_ENV_FILE_BAD_LINES: list[tuple[Path, int]] = []
+_WARNED: set[str] = set()
+
+
+def _bad_lines(path: Path) -> list[int]:
+    """The line numbers of ``.env`` statements python-dotenv cannot read as NAME=value."""
+    from dotenv.parser import parse_stream
+
+    try:
+        with path.open(encoding="utf-8") as stream:
+            return [binding.original.line for binding in parse_stream(stream)
+                    if binding.error or (binding.key is not None
+                                         and not _ENV_NAME.fullmatch(binding.key))]
+    except (OSError, UnicodeDecodeError):
+        return []  # dotenv_values reports these itself
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def env_file_warnings() -> list[str]:
+    """The lines of the ``.env`` last read that were ignored. The line's text is not shown:
+    a token missing its "=" would be."""
+    return [f"{path} line {line} is not NAME=value; it was ignored"
+            for path, line in _ENV_FILE_BAD_LINES]
 
 
 def value_source(name: str) -> str:

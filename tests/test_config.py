@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -251,3 +252,28 @@ def test_a_named_env_file_that_is_missing_is_warned(monkeypatch, tmp_path: Path)
     assert any("DOSSIER_ENV_FILE" in w and "does not exist" in w for w in report["warnings"])
     monkeypatch.delenv("DOSSIER_ENV_FILE")
     assert not any("DOSSIER_ENV_FILE" in w for w in check_config({})["warnings"])
+
+
+def test_lines_of_dotenv_that_are_not_settings_are_named_without_their_text(
+        clean_env: dict[str, str], tmp_path: Path, caplog) -> None:
+    (tmp_path / ".env").write_text(
+        "DOSSIER_RATE_LIMIT=5\n"
+        f"SLACK_BOT_TOKEN {BOT_TOKEN}\n"  # the "=" forgotten
+        "export DOSSIER_HEALTH_PORT=9100\n"
+        "# a comment\n"
+        '"DOSSIER_WATCH\n')
+    with caplog.at_level(logging.WARNING):
+        settings = Settings.from_env()
+        Settings.from_env()
+    assert (settings.rate_limit_per_minute, settings.health_port) == (5, 9100)
+    assert settings.slack_bot_token is None
+    # Said once, in our words (python-dotenv's own warning is not repeated).
+    assert [r.getMessage().split(" (run")[0] for r in caplog.records] == [
+        f"{tmp_path / '.env'} line 2 is not NAME=value; it was ignored",
+        f"{tmp_path / '.env'} line 5 is not NAME=value; it was ignored"]
+    result = CliRunner().invoke(config_group, ["check", "--json"])
+    report = json.loads(result.output)
+    assert [w for w in report["warnings"] if ".env line" in w] == [
+        f"{tmp_path / '.env'} line 2 is not NAME=value; it was ignored",
+        f"{tmp_path / '.env'} line 5 is not NAME=value; it was ignored"]
+    assert BOT_TOKEN[8:20] not in result.output + caplog.text
