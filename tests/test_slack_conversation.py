@@ -55,6 +55,23 @@ def test_follow_up_in_a_thread_is_answered_in_context(bot: Bot, answerer) -> Non
     assert not set(first.quotes()) & set(second.quotes())
 
 
+def test_follow_up_in_a_group_dm_thread_is_answered(fake: FakeSlack, tmp_path: Path,
+                                                     answerer) -> None:
+    group = start_bot(fake, tmp_path, answerer)  # no DOSSIER_CHANNELS: any conversation
+    try:
+        group.event(mention("What did Jake Sullivan say?", channel="G0FRIENDS", ts=THREAD))
+        first = group.fake.wait_for("chat.postMessage", 1)[0]
+        group.event({**channel_message("what did he say next?", channel="G0FRIENDS",
+                                       ts="1700000501.000100", thread_ts=THREAD),
+                     "channel_type": "mpim"})
+        second = group.fake.wait_for("chat.postMessage", 2)[1]
+    finally:
+        group.service.stop()
+    assert (first.params["channel"], second.params["channel"]) == ("G0FRIENDS", "G0FRIENDS")
+    assert second.params.get("thread_ts") == THREAD
+    assert "Read as: What did Jake Sullivan say?" in norm(json.dumps(second.params["blocks"]))
+
+
 def test_unresolvable_follow_up_says_so(bot: Bot) -> None:
     bot.event(dm("what did he say next?"))
     post = bot.fake.wait_for("chat.postMessage", 1)[0]

@@ -57,9 +57,10 @@ EVENTS_PATH = "/slack/events"
 # slack-manifest.yaml declares the same. /dossier ask|sources|add|reindex|help is the command;
 # the other three are kept as aliases (they cost nothing and old habits keep working).
 COMMANDS = ("/dossier", "/ask", "/sources", "/reindex")
-BOT_EVENTS = ("app_mention", "message.im", "message.channels", "message.groups")
+BOT_EVENTS = ("app_mention", "message.im", "message.channels", "message.groups",
+              "message.mpim")
 SCOPES = ("app_mentions:read", "chat:write", "commands", "im:history", "channels:history",
-          "groups:history", "files:read")
+          "groups:history", "mpim:history", "files:read")
 ACTION_MORE = "dossier_more"
 DOSSIER_HELP = ("*/dossier* commands:\n"
                 "• `/dossier ask QUESTION`: answer a question (shown to you first)\n"
