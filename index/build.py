@@ -80,9 +80,11 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
             return _build(corpus_dir, store, embedder, params, progress, started)
         except IndexError_:
             raise
-        except (OSError, RuntimeError) as exc:
+        except Exception as exc:
             free = _free_bytes(store.root)
             _collect_garbage(store)  # this build's partial segment goes now, not next time
+            if not isinstance(exc, (OSError, RuntimeError)):
+                raise
             if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or free < DISK_FULL:
                 raise IndexError_(f"The disk holding {store.root} is full ({exc}); free some "
                                   "space and run `dossier-bot index build` again. The index "

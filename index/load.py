@@ -95,6 +95,13 @@ def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProble
         for e in sorted(entries, key=lambda e: e.name):
             if e.name.startswith((".", "~")):
                 continue
+            if not _utf8(e.name):
+                # Article ids, the index's catalog and every report are UTF-8 text.
+                shown = os.fsencode(e.name).decode("utf-8", "replace")
+                problems.append(LoadProblem(prefix + shown, (
+                    "the file name is not valid UTF-8 (a name made on another system?); "
+                    "rename it")))
+                continue
             if e.is_symlink():
                 reason = _link_problem(e.path, root)
                 if reason:
@@ -122,6 +129,14 @@ def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProble
                 continue
             files.append(Path(e.path))
     return files, problems
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, which Python keeps as lone surrogates
+        return False
+    return True
 
 
 def _articles_in(folder: str) -> int:

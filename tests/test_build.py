@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import random
@@ -135,6 +136,23 @@ def test_adding_an_article_embeds_only_its_passages(small, embedder, base):
     assert got.quotes[0].article.prefix == "010"
     assert "forty freight wagons" in got.quotes[0].text
     assert got.quotes[0].article.outlet == "Steppe Post"
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_is_built(small, embedder):
+    corpus, index_dir = small
+    (corpus / "010-kazakh-customs.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    # A Latin-1 name, as an archive made on another system unpacks: bytes, not text.
+    with open(os.fsencode(corpus) + b"/011-caf\xe9.md", "wb") as fh:
+        fh.write(NEW_ARTICLE.replace("Khorgos", "Dostyk").encode())
+
+    report = build_index(corpus, index_dir, embedder)
+
+    assert (report.added, report.articles) == (1, 3)
+    (problem,) = report.problems
+    assert problem.path == "011-caf\ufffd.md"
+    assert "not valid UTF-8" in problem.reason
+    json.dumps(report.as_dict(), ensure_ascii=False).encode()  # strict UTF-8 JSON
+    assert answer(index_dir, embedder, NEW_QUESTION).quotes[0].article.prefix == "010"
 
 
 def test_changing_an_article_embeds_its_passages_and_answers_from_the_new_text(small, embedder):
