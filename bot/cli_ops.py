@@ -129,36 +129,44 @@ def config_check(as_json: bool) -> None:
               help="Index folder (default: DOSSIER_INDEX_DIR or ./.dossier/index).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per build, as `index build --json` does.")
-@click.option("--quiet-seconds", type=float, default=1.0, show_default=True,
-              help="Rebuild once the folder has had no change for this long.")
+@click.option("--quiet-seconds", type=click.FloatRange(min=0.05, max=3600.0), default=1.0,
+              show_default=True, help="Rebuild once the folder has had no change for this long.")
 def watch_cmd(corpus: Path | None, index_dir: Path | None, as_json: bool,
               quiet_seconds: float) -> None:
     """Build the index, then rebuild it whenever a corpus file is added, edited or removed.
 
     A running `dossier-bot serve` picks the new index up by itself. Stop with Ctrl-C.
     """
+    from bot.cli import BadInput, echo_build_report, friendly_errors, load_settings
     from bot.logs import setup_logging
-    from bot.watch import watch_corpus
+    from bot.watch import index_staleness, watch_corpus
 
-    settings = _settings_or_exit().with_overrides(corpus_dir=corpus, index_dir=index_dir)
+    settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
     setup_logging(settings.log_format, settings.log_level, secrets=settings.secrets())
+    if settings.corpus_dir.exists() and not settings.corpus_dir.is_dir():
+        raise BadInput(f"{settings.corpus_dir} is a file, not a folder; point --corpus or "
+                       "DOSSIER_CORPUS_DIR at the folder that holds the articles.")
     if not settings.corpus_dir.is_dir():
         raise click.ClickException(f"corpus folder {settings.corpus_dir} does not exist; "
                                    "create it or pass --corpus DIR.")
-    build = _index_builder(settings)
-
-    from bot.cli import echo_build_report
+    with friendly_errors():
+        build = _index_builder(settings)
 
     def run_build(_paths: object = None) -> None:
         echo_build_report(build(), settings.corpus_dir, as_json=as_json)
 
+    def stale() -> bool:  # what changed while the first build ran is built next
+        return index_staleness(settings.corpus_dir, settings.index_dir,
+                               settings.embed_model) is not None
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    run_build()
+    with friendly_errors():
+        run_build()
     if not as_json:
         click.echo(f"watching {settings.corpus_dir} (Ctrl-C to stop)")
-    watch_corpus(settings.corpus_dir, run_build, stop, quiet=quiet_seconds)
+    watch_corpus(settings.corpus_dir, run_build, stop, quiet=quiet_seconds, stale=stale)
 
 
 def _index_builder(settings: Settings) -> Any:

@@ -340,17 +340,23 @@ class Server:
                                host=self.settings.health_host)
 
     def _start_watch(self, stop: threading.Event) -> None:
-        from bot.watch import rebuilder, start_watch_thread
+        from bot.watch import index_staleness, rebuilder, start_watch_thread
 
         inner = self.answerer
+        settings = self.settings
 
         def rebuild(corpus_dir: Path) -> Any:
             report = inner.rebuild(corpus_dir)  # type: ignore[union-attr]
             self._report_index_size()
             return report
 
-        start_watch_thread(self.settings.corpus_dir,
-                           rebuilder(rebuild, self.settings.corpus_dir, self.metrics), stop)
+        def stale() -> bool:  # changes made before watching began are built at once
+            return index_staleness(settings.corpus_dir, settings.index_dir,
+                                   settings.embed_model) is not None
+
+        start_watch_thread(settings.corpus_dir,
+                           rebuilder(rebuild, settings.corpus_dir, self.metrics), stop,
+                           stale=stale)
         log.info("watching %s for changes", self.settings.corpus_dir,
                  extra={"event": "watch.start"})
 

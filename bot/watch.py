@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import watchfiles
 
-from index.load import SUPPORTED_SUFFIXES
+from index.load import SUPPORTED_SUFFIXES, reading_roots
 
 if TYPE_CHECKING:
     from bot.health import Metrics
@@ -34,8 +34,16 @@ def is_article_path(path: Path) -> bool:
 
 def watch_corpus(corpus_dir: Path, on_change: OnChange, stop: threading.Event, *,
                  quiet: float = 1.0, max_delay: float = 10.0,
-                 force_polling: bool | None = None) -> None:
+                 force_polling: bool | None = None,
+                 stale: Callable[[], bool] | None = None) -> None:
     """Call ``on_change(paths)`` after each debounced burst of changes, until ``stop`` is set.
+
+    Every folder articles are read from is watched: the corpus and its inboxes (see
+    ``index.load.reading_roots``). When that set changes (an inbox created, the corpus
+    folder replaced by another of the same name), watching starts over on the new folders.
+    ``stale``, asked once watching has started (and after each start-over), says whether
+    the index already misses changes, such as those made during a first build; it is
+    then rebuilt without waiting for an event.
 
     ``force_polling`` (or WATCHFILES_FORCE_POLLING=1) is for folders whose events do not
     reach the container, such as some bind mounts on macOS and network shares.
@@ -44,16 +52,28 @@ def watch_corpus(corpus_dir: Path, on_change: OnChange, stop: threading.Event, *
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist; create it first")
+    if quiet < MIN_QUIET:
+        raise ValueError(f"quiet must be at least {MIN_QUIET} s, not {quiet}")
     pending: set[Path] = set()
     first = 0.0
     while not stop.is_set():
+        roots = _folders(corpus_dir)
+        if not roots:  # between a folder's removal and its replacement
+            stop.wait(1.0)
+            continue
+        checked = stale is None
         try:
             for changes in watchfiles.watch(
-                    corpus_dir, watch_filter=lambda _c, p: is_article_path(Path(p)),
+                    *(path for path, _ in roots),
+                    watch_filter=lambda _c, p: is_article_path(Path(p)),
                     stop_event=stop, recursive=False, rust_timeout=int(quiet * 1000),
                     yield_on_timeout=True, debounce=int(quiet * 1000), step=50,
                     force_polling=force_polling, raise_interrupt=False):
                 now = time.monotonic()
+                if not checked:  # the watcher is running: nothing from here on is missed
+                    checked = True
+                    if stale is not None and _asked(stale):
+                        changes = {(watchfiles.Change.modified, str(corpus_dir))}
                 if changes:
                     if not pending:
                         first = now
@@ -63,6 +83,10 @@ def watch_corpus(corpus_dir: Path, on_change: OnChange, stop: threading.Event, *
                 if pending:
                     batch, pending = pending, set()
                     _fire(on_change, batch)
+                if _folders(corpus_dir) != roots:
+                    log.info("the folders read changed (an inbox made, the corpus folder "
+                             "replaced?); watching them afresh", extra={"event": "watch.roots"})
+                    break
         except (FileNotFoundError, RuntimeError, OSError) as exc:
             # The folder went away (volume remounted, renamed): wait for it to come back.
             if stop.is_set():
@@ -73,6 +97,31 @@ def watch_corpus(corpus_dir: Path, on_change: OnChange, stop: threading.Event, *
     if pending:
         log.info("stopped watching with %d change(s) not yet indexed", len(pending),
                  extra={"event": "watch.stop"})
+
+
+# Below this the watcher's debounce and timeout round to nothing and changes never flush.
+MIN_QUIET = 0.05
+
+
+def _folders(corpus_dir: Path) -> list[tuple[Path, tuple[int, int]]]:
+    """The folders articles are read from, each with its identity (device, inode), so a
+    folder replaced under the same name is told apart."""
+    out = []
+    for folder in reading_roots(corpus_dir) if corpus_dir.is_dir() else []:
+        try:
+            st = folder.stat()
+        except OSError:
+            continue
+        out.append((folder, (st.st_dev, st.st_ino)))
+    return out
+
+
+def _asked(stale: Callable[[], bool]) -> bool:
+    try:
+        return stale()
+    except Exception:
+        log.exception("checking whether the index is up to date failed; rebuilding")
+        return True
 
 
 def _fire(on_change: OnChange, batch: set[Path]) -> None:

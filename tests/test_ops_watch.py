@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -99,6 +100,83 @@ def test_a_failing_rebuild_is_logged_and_watching_goes_on(tmp_path: Path, stop: 
     assert "previous index stays in use" in caplog.text
 
 
+def test_an_index_already_stale_is_rebuilt_once_watching_has_started(
+        tmp_path: Path, stop: threading.Event) -> None:
+    calls: list[set[Path]] = []
+    asked: list[float] = []
+
+    def stale() -> bool:  # as when an article was dropped in during the first build
+        asked.append(time.monotonic())
+        return len(asked) == 1
+
+    thread = start_watch_thread(tmp_path, calls.append, stop, quiet=0.2, stale=stale)
+    poll(lambda: calls, 10, "a rebuild without any event")
+    time.sleep(0.6)  # quiet ticks: asked once, not on every tick
+    stop.set()
+    thread.join(5)
+    assert calls == [{tmp_path}] and len(asked) == 1
+
+
+def test_an_inbox_made_after_watching_began_is_watched(
+        tmp_path: Path, stop: threading.Event, caplog: pytest.LogCaptureFixture) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    calls: list[set[str]] = []
+    with caplog.at_level(logging.INFO, logger="bot.watch"):
+        thread = start_watch_thread(corpus, lambda paths: calls.append({p.name for p in paths}),
+                                    stop, quiet=0.2)
+        time.sleep(0.3)
+        (corpus / "inbox").mkdir()  # as the first article added from chat makes it
+        poll(lambda: "watching them afresh" in caplog.text, 10, "a new look at the folders")
+        time.sleep(0.3)
+        (corpus / "inbox" / "added.md").write_text("an article added from chat")
+        poll(lambda: calls, 10, "a rebuild for the inbox's article")
+    stop.set()
+    thread.join(5)
+    assert calls == [{"added.md"}]
+
+
+def test_a_corpus_folder_replaced_under_the_same_name_is_watched_afresh(
+        tmp_path: Path, stop: threading.Event, caplog: pytest.LogCaptureFixture) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    calls: list[set[str]] = []
+    with caplog.at_level(logging.INFO, logger="bot.watch"):
+        thread = start_watch_thread(corpus, lambda paths: calls.append({p.name for p in paths}),
+                                    stop, quiet=0.2)
+        time.sleep(0.3)
+        (tmp_path / "new").mkdir()
+        corpus.rename(tmp_path / "old")  # a deploy swapping in a fresh copy
+        (tmp_path / "new").rename(corpus)
+        poll(lambda: "watching them afresh" in caplog.text, 10, "a new look at the folders")
+        time.sleep(0.3)
+        (corpus / "fresh.md").write_text("an article in the new folder")
+        poll(lambda: any("fresh.md" in c for c in calls), 10, "a rebuild for the new folder")
+        (tmp_path / "old" / "stale.md").write_text("the old folder is no longer read")
+        time.sleep(0.8)
+    stop.set()
+    thread.join(5)
+    assert not any("stale.md" in c for c in calls)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--quiet-seconds", "0"], "0.05"),
+    (["--quiet-seconds", "-1"], "0.05"),
+    (["--index", "a-file"], "a-file is a file, not a folder"),
+    (["--corpus", "a-file"], "a-file is a file, not a folder"),
+])
+def test_index_watch_refuses_bad_options_in_one_line(tmp_path: Path, args: list[str],
+                                                     message: str) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "corpus").mkdir()
+    done = subprocess.run([*bot_command(), "index", "watch", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_missing_corpus_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         watch_corpus(tmp_path / "nope", lambda _p: None, threading.Event())
@@ -185,7 +263,7 @@ def test_index_watch_command_rebuilds_on_change_and_stops_on_sigterm(
     try:
         poll(lambda: lines, 90, "the first build report")
         assert lines[0]["embedded"] == 0 and lines[0]["articles"] == 5  # already up to date
-        time.sleep(0.5)  # the watcher starts right after the first report
+        # At once: what changes while the watcher starts is caught by its first look.
         (corpus_copy / "kalvik-lighthouse.md").write_text(NEW_ARTICLE)
         poll(lambda: len(lines) >= 2, 60, "a build report after the new article")
         assert lines[1]["added"] == 1 and lines[1]["articles"] == 6 and lines[1]["embedded"] > 0
