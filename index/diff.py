@@ -65,6 +65,13 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
                 "one of them")))
             continue
         files[path.stem] = _hash(path, indexed.get(path.stem))
+    first_with: dict[str, CorpusFile] = {}
+    for aid, f in list(files.items()):
+        # The same bytes under two names: indexed once, or every answer quotes them twice.
+        if (first := first_with.setdefault(f.sha256, f)) is not f:
+            problems.append(LoadProblem(shown_path(f.path, corpus_dir), (
+                f"the same file as {shown_path(first.path, corpus_dir)}; it is indexed once")))
+            del files[aid]
     unchanged = frozenset(aid for aid, f in files.items()
                           if aid in indexed and indexed[aid].sha256 == f.sha256)
     still_bad = tuple(LoadProblem(f.path.name, skipped[f.path.name]["reason"])

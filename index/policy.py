@@ -54,16 +54,21 @@ class Ranked:
 def select_quotes(ranked: list[Ranked], *, max_quotes: int, ratio: float) -> tuple[Evidence, ...]:
     """Up to ``max_quotes`` non-overlapping windows, the best first; a further one needs at
     least ``ratio`` of the best's probability. A window that overlaps one already quoted keeps
-    the part around its own sentence, or is dropped if that sentence is already shown."""
+    the part around its own sentence, or is dropped if that sentence is already shown, in
+    this article or word for word in another (a wire story that several outlets ran, a file
+    dropped in twice)."""
     if not ranked:
         return ()
     floor = ranked[0].probability * ratio
     chosen: list[Evidence] = []
     taken: list[tuple[str, int, int]] = []  # (segment, first row, last row) quoted
+    shown: list[str] = []  # the quotes' words, to find a sentence repeated elsewhere
     for c in ranked:
         if len(chosen) >= max_quotes or (chosen and c.probability < floor):
             break
         seg = c.segment
+        if _repeated(seg.sentence_text(c.row), shown):
+            continue
         lo, hi = int(seg.passage_first[c.row]), int(seg.passage_last[c.row])
         for seg_id, a, b in taken:
             if seg_id != seg.id or b < lo or a > hi:
@@ -74,10 +79,27 @@ def select_quotes(ranked: list[Ranked], *, max_quotes: int, ratio: float) -> tup
             lo, hi = (b + 1, hi) if a < c.row else (lo, a - 1)
         if lo > hi:
             continue
-        chosen.append(Evidence(c.article, int(seg.sentence_start[lo]), int(seg.sentence_end[hi]),
-                               round(c.probability, 4)))
+        # Sentences at the window's ends that another quote shows word for word go too.
+        while lo < c.row and _repeated(seg.sentence_text(lo), shown):
+            lo += 1
+        while hi > c.row and _repeated(seg.sentence_text(hi), shown):
+            hi -= 1
+        if lo > hi:
+            continue
+        start, end = int(seg.sentence_start[lo]), int(seg.sentence_end[hi])
+        chosen.append(Evidence(c.article, start, end, round(c.probability, 4)))
         taken.append((seg.id, lo, hi))
+        shown.append(_words(c.article.body[start:end]))
     return tuple(chosen)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _repeated(sentence: str, shown: list[str]) -> bool:
+    words = _words(sentence)
+    return any(words in text for text in shown)
 
 
 def closest_articles(ranked: list[Ranked], n: int = 3) -> tuple[Article, ...]:

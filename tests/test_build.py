@@ -155,6 +155,35 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_is_built(small, em
     assert answer(index_dir, embedder, NEW_QUESTION).quotes[0].article.prefix == "010"
 
 
+def test_a_file_dropped_in_twice_is_indexed_once(small, embedder, base):
+    corpus, index_dir = small
+    shutil.copy(corpus / SMALL[0], corpus / f"099-copy-of-{SMALL[0]}")
+
+    report = build_index(corpus, index_dir, embedder)
+
+    assert (report.added, report.articles, report.embedded) == (0, 2, 0)
+    (problem,) = report.problems
+    assert problem.path == f"099-copy-of-{SMALL[0]}"
+    assert problem.reason == f"the same file as {SMALL[0]}; it is indexed once"
+
+
+def test_a_sentence_two_outlets_ran_word_for_word_is_quoted_once(small, embedder):
+    corpus, index_dir = small
+    wire = ("Kazakh customs officers stopped a convoy of forty freight wagons at Khorgos on "
+            "Tuesday.")
+    for name, outlet, extra in (("010-steppe.md", "Steppe Post", "The wagons were sealed."),
+                                ("011-courier.md", "Border Courier", "Drivers were held.")):
+        (corpus / name).write_text(
+            f"---\ntitle: Convoy stopped\noutlet: {outlet}\n---\n{wire}\n\n{extra}\n",
+            encoding="utf-8")
+    build_index(corpus, index_dir, embedder)
+
+    got = Answerer(LiveIndex(index_dir, embedder)).ask_wide(NEW_QUESTION, 6)
+
+    assert "forty freight wagons" in got.quotes[0].text
+    assert sum("forty freight wagons" in q.text for q in got.quotes) == 1
+
+
 def test_changing_an_article_embeds_its_passages_and_answers_from_the_new_text(small, embedder):
     corpus, index_dir = small
     path = corpus / SMALL[0]
