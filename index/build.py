@@ -125,14 +125,19 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
                          "furniture is removed (0 passages)") for a in fresh
              if not sentences[a.id]]
     fresh = [a for a in fresh if sentences[a.id]]
-    problems = (*diff.ignored, *still_bad, *loaded.problems, *empty)
-    # An indexed article whose file has become unreadable keeps serving its indexed version.
+    # An indexed article whose file has become unreadable keeps serving its indexed version,
+    # and its report says so: "skipped" alone reads as if it had left the dossier.
     unreadable = {Path(p.path).stem for p in (*still_bad, *loaded.problems, *empty)}
-    for aid in unreadable & set(old) - set(keep):
+    serving = unreadable & set(old) - set(keep)
+    for aid in serving:
         keep[aid] = old[aid]
+    bad = (*still_bad, *loaded.problems, *empty)
+    problems = (*diff.ignored, *(
+        LoadProblem(p.path, f"{p.reason}; the version indexed before stays in service until "
+                    "the file is fixed") if Path(p.path).stem in serving else p for p in bad))
     hashed = {f.path.name: f.sha256 for f in current.values()}  # each file hashed once
     skipped = {p.path: {"sha256": hashed[p.path], "reason": p.reason}
-               for p in (*still_bad, *loaded.problems, *empty) if p.path in hashed}
+               for p in bad if p.path in hashed}
     updated = sum(1 for a in fresh if a.id in old)
     data = _prepare(fresh, embedder, params, progress, sentences) if fresh else None
     if data is not None:

@@ -335,7 +335,9 @@ def _from_markdown(text: str) -> dict[str, str | None]:
     try:
         meta = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # Where the faulty value starts (an unclosed quote is noticed lines later), counted
+        # in the file: its first line is the opening "---".
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark is not None else ""
         raise ArticleError(f"its YAML front matter cannot be parsed{where}") from None
     if not isinstance(meta, dict):

@@ -243,6 +243,21 @@ def test_build_status_and_start_check_agree_on_unreadable_and_duplicate_files(
     assert not again.changed and {p.path for p in again.problems} == set(reasons)
 
 
+def test_an_indexed_article_whose_file_breaks_keeps_serving_and_the_report_says_so(
+        corpus, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    build_index(corpus, index_dir, embedder)
+    (corpus / "001-khorgos.txt").write_bytes(b"\xff\xfe an editor saved it as UTF-16 \x00\x00")
+
+    for _ in range(2):  # the same report when the file is still broken at the next build
+        report = build_index(corpus, index_dir, embedder)
+        (problem,) = report.problems
+        assert problem.path == "001-khorgos.txt"
+        assert problem.reason.count("the version indexed before stays in service") == 1
+    answer = Answerer(LiveIndex(index_dir, embedder)).ask(QUESTION)
+    assert answer.answered and answer.quotes[0].article.id == "001-khorgos"
+
+
 def test_an_article_with_nothing_left_after_cleaning_is_reported(corpus, tmp_path, embedder):
     (corpus / "003-menu.html").write_text(
         "<html><body><article><p>Home</p><p>World</p><p>Sport</p></article></body></html>")
