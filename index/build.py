@@ -7,7 +7,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +112,12 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
     diff = corpus_diff(corpus_dir, previous)
     current = diff.files
     keep = {aid: old[aid] for aid in diff.unchanged}
+    # Touched, copied or re-saved with the same content: the entry takes the file's new size
+    # and stamp, or every later build and status would read the whole file again.
+    restamped = {aid: replace(e, size=current[aid].size, stamp_ns=current[aid].stamp_ns)
+                 for aid, e in keep.items() if current[aid].stamp_ns >= 0
+                 and (e.size, e.stamp_ns) != (current[aid].size, current[aid].stamp_ns)}
+    keep.update(restamped)
     still_bad = list(diff.still_bad)
     # Count removals against the index as it was, even when its vectors cannot be reused.
     was = set(old) if previous is not None and not repaired else _indexed_ids(store)
@@ -141,10 +147,10 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
     updated = sum(1 for a in fresh if a.id in old)
     data = _prepare(fresh, embedder, params, progress, sentences) if fresh else None
     if data is not None:
-        data.stats = {a.id: (current[a.id].size, current[a.id].mtime_ns) for a in fresh}
+        data.stats = {a.id: (current[a.id].size, current[a.id].stamp_ns) for a in fresh}
 
     if (previous is not None and not repaired and not fresh and not removed
-            and len(keep) == len(old) and skipped == previous.skipped
+            and len(keep) == len(old) and skipped == previous.skipped and not restamped
             and store.current_is_sound()):
         return BuildReport(len(old), previous.passages, 0, 0, time.perf_counter() - started,
                            changed=False, generation=previous.generation, problems=problems)
@@ -167,11 +173,14 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
     manifest = maybe_compact(store, manifest)
     store.publish(manifest)
     _collect_garbage(store)
+    # Only new stamps (no article, vector or skipped file differs): not a change to report.
+    restamp_only = (previous is not None and not repaired and not fresh and not removed
+                    and len(keep) == len(old) and skipped == previous.skipped)
     return BuildReport(
         articles=len(articles), chunks=manifest.passages,
         embedded=int(data.passages.shape[0]) if data is not None else 0,
         removed=len(removed), seconds=time.perf_counter() - started,
-        added=len(fresh) - updated, updated=updated, changed=True,
+        added=len(fresh) - updated, updated=updated, changed=not restamp_only,
         generation=manifest.generation, problems=problems,
     )
 

@@ -81,7 +81,7 @@ def merge(store: IndexDir, manifest: Manifest, chosen: list[str]) -> Manifest:
     segments = [s for s in segments if s not in chosen]
     if parts:
         merged = _concat(parts)
-        merged.stats = {a.id: (articles[a.id].size, articles[a.id].mtime_ns)
+        merged.stats = {a.id: (articles[a.id].size, articles[a.id].stamp_ns)
                         for a in merged.articles}
         path = store.new_segment_path()
         write_segment(path, merged)

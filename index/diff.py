@@ -4,6 +4,7 @@ duplicate names, skipped files and unreadable ones."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ class CorpusFile:
     path: Path
     sha256: str
     size: int
-    mtime_ns: int  # -1: modified too recently to trust; the next build hashes it again
+    stamp_ns: int  # see ``stamp``; -1: changed too recently to trust, hashed again next time
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,22 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
 
 
 def _hash(path: Path, entry: ArticleEntry | None) -> CorpusFile:
-    """An unchanged size and modification time since the last build means unchanged
-    content, so the file is not read again (adding one article then reads one file, not the
-    corpus). A file modified within ``RACY_NS`` of being hashed records an unknown mtime."""
+    """An unchanged size and ``stamp`` since the last build means unchanged content, so the
+    file is not read again (adding one article then reads one file, not the corpus). A file
+    changed within ``RACY_NS`` of being hashed records an unknown stamp."""
     st = path.stat()
-    if (entry is not None and entry.path == path.name and entry.mtime_ns >= 0
-            and (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns)):
-        return CorpusFile(path, entry.sha256, entry.size, entry.mtime_ns)
+    now = stamp(st)
+    if (entry is not None and entry.path == path.name and entry.stamp_ns >= 0
+            and (entry.size, entry.stamp_ns) == (st.st_size, now)):
+        return CorpusFile(path, entry.sha256, entry.size, entry.stamp_ns)
     sha = file_sha256(path)
-    racy = st.st_mtime_ns > time.time_ns() - RACY_NS
-    return CorpusFile(path, sha, st.st_size, -1 if racy else st.st_mtime_ns)
+    racy = now > time.time_ns() - RACY_NS
+    return CorpusFile(path, sha, st.st_size, -1 if racy else now)
+
+
+def stamp(st: os.stat_result) -> int:
+    """When a file last changed, as far as its metadata tells: the later of its modification
+    time and its status-change time. The modification time alone can be set back (`touch -d`,
+    `cp -p`, unpacking an archive) over new content; the change time cannot, on POSIX. On
+    Windows the second is the creation time, and the modification time decides, as before."""
+    return max(st.st_mtime_ns, st.st_ctime_ns)

@@ -82,7 +82,8 @@ class SegmentData:
     token_vectors: np.ndarray  # float (quantised when written), or int8 with token_scales
     token_offsets: np.ndarray
     token_scales: np.ndarray | None = None
-    # corpus file (size, mtime_ns) by article id, as hashed: lets the next build skip re-reading
+    # corpus file (size, stamp: see index.diff.stamp) by article id, as hashed: lets the next
+    # build skip re-reading
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 

@@ -67,8 +67,8 @@ class ArticleEntry:
     path: str
     sentences: int
     passages: int
-    size: int = -1  # corpus file size and mtime when hashed (-1: unknown, hash it again)
-    mtime_ns: int = -1
+    size: int = -1  # corpus file size and stamp when hashed (-1: unknown, hash it again)
+    stamp_ns: int = -1  # see index.diff.stamp
 
 
 Catalog = Callable[[str], dict[str, ArticleEntry]]  # segment id -> its catalog
@@ -103,7 +103,8 @@ class Manifest:
                     if (e := self.articles.get(aid)) is None or e.segment != seg]
             if gone:
                 dead[seg] = sorted(gone)
-        # Articles whose entry differs from their segment's catalog (none today; kept exact).
+        # Articles whose entry differs from their segment's catalog: a file's size and stamp
+        # refreshed after a change that left its content as it was.
         extra = {aid: vars(e) for aid, e in sorted(self.articles.items())
                  if cats.get(e.segment, {}).get(aid) != e}
         return json.dumps({
@@ -141,7 +142,7 @@ class Manifest:
 
 def write_catalog(segment_dir: Path, entries: dict[str, ArticleEntry]) -> None:
     """Write a new segment's catalog (into its folder, before the folder is referenced)."""
-    rows = {aid: [e.path, e.sha256, e.sentences, e.passages, e.size, e.mtime_ns]
+    rows = {aid: [e.path, e.sha256, e.sentences, e.passages, e.size, e.stamp_ns]
             for aid, e in entries.items()}
     with (segment_dir / CATALOG).open("w", encoding="utf-8") as fh:
         fh.write(json.dumps({"articles": rows}, ensure_ascii=False))

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import passages_of
 
+import index.diff as diff_module
 from bot.answer import Answerer
 from index.build import build_index
 from index.chunk import ChunkParams
@@ -103,18 +104,48 @@ def test_progress_is_counted_in_passages(tmp_path, base, embedder):
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
-def test_nothing_changed_embeds_nothing(small, embedder):
+def test_nothing_changed_embeds_nothing(small, embedder, monkeypatch):
+    monkeypatch.setattr(diff_module, "RACY_NS", 200_000_000)  # 0.2 s, not 2, to wait out
     corpus, index_dir = small
-    before = (index_dir / CURRENT).read_text()
     segments = sorted(p.name for p in (index_dir / "segments").iterdir())
-    os.utime(corpus / SMALL[0])  # a newer mtime with the same bytes is no change
+    past = time.time_ns() - 10 * 10**9
+    os.utime(corpus / SMALL[0], ns=(past, past))  # new times, the same bytes: no change
+    time.sleep(0.3)  # out of the racy window (the change time is now), so a stamp to trust
 
     report = build_index(corpus, index_dir, embedder)
 
     assert (report.embedded, report.removed, report.articles) == (0, 0, 2)
     assert not report.changed
-    assert (index_dir / CURRENT).read_text() == before
     assert sorted(p.name for p in (index_dir / "segments").iterdir()) == segments
+    # The file's new stamp was recorded: the next build does not read it again.
+    before = (index_dir / CURRENT).read_text()
+    read: list[str] = []
+    hashing = diff_module.file_sha256
+    monkeypatch.setattr(diff_module, "file_sha256", lambda p: read.append(p.name) or hashing(p))
+    again = build_index(corpus, index_dir, embedder)
+    assert not again.changed and read == []
+    assert (index_dir / CURRENT).read_text() == before
+
+
+def test_new_content_under_the_old_size_and_modification_time_is_seen(small, embedder,
+                                                                     monkeypatch):
+    monkeypatch.setattr(diff_module, "RACY_NS", 200_000_000)
+    corpus, index_dir = small
+    path = corpus / "010-kazakh-customs.md"
+    path.write_text(NEW_ARTICLE, encoding="utf-8")
+    past = time.time_ns() - 10 * 10**9
+    os.utime(path, ns=(past, past))
+    time.sleep(0.3)  # out of the racy window, so the stamp is trusted and recorded
+    build_index(corpus, index_dir, embedder)
+    # The same length, other words, and the modification time set back (`touch -d`, `cp -p`).
+    path.write_text(NEW_ARTICLE.replace("Khorgos", "Dostyk "), encoding="utf-8")
+    os.utime(path, ns=(past, past))
+
+    report = build_index(corpus, index_dir, embedder)
+
+    assert (report.updated, report.embedded > 0) == (1, True)
+    got = answer(index_dir, embedder, NEW_QUESTION)
+    assert "Dostyk" in got.quotes[0].text
 
 
 def test_adding_an_article_embeds_only_its_passages(small, embedder, base):
