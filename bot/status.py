@@ -6,7 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 from index.build import require_corpus
-from index.diff import corpus_diff
+from index.diff import CorpusDiff, corpus_diff
+from index.load import shown_path
 from index.segment import damaged_segments
 from index.store import IndexDir
 
@@ -18,8 +19,8 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
         diff = corpus_diff(corpus_dir, None)
         return {"built": False, "index": str(index_dir), "corpus": str(corpus_dir),
                 "articles": 0, "passages": 0,
-                "added": sorted(diff.files[a].path.name for a in diff.added),
-                "changed": [], "removed": [], "ignored": _problems(diff.ignored)}
+                "added": _shown(diff, diff.added, corpus_dir), "changed": [], "removed": [],
+                "ignored": _problems(diff.ignored)}
     manifest = store.read_manifest()
     diff = corpus_diff(corpus_dir, manifest)
     damaged = damaged_segments(store.segments_dir, manifest.segments)
@@ -34,14 +35,19 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
         "articles": len(manifest.articles),
         "passages": manifest.passages,
         "segments": len(manifest.segments),
-        "added": sorted(diff.files[a].path.name for a in diff.added),
-        "changed": sorted(diff.files[a].path.name for a in diff.changed),
+        "added": _shown(diff, diff.added, corpus_dir),
+        "changed": _shown(diff, diff.changed, corpus_dir),
         "removed": sorted(manifest.articles[a].path for a in diff.removed),
         "unreadable": sorted(_problems(diff.still_bad), key=lambda p: p["path"]),
         "ignored": _problems(diff.ignored),
         "damaged": damaged,  # segments that fail their checks: `index build` repairs them
         "up_to_date": diff.up_to_date and not damaged,
     }
+
+
+def _shown(diff: CorpusDiff, ids: tuple[str, ...], corpus_dir: Path) -> list[str]:
+    # inbox/ named: an operator looking for the file in the corpus folder finds it there.
+    return sorted(shown_path(diff.files[a].path, corpus_dir) for a in ids)
 
 
 def _problems(problems) -> list[dict[str, str]]:

@@ -448,6 +448,11 @@ def test_the_inbox_beside_a_read_only_corpus_is_read_and_a_linked_inbox_is_not(
     # Chat adds articles beside a read-only corpus (bot/intake.py): they must be indexed.
     write(tmp_path / "inbox" / "kalvik.md", "# Kalvik lighthouse\n\nThe lighthouse on "
           "Kalvik island was repainted orange in 2022.\n")
+    from bot.status import index_status
+
+    # Named where an operator will find it, not as if it were in the corpus folder.
+    assert index_status(corpus, tmp_path / "index")["added"] == ["001-good.txt",
+                                                                 "inbox/kalvik.md"]
     report = build_index(corpus, tmp_path / "index", embedder)
     assert report.articles == 2 and report.problems == ()
     # An inbox inside the corpus that links elsewhere is not read (nor hashed).
