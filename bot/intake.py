@@ -8,6 +8,7 @@ renamed into place, so a crash or a refusal never leaves half an article for the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from bot.egress import PUBLIC_ONLY, AddressPolicy, BlockedAddress
-from index.documents import DocumentError, DocumentText, read_docx, read_pdf
+from index.documents import DocumentError, DocumentText, read_docx, read_html, read_pdf
 from index.load import INBOX, date_in_text
 
 if TYPE_CHECKING:
@@ -229,7 +230,7 @@ def extract(data: bytes, kind: str, *, url: str | None = None,
     if not data.strip():
         raise IntakeError("The file is empty; nothing added.")
     if kind == "html":
-        found = _from_html(data, url)
+        found = _from_document(functools.partial(read_html, url=url), data)
     elif kind == "pdf":
         found = _from_document(read_pdf, data)
     elif kind == "docx":
@@ -251,27 +252,16 @@ def _text(value: object) -> str | None:
     return " ".join(str(value).split()) or None if value else None
 
 
-def _from_html(data: bytes, url: str | None) -> Extracted:
-    import trafilatura
-
-    doc = trafilatura.bare_extraction(data.decode("utf-8", "replace"), url=url,
-                                      with_metadata=True, include_comments=False)
-    if doc is None:
-        return Extracted(text="")
-    get = doc.as_dict().get if hasattr(doc, "as_dict") else doc.get
-    return Extracted(text=get("text") or "", title=get("title"), outlet=get("sitename"),
-                     author=get("author"), published=get("date"), url=get("url") or url)
-
-
 def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> Extracted:
     try:
         found = read(data)
     except DocumentError as exc:
         reason = str(exc)
         raise IntakeError(f"{reason[:1].upper()}{reason[1:]}; nothing added.") from None
-    # The file's creation date only where the text names none, as the corpus loader does.
-    return Extracted(text=found.body, title=found.title, author=found.author,
-                     published=date_in_text(found.body) or found.file_date)
+    # A file's creation date only where the text names none, as the corpus loader does.
+    return Extracted(text=found.body, title=found.title, outlet=found.outlet,
+                     author=found.author, url=found.url,
+                     published=found.published or date_in_text(found.body) or found.file_date)
 
 
 def _decode(data: bytes) -> str:

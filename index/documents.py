@@ -1,4 +1,4 @@
-"""Reading the binary article formats, PDF and Word, behind limits.
+"""Reading the article formats that need a parser: web pages, PDF and Word, behind limits.
 
 Both the corpus loader (``index.load``) and articles added from chat (``bot.intake``) read
 them here, so a file reads the same whichever way it arrives.
@@ -36,14 +36,39 @@ class DocumentError(ValueError):
 
 @dataclass(frozen=True)
 class DocumentText:
-    """What a PDF or Word file holds: its text and the metadata it carries."""
+    """What a page or file holds: its text and the metadata it carries."""
 
     body: str
     title: str | None = None
     author: str | None = None
+    outlet: str | None = None
+    published: str | None = None  # as the page states it (not yet normalised)
+    url: str | None = None
     # The file's creation date (ISO): a fallback only, as files are often made long after
     # the article was published.
     file_date: str | None = None
+
+
+def read_html(data: bytes, *, url: str | None = None) -> DocumentText:
+    """The main text and metadata of a web page (trafilatura), without menus, footers,
+    comments or tables. Raises ``DocumentError`` when it holds no article text."""
+    import logging
+
+    import trafilatura
+
+    # A page without an article is reported once, by the caller; trafilatura would log it
+    # three times over, as errors.
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+    doc = trafilatura.bare_extraction(
+        data.decode("utf-8", errors="replace"), url=url, with_metadata=True,
+        include_comments=False, include_tables=False, favor_precision=True)
+    if doc is None:
+        raise DocumentError("no article text could be extracted from the HTML")
+    get = doc.get if isinstance(doc, dict) else (lambda key: getattr(doc, key, None))
+    # str(): trafilatura hands back its own string types, which YAML refuses.
+    return DocumentText(body=str(get("text") or ""), title=_field(get("title")),
+                        author=_field(get("author")), outlet=_field(get("sitename")),
+                        published=_field(get("date")), url=_field(get("url")) or url)
 
 
 def pdf_seconds() -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from index.documents import DocumentError, DocumentText, read_docx, read_pdf
+from index.documents import DocumentError, DocumentText, read_docx, read_html, read_pdf
 from index.model import Article, Corpus, LoadProblem
 
 INBOX = "inbox"  # articles added from chat (bot/intake.py)
@@ -223,7 +223,7 @@ def load_article(path: Path, corpus_dir: Path | None = None, *,
         raise ArticleError("the file is empty")
     suffix = path.suffix.lower()
     if suffix in (".html", ".htm"):
-        fields = _from_html(data)
+        fields = _from_document(read_html, data)
     elif suffix == ".pdf":
         fields = _from_document(read_pdf, data)
     elif suffix == ".docx":
@@ -358,26 +358,6 @@ def _from_text(text: str) -> dict[str, str | None]:
     return {"body": text}
 
 
-def _from_html(data: bytes) -> dict[str, str | None]:
-    import trafilatura
-
-    doc = trafilatura.bare_extraction(
-        data.decode("utf-8", errors="replace"), with_metadata=True, include_comments=False,
-        include_tables=False, favor_precision=True,
-    )
-    if doc is None:
-        raise ArticleError("no article text could be extracted from the HTML")
-    get = (lambda k: getattr(doc, k, None)) if not isinstance(doc, dict) else doc.get
-    return {
-        "body": get("text") or "",
-        "title": _clean_field(get("title")),
-        "outlet": _clean_field(get("sitename")),
-        "author": _clean_field(get("author")),
-        "published": _normalise_date(get("date")),
-        "url": _clean_field(get("url")),
-    }
-
-
 def real_roots(corpus_dir: Path) -> list[str]:
     """``reading_roots`` with links resolved: where a corpus file may really live."""
     return [os.path.realpath(r) for r in reading_roots(corpus_dir)]
@@ -405,7 +385,8 @@ def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> dict[s
     except DocumentError as exc:
         raise ArticleError(str(exc)) from None
     return {"body": found.body, "title": found.title, "author": found.author,
-            "file_date": found.file_date}
+            "outlet": found.outlet, "published": _normalise_date(found.published),
+            "url": found.url, "file_date": found.file_date}
 
 
 def _clean_field(value: object) -> str | None:

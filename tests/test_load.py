@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import random
 import re
 from pathlib import Path
@@ -287,6 +288,16 @@ def test_a_pdf_too_costly_to_read_is_given_up_and_the_rest_is_loaded(
     assert problem.path == "002-crafted.pdf"
     assert reason in problem.reason
     assert env.popitem()[0] in problem.reason  # names the setting that would let it through
+
+
+def test_junk_saved_as_html_is_reported_once_not_logged_by_the_parser(tmp_path, caplog):
+    write(tmp_path / "001-good.txt", GOOD_TEXT)
+    write(tmp_path / "002-junk.html", random.Random(1).randbytes(3000))
+    with caplog.at_level(logging.DEBUG):
+        loaded = load_corpus(tmp_path)
+    assert [(p.path, p.reason) for p in loaded.problems] == [
+        ("002-junk.html", "no article text could be extracted from the HTML")]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("trafilatura")] == []
 
 
 def test_an_html_page_without_article_text_is_reported_and_the_rest_is_loaded(tmp_path):
