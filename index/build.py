@@ -70,11 +70,11 @@ def build_index(corpus_dir: Path, index_dir: Path, embedder: Embedder, *,
     """Bring the index up to date with the corpus. One build at a time: a second one waits
     for the first (``wait`` seconds at most; None: as long as it takes), then finds the
     work done. A failed build (disk full, killed) leaves nothing the next one trips on."""
-    started = time.perf_counter()
     params = params or ChunkParams()
     store = IndexDir(index_dir)
     require_corpus(corpus_dir)
     with store.build_lock(wait=wait):
+        started = time.perf_counter()  # the build's own time, not the wait for another's
         _collect_garbage(store)  # what a failed build left (its space too) goes first
         try:
             return _build(corpus_dir, store, embedder, params, progress, started)
@@ -144,7 +144,8 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
     hashed = {f.path.name: f.sha256 for f in current.values()}  # each file hashed once
     skipped = {p.path: {"sha256": hashed[p.path], "reason": p.reason}
                for p in bad if p.path in hashed}
-    updated = sum(1 for a in fresh if a.id in old)
+    # Against what was indexed, damaged segments included: a repaired article is not "added".
+    updated = sum(1 for a in fresh if a.id in (was if was is not None else old))
     data = _prepare(fresh, embedder, params, progress, sentences) if fresh else None
     if data is not None:
         data.stats = {a.id: (current[a.id].size, current[a.id].stamp_ns) for a in fresh}
