@@ -89,6 +89,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/tmp/cache \
     DOSSIER_CORPUS_DIR=/data/corpus \
     DOSSIER_INDEX_DIR=/data/index \
+    DOSSIER_INBOX_DIR=/data/inbox \
     DOSSIER_FEEDBACK_DB=/data/feedback/feedback.sqlite3 \
     DOSSIER_HEALTH_HOST=0.0.0.0 \
     DOSSIER_HEALTH_PORT=8080 \
@@ -96,7 +97,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     DOSSIER_LOG_FORMAT=json
 
 # The dossier (mount it read-only), the rebuildable index, the 👍/👎 votes worth keeping, and
-# the articles added from chat (beside the read-only corpus: bot/intake.py).
+# the articles added from chat (DOSSIER_INBOX_DIR, read with the corpus: bot/intake.py).
 VOLUME ["/data/corpus", "/data/index", "/data/feedback", "/data/inbox"]
 
 USER 10001:10001

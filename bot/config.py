@@ -265,6 +265,11 @@ class Settings(BaseSettings):
     embed_backend: Annotated[str, _parsed(_choice, options=("onnx", "torch"))] = _var(
         "DOSSIER_EMBED_BACKEND", "onnx",
         "model runtime: onnx (default, no torch) or torch (sentence-transformers)")
+    # Read by index.load and bot.intake, like prefetch.
+    inbox_dir: Path | None = _var(
+        "DOSSIER_INBOX_DIR", None,
+        "where articles added from chat go, read with the corpus (default: corpus/inbox, or "
+        "<corpus>-inbox beside a read-only corpus)")
     onnx_dir: Path | None = _var(
         "DOSSIER_ONNX_DIR", None, "folder of the ONNX export (default: beside the packages)")
     max_article_mb: Annotated[float, _parsed(_float, low=0.001, high=1024.0, unit="MB",

@@ -25,7 +25,7 @@ import yaml
 
 from bot.egress import PUBLIC_ONLY, AddressPolicy, BlockedAddress
 from index.documents import DocumentError, DocumentText, read_docx, read_html, read_pdf
-from index.load import INBOX, date_in_text
+from index.load import INBOX, date_in_text, side_inbox
 
 if TYPE_CHECKING:
     from bot.answer import Answerer
@@ -75,11 +75,16 @@ class Added:
 
 
 def inbox_dir(corpus_dir: Path) -> Path:
-    """``corpus/inbox`` when the corpus folder is writable, else ``inbox`` beside it."""
+    """Where articles added from chat go: DOSSIER_INBOX_DIR when set; else ``inbox/`` in the
+    corpus folder when it is writable, else ``<corpus>-inbox`` beside it (read with the
+    corpus: ``index.load.reading_roots``)."""
+    beside, configured = side_inbox(corpus_dir)
+    if configured:
+        return beside
     inside = corpus_dir / INBOX
     if os.access(inside if inside.is_dir() else corpus_dir, os.W_OK):
         return inside
-    return corpus_dir.parent / INBOX
+    return beside
 
 
 # -- getting the bytes ------------------------------------------------------------------------

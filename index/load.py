@@ -72,17 +72,33 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[LoadProblem]]:
 
 
 def reading_roots(corpus_dir: Path) -> list[Path]:
-    """The folders articles are read from: the corpus folder, its ``inbox/``, and the
-    ``inbox/`` beside it (where chat adds articles when the corpus is read-only). An inbox
-    that is a link to somewhere else is not read."""
+    """The folders articles are read from: the corpus folder, its ``inbox/``, and the inbox
+    beside it (``side_inbox``: where chat adds articles when the corpus is read-only). An
+    inbox inside the corpus, or a default one beside it, that is a link to somewhere else
+    is not read."""
     roots = [corpus_dir]
-    real = os.path.realpath(corpus_dir)
-    for inbox, where in ((corpus_dir / INBOX, real),
-                         (corpus_dir.parent / INBOX, os.path.realpath(corpus_dir.parent))):
-        if inbox.is_dir() and os.path.realpath(inbox) == os.path.join(where, INBOX) \
-                and inbox not in roots:
-            roots.append(inbox)
+    inside = corpus_dir / INBOX
+    if inside.is_dir() and os.path.realpath(inside) == os.path.join(
+            os.path.realpath(corpus_dir), INBOX):
+        roots.append(inside)
+    beside, configured = side_inbox(corpus_dir)
+    if beside.is_dir() and beside not in roots and (configured or os.path.realpath(beside) == (
+            os.path.join(os.path.realpath(corpus_dir.parent), beside.name))):
+        roots.append(beside)
     return roots
+
+
+INBOX_ENV = "DOSSIER_INBOX_DIR"
+
+
+def side_inbox(corpus_dir: Path) -> tuple[Path, bool]:
+    """The inbox outside the corpus folder, and whether DOSSIER_INBOX_DIR names it. By
+    default ``<corpus>-inbox`` beside the corpus: named after it, so that two dossiers kept
+    side by side never read each other's additions."""
+    configured = os.environ.get(INBOX_ENV, "").strip()
+    if configured:
+        return Path(configured), True
+    return corpus_dir.parent / f"{corpus_dir.name}-{INBOX}", False
 
 
 def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProblem]]:

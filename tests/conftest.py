@@ -73,6 +73,8 @@ def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
             monkeypatch.delenv(name)
+    # Read by the corpus loader itself: a developer's setting would move every test's inbox.
+    monkeypatch.delenv("DOSSIER_INBOX_DIR", raising=False)
 
 
 @pytest.fixture(scope="session")

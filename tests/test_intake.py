@@ -103,6 +103,6 @@ def test_a_read_only_corpus_gets_its_inbox_beside_it(tmp_path: Path) -> None:
     try:
         if os.access(corpus, os.W_OK):
             pytest.skip("running as root: a read-only folder is still writable")
-        assert inbox_dir(corpus) == tmp_path / "inbox"
+        assert inbox_dir(corpus) == tmp_path / "corpus-inbox"
     finally:
         corpus.chmod(0o755)

@@ -116,4 +116,7 @@ def test_an_unwritable_inbox_inside_the_corpus_falls_back_beside_it(tmp_path: Pa
     monkeypatch.setattr(bot.intake.os, "access",
                         lambda path, mode: False if Path(path).is_relative_to(corpus)
                         else writable(path, mode))
-    assert inbox_dir(corpus) == tmp_path / "inbox"
+    assert inbox_dir(corpus) == tmp_path / "corpus-inbox"
+    # Configured, it is used whatever the corpus allows (the image's /data/inbox).
+    monkeypatch.setenv("DOSSIER_INBOX_DIR", str(tmp_path / "chat-added"))
+    assert inbox_dir(corpus) == tmp_path / "chat-added"

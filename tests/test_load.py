@@ -452,15 +452,18 @@ def test_a_sub_folder_of_articles_is_named_not_silently_ignored(tmp_path):
 
 def test_the_inbox_beside_a_read_only_corpus_is_read_and_a_linked_inbox_is_not(
         tmp_path, embedder):
+    from bot.status import index_status
     from index.build import build_index
+    from index.load import scan_corpus
 
     corpus = tmp_path / "corpus"
     write(corpus / "001-good.txt", GOOD_TEXT)
     # Chat adds articles beside a read-only corpus (bot/intake.py): they must be indexed.
-    write(tmp_path / "inbox" / "kalvik.md", "# Kalvik lighthouse\n\nThe lighthouse on "
+    write(tmp_path / "corpus-inbox" / "kalvik.md", "# Kalvik lighthouse\n\nThe lighthouse on "
           "Kalvik island was repainted orange in 2022.\n")
-    from bot.status import index_status
-
+    # Another dossier's, kept beside it, is not this one's.
+    write(tmp_path / "other-inbox" / "elsewhere.md", "# Elsewhere\n\nAnother story.\n")
+    write(tmp_path / "inbox" / "shared.md", "# Shared\n\nNo dossier's own.\n")
     # Named where an operator will find it, not as if it were in the corpus folder.
     assert index_status(corpus, tmp_path / "index")["added"] == ["001-good.txt",
                                                                  "inbox/kalvik.md"]
@@ -470,10 +473,20 @@ def test_the_inbox_beside_a_read_only_corpus_is_read_and_a_linked_inbox_is_not(
     outside = tmp_path / "elsewhere"
     write(outside / "secret.md", "# Secret\n\nNot for the dossier.\n")
     (corpus / "inbox").symlink_to(outside, target_is_directory=True)
-    from index.load import scan_corpus
 
     files, _ = scan_corpus(corpus)
     assert "secret.md" not in {f.name for f in files}
+
+
+def test_the_configured_inbox_is_read_with_the_corpus(tmp_path, monkeypatch):
+    from index.load import scan_corpus
+
+    corpus = tmp_path / "data" / "corpus"
+    write(corpus / "001-good.txt", GOOD_TEXT)
+    write(tmp_path / "data" / "inbox" / "added.md", "# Added\n\nFrom chat.\n")
+    assert [f.name for f in scan_corpus(corpus)[0]] == ["001-good.txt"]
+    monkeypatch.setenv("DOSSIER_INBOX_DIR", str(tmp_path / "data" / "inbox"))
+    assert [f.name for f in scan_corpus(corpus)[0]] == ["001-good.txt", "added.md"]
 
 
 def test_a_link_switched_between_check_and_read_cannot_slip_an_outside_file_in(
