@@ -195,7 +195,7 @@ def test_compose_runs_the_bot_with_the_corpus_volume_and_env_file() -> None:
     named = {v.split(":")[0] for v in bot["volumes"] if not v.startswith(".")}
     assert named <= set(compose["volumes"])
     assert any(v.endswith(":/data/index") for v in bot["volumes"])
-    assert int(bot["stop_grace_period"].rstrip("s")) > 25  # > DOSSIER_SHUTDOWN_GRACE
+    assert int(bot["stop_grace_period"].rstrip("s")) >= 25 + 10 + 5  # grace, Discord, slack
     assert bot["restart"] == "unless-stopped"
     example = (REPO / ".env.example").read_text()
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN"):
