@@ -556,7 +556,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 def env_file_warnings() -> list[str]:
     """The lines of the ``.env`` last read that were ignored. The line's text is not shown:
     a token missing its "=" would be."""
-    return [f"{path} line {line} is not NAME=value; it was ignored"
+    return [f"{path} line {line} is not a valid NAME=value line; no setting is read from it"
             for path, line in _ENV_FILE_BAD_LINES]
 
 

@@ -142,7 +142,8 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
         LoadProblem(p.path, f"{p.reason}; the version indexed before stays in service until "
                     "the file is fixed") if Path(p.path).stem in serving else p for p in bad))
     hashed = {f.path.name: f.sha256 for f in current.values()}  # each file hashed once
-    skipped = {p.path: {"sha256": hashed[p.path], "reason": p.reason}
+    skipped = {p.path: {"sha256": hashed[p.path], "reason": p.reason,
+                        **({"limits": p.limits} if p.limits else {})}
                for p in bad if p.path in hashed}
     # Against what was indexed, damaged segments included: a repaired article is not "added".
     updated = sum(1 for a in fresh if a.id in (was if was is not None else old))

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.documents import limits_key
 from index.load import file_sha256, scan_corpus, shown_path
 from index.model import LoadProblem
 from index.store import ArticleEntry, Manifest
@@ -75,9 +76,13 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
             del files[aid]
     unchanged = frozenset(aid for aid, f in files.items()
                           if aid in indexed and indexed[aid].sha256 == f.sha256)
-    still_bad = tuple(LoadProblem(f.path.name, skipped[f.path.name]["reason"])
+    # Unreadable last time and unchanged since: not read again, unless it failed on reading
+    # limits that have changed since (a PDF given more time now).
+    limits = limits_key()
+    still_bad = tuple(LoadProblem(f.path.name, entry["reason"], entry.get("limits"))
                       for aid, f in files.items() if aid not in unchanged
-                      and skipped.get(f.path.name, {}).get("sha256") == f.sha256)
+                      and (entry := skipped.get(f.path.name, {})).get("sha256") == f.sha256
+                      and entry.get("limits", limits) == limits)
     bad = {p.path for p in still_bad}
     todo = [aid for aid, f in files.items() if aid not in unchanged and f.path.name not in bad]
     return CorpusDiff(

@@ -15,10 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 # Far above what a news article takes (well under a second), far below a stuck parse.
 PDF_SECONDS_ENV = "DOSSIER_PDF_SECONDS"
@@ -31,7 +34,18 @@ MAX_UNPACKED_MB = 64
 
 
 class DocumentError(ValueError):
-    """A PDF or Word file that cannot be read; the message says why, for the user."""
+    """A page or file that cannot be read; the message says why, for the user. ``limits``:
+    set when it failed on the reading limits (``limits_key``) rather than on its bytes, so
+    that it is tried again once the limits change."""
+
+    def __init__(self, message: str, *, limits: str | None = None) -> None:
+        super().__init__(message)
+        self.limits = limits
+
+
+def limits_key() -> str:
+    """The reading limits in force, as recorded beside a file that failed on them."""
+    return f"pdf {pdf_seconds():g} s, {pdf_memory_mb()} MB"
 
 
 @dataclass(frozen=True)
@@ -52,8 +66,6 @@ class DocumentText:
 def read_html(data: bytes, *, url: str | None = None) -> DocumentText:
     """The main text and metadata of a web page (trafilatura), without menus, footers,
     comments or tables. Raises ``DocumentError`` when it holds no article text."""
-    import logging
-
     import trafilatura
 
     # A page without an article is reported once, by the caller; trafilatura would log it
@@ -63,7 +75,8 @@ def read_html(data: bytes, *, url: str | None = None) -> DocumentText:
         data.decode("utf-8", errors="replace"), url=url, with_metadata=True,
         include_comments=False, include_tables=False, favor_precision=True)
     if doc is None:
-        raise DocumentError("no article text could be extracted from the HTML")
+        raise DocumentError("no article text was found there (a menu, a login page or an "
+                            "empty document?)")
     get = doc.get if isinstance(doc, dict) else (lambda key: getattr(doc, key, None))
     # str(): trafilatura hands back its own string types, which YAML refuses.
     return DocumentText(body=str(get("text") or ""), title=_field(get("title")),
@@ -96,21 +109,28 @@ def read_pdf(data: bytes, *, seconds: float | None = None) -> DocumentText:
     much memory to read."""
     seconds = pdf_seconds() if seconds is None else seconds
     try:
-        done = subprocess.run([sys.executable, "-m", "index.documents", "pdf"], input=data,
-                              capture_output=True, timeout=seconds, check=False)
+        # -P: the working folder is not put on the child's import path (an index.py or a
+        # json.py there would be run in place of ours).
+        done = subprocess.run([sys.executable, "-P", "-m", "index.documents", "pdf"],
+                              input=data, capture_output=True, timeout=seconds, check=False)
     except subprocess.TimeoutExpired:
         raise DocumentError(f"the PDF took over {seconds:g} s to read; it was given up "
                             f"(a damaged or crafted file?); {PDF_SECONDS_ENV} sets the "
-                            "limit") from None
+                            "limit", limits=limits_key()) from None
     try:
         found = json.loads(done.stdout)
     except ValueError:
         found = None
     if done.returncode != 0 or not isinstance(found, dict):
-        # MemoryError, or the child was killed for its CPU time.
-        raise DocumentError(f"the PDF needs more than {pdf_memory_mb()} MB of memory or "
-                            "too much work to read (a damaged or crafted file?); "
-                            f"{PDF_MEMORY_ENV} sets the limit")
+        if done.returncode < 0 or b"MemoryError" in done.stderr:
+            # Out of memory, or killed for its CPU time (SIGXCPU).
+            raise DocumentError(f"the PDF needs more than {pdf_memory_mb()} MB of memory or "
+                                "too much work to read (a damaged or crafted file?); "
+                                f"{PDF_MEMORY_ENV} sets the limit", limits=limits_key())
+        log.warning("the PDF reader failed (exit %s): %s", done.returncode,
+                    done.stderr.decode("utf-8", "replace")[-500:])
+        raise DocumentError(f"the PDF reader failed (exit {done.returncode}; see the log)",
+                            limits=limits_key())
     if "error" in found:
         raise DocumentError(f"the PDF cannot be read ({found['error']})")
     return DocumentText(**found)
@@ -174,8 +194,6 @@ def _iso_date(value: object) -> str | None:
 # -- the PDF child -------------------------------------------------------------------------------
 
 def _parse_pdf(data: bytes) -> dict[str, str | None]:
-    import logging
-
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -201,14 +219,25 @@ def _parse_pdf(data: bytes) -> dict[str, str | None]:
 
 
 def _limit_child(seconds: float) -> None:
+    """Lower the child's address space and CPU time to the limits, never raising one the
+    host set lower (ulimit, systemd), and leaving out what the system refuses: macOS does
+    not enforce RLIMIT_AS, and refuses some values. The parent's timeout always applies."""
     try:
         import resource
-    except ImportError:  # not a POSIX system: the parent's timeout still applies
+    except ImportError:  # not a POSIX system
         return
-    memory = pdf_memory_mb() * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = int(seconds) + 5
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    wanted = [(resource.RLIMIT_CPU, int(seconds) + 5)]
+    if sys.platform != "darwin":
+        wanted.append((resource.RLIMIT_AS, pdf_memory_mb() * 1024 * 1024))
+    for kind, value in wanted:
+        try:
+            soft, hard = resource.getrlimit(kind)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            if soft == resource.RLIM_INFINITY or value < soft:
+                resource.setrlimit(kind, (value, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _child(argv: list[str]) -> int:

@@ -39,7 +39,11 @@ _FULL_DATE = re.compile(
 
 
 class ArticleError(ValueError):
-    """A corpus file could not be turned into an article."""
+    """A corpus file could not be turned into an article (``limits``: see LoadProblem)."""
+
+    def __init__(self, message: str, *, limits: str | None = None) -> None:
+        super().__init__(message)
+        self.limits = limits
 
 
 def max_article_bytes() -> int:
@@ -64,10 +68,21 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[LoadProblem]]:
         return [], []
     files: list[Path] = []
     problems: list[LoadProblem] = []
-    for folder in reading_roots(corpus_dir):
+    roots = reading_roots(corpus_dir)
+    for folder in roots:
         found, bad = _scan_folder(folder, "" if folder == corpus_dir else f"{INBOX}/")
         files += found
         problems += bad
+    # Where chat stored articles beside a read-only corpus before it was named after it.
+    legacy = corpus_dir.parent / INBOX
+    if legacy.is_dir() and os.path.realpath(legacy) not in map(os.path.realpath, roots) \
+            and (n := _articles_in(str(legacy))):
+        beside, configured = side_inbox(corpus_dir)
+        where = f"{beside} ({INBOX_ENV})" if configured else f"{beside.name}/ (or {INBOX_ENV})"
+        problems.append(LoadProblem(f"../{INBOX}/", (
+            f"{n} article file(s) in the inbox beside the corpus folder, which is not read: "
+            f"articles added from chat now go to {where}; move them there if they belong "
+            "to this dossier")))
     return files, problems
 
 
@@ -82,7 +97,8 @@ def reading_roots(corpus_dir: Path) -> list[Path]:
             os.path.realpath(corpus_dir), INBOX):
         roots.append(inside)
     beside, configured = side_inbox(corpus_dir)
-    if beside.is_dir() and beside not in roots and (configured or os.path.realpath(beside) == (
+    real = os.path.realpath(beside)
+    if beside.is_dir() and real not in map(os.path.realpath, roots) and (configured or real == (
             os.path.join(os.path.realpath(corpus_dir.parent), beside.name))):
         roots.append(beside)
     return roots
@@ -212,7 +228,8 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
         try:
             article = load_article(path, corpus_dir, roots=roots)
         except (ArticleError, OSError) as exc:
-            problems.append(LoadProblem(path=path.name, reason=str(exc)))
+            problems.append(LoadProblem(path=path.name, reason=str(exc),
+                                        limits=getattr(exc, "limits", None)))
             continue
         if article.id in seen:
             problems.append(LoadProblem(path=shown_path(path, corpus_dir), reason=(
@@ -399,7 +416,7 @@ def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> dict[s
     try:
         found = read(data)
     except DocumentError as exc:
-        raise ArticleError(str(exc)) from None
+        raise ArticleError(str(exc), limits=exc.limits) from None
     return {"body": found.body, "title": found.title, "author": found.author,
             "outlet": found.outlet, "published": _normalise_date(found.published),
             "url": found.url, "file_date": found.file_date}

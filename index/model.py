@@ -80,6 +80,9 @@ class LoadProblem:
 
     path: str
     reason: str
+    # The reading limits it failed on (index.documents.limits_key), when it failed on them
+    # rather than on its bytes: it is tried again once they change.
+    limits: str | None = None
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,9 @@ def _words(text: str) -> str:
 
 
 def _repeated(sentence: str, shown: list[str]) -> bool:
-    words = _words(sentence)
-    return any(words in text for text in shown)
+    # Whole words: "5 people died." is not shown by "Officials said 15 people died."
+    words = f" {_words(sentence)} "
+    return any(words in f" {text} " for text in shown)
 
 
 def closest_articles(ranked: list[Ranked], n: int = 3) -> tuple[Article, ...]:

@@ -25,7 +25,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -103,16 +103,28 @@ class Manifest:
                     if (e := self.articles.get(aid)) is None or e.segment != seg]
             if gone:
                 dead[seg] = sorted(gone)
-        # Articles whose entry differs from their segment's catalog: a file's size and stamp
-        # refreshed after a change that left its content as it was.
-        extra = {aid: vars(e) for aid, e in sorted(self.articles.items())
-                 if cats.get(e.segment, {}).get(aid) != e}
+        # Articles whose entry differs from their segment's catalog: most often only a file's
+        # size and stamp, refreshed after a change that left its content as it was, kept in
+        # two numbers ("stamps"); any other difference as a whole entry ("entries", under the
+        # key names of the format's first release, which older code reads).
+        stamps: dict[str, list[int]] = {}
+        extra: dict[str, dict] = {}
+        for aid, e in sorted(self.articles.items()):
+            listed = cats.get(e.segment, {}).get(aid)
+            if listed == e:
+                continue
+            if listed is not None and replace(listed, size=e.size, stamp_ns=e.stamp_ns) == e:
+                stamps[aid] = [e.size, e.stamp_ns]
+            else:
+                fields = vars(e)
+                extra[aid] = {("mtime_ns" if k == "stamp_ns" else k): v
+                              for k, v in fields.items()}
         return json.dumps({
             "format": self.format, "generation": self.generation, "model": self.model,
             "model_fingerprint": self.model_fingerprint, "dimension": self.dimension,
             "chunking": self.chunking, "cleaning": self.cleaning, "built_at": self.built_at,
             "segments": list(self.segments), "dead": dead, "entries": extra,
-            "skipped": dict(sorted(self.skipped.items())),
+            "stamps": stamps, "skipped": dict(sorted(self.skipped.items())),
         }, indent=1)
 
     @classmethod
@@ -130,7 +142,13 @@ class Manifest:
             for aid, entry in catalog(seg).items():
                 if aid not in dead:
                     articles[aid] = entry
-        articles.update({k: ArticleEntry(**v) for k, v in raw["entries"].items()})
+        for aid, fields in raw["entries"].items():
+            fields = dict(fields)
+            fields["stamp_ns"] = fields.pop("mtime_ns", fields.get("stamp_ns", -1))
+            articles[aid] = ArticleEntry(**fields)
+        for aid, (size, stamp) in raw.get("stamps", {}).items():
+            if aid in articles:
+                articles[aid] = replace(articles[aid], size=int(size), stamp_ns=int(stamp))
         return cls(
             generation=raw["generation"], format=int(raw["format"]), model=raw["model"],
             model_fingerprint=raw["model_fingerprint"], dimension=int(raw["dimension"]),

@@ -23,6 +23,7 @@ import index.diff as diff_module
 from bot.answer import Answerer
 from index.build import build_index
 from index.chunk import ChunkParams
+from index.documents import PDF_SECONDS_ENV
 from index.live import LiveIndex
 from index.load import load_article
 from index.segment import load_segment
@@ -117,8 +118,18 @@ def test_nothing_changed_embeds_nothing(small, embedder, monkeypatch):
     assert (report.embedded, report.removed, report.articles) == (0, 0, 2)
     assert not report.changed
     assert sorted(p.name for p in (index_dir / "segments").iterdir()) == segments
-    # The file's new stamp was recorded: the next build does not read it again.
+    # The file's new stamp was recorded, in two numbers beside the segment's catalog (and
+    # an entry written as the previous release wrote them is still read): the next build
+    # does not read the file again.
     before = (index_dir / CURRENT).read_text()
+    manifest_path = index_dir / "generations" / f"{before.strip()}.json"
+    raw = json.loads(manifest_path.read_text())
+    aid = SMALL[0].removesuffix(".md")
+    assert raw["entries"] == {} and aid in raw["stamps"]
+    _size, stamp = raw["stamps"].pop(aid)
+    entry = {**vars(IndexDir(index_dir).read_manifest().articles[aid]), "mtime_ns": stamp}
+    del entry["stamp_ns"]
+    manifest_path.write_text(json.dumps({**raw, "entries": {aid: entry}}))
     read: list[str] = []
     hashing = diff_module.file_sha256
     monkeypatch.setattr(diff_module, "file_sha256", lambda p: read.append(p.name) or hashing(p))
@@ -213,6 +224,30 @@ def test_a_sentence_two_outlets_ran_word_for_word_is_quoted_once(small, embedder
 
     assert "forty freight wagons" in got.quotes[0].text
     assert sum("forty freight wagons" in q.text for q in got.quotes) == 1
+
+
+def test_a_pdf_given_up_on_its_limits_is_tried_again_once_they_change(small, embedder,
+                                                                    monkeypatch):
+    from fakes.articles import heavy_pdf
+
+    import index.load
+
+    corpus, index_dir = small
+    (corpus / "012-report.pdf").write_bytes(heavy_pdf(operations=100_000))  # about 2 s
+    read: list[int] = []
+    reading = index.load.read_pdf
+    monkeypatch.setattr(index.load, "read_pdf", lambda data: read.append(1) or reading(data))
+    monkeypatch.setenv(PDF_SECONDS_ENV, "1")
+
+    first = build_index(corpus, index_dir, embedder)
+    second = build_index(corpus, index_dir, embedder)  # the same limits: not read again
+    monkeypatch.setenv(PDF_SECONDS_ENV, "60")
+    third = build_index(corpus, index_dir, embedder)
+
+    assert [p.path for p in first.problems] == [p.path for p in second.problems] == [
+        "012-report.pdf"]
+    assert "took over 1 s" in second.problems[0].reason
+    assert (len(read), third.problems, third.added, third.articles) == (2, (), 1, 3)
 
 
 def test_changing_an_article_embeds_its_passages_and_answers_from_the_new_text(small, embedder):

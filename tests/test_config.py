@@ -269,11 +269,11 @@ def test_lines_of_dotenv_that_are_not_settings_are_named_without_their_text(
     assert settings.slack_bot_token is None
     # Said once, in our words (python-dotenv's own warning is not repeated).
     assert [r.getMessage().split(" (run")[0] for r in caplog.records] == [
-        f"{tmp_path / '.env'} line 2 is not NAME=value; it was ignored",
-        f"{tmp_path / '.env'} line 5 is not NAME=value; it was ignored"]
+        f"{tmp_path / '.env'} line 2 is not a valid NAME=value line; no setting is read from it",
+        f"{tmp_path / '.env'} line 5 is not a valid NAME=value line; no setting is read from it"]
     result = CliRunner().invoke(config_group, ["check", "--json"])
     report = json.loads(result.output)
     assert [w for w in report["warnings"] if ".env line" in w] == [
-        f"{tmp_path / '.env'} line 2 is not NAME=value; it was ignored",
-        f"{tmp_path / '.env'} line 5 is not NAME=value; it was ignored"]
+        f"{tmp_path / '.env'} line 2 is not a valid NAME=value line; no setting is read from it",
+        f"{tmp_path / '.env'} line 5 is not a valid NAME=value line; no setting is read from it"]
     assert BOT_TOKEN[8:20] not in result.output + caplog.text

@@ -296,7 +296,8 @@ def test_junk_saved_as_html_is_reported_once_not_logged_by_the_parser(tmp_path, 
     with caplog.at_level(logging.DEBUG):
         loaded = load_corpus(tmp_path)
     assert [(p.path, p.reason) for p in loaded.problems] == [
-        ("002-junk.html", "no article text could be extracted from the HTML")]
+        ("002-junk.html", "no article text was found there (a menu, a login page or an "
+                          "empty document?)")]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("trafilatura")] == []
 
 
@@ -468,7 +469,11 @@ def test_the_inbox_beside_a_read_only_corpus_is_read_and_a_linked_inbox_is_not(
     assert index_status(corpus, tmp_path / "index")["added"] == ["001-good.txt",
                                                                  "inbox/kalvik.md"]
     report = build_index(corpus, tmp_path / "index", embedder)
-    assert report.articles == 2 and report.problems == ()
+    assert report.articles == 2
+    # The inbox of earlier versions is named, not read: its articles may be this dossier's.
+    (problem,) = report.problems
+    assert problem.path == "../inbox/" and "move them there" in problem.reason
+    assert "corpus-inbox/" in problem.reason
     # An inbox inside the corpus that links elsewhere is not read (nor hashed).
     outside = tmp_path / "elsewhere"
     write(outside / "secret.md", "# Secret\n\nNot for the dossier.\n")
@@ -487,6 +492,14 @@ def test_the_configured_inbox_is_read_with_the_corpus(tmp_path, monkeypatch):
     assert [f.name for f in scan_corpus(corpus)[0]] == ["001-good.txt"]
     monkeypatch.setenv("DOSSIER_INBOX_DIR", str(tmp_path / "data" / "inbox"))
     assert [f.name for f in scan_corpus(corpus)[0]] == ["001-good.txt", "added.md"]
+    # Named again, in another spelling, it is still read once.
+    monkeypatch.setenv("DOSSIER_INBOX_DIR", str(corpus / "inbox"))
+    (corpus / "inbox").mkdir()
+    (corpus / "inbox" / "x.md").write_text("# X\n\nText.\n")
+    monkeypatch.chdir(tmp_path)
+    files, problems = scan_corpus(Path("data") / "corpus")
+    assert [f.name for f in files] == ["001-good.txt", "x.md"]
+    assert [p.path for p in problems] == ["../inbox/"]  # data/inbox, no longer named
 
 
 def test_a_link_switched_between_check_and_read_cannot_slip_an_outside_file_in(

@@ -138,3 +138,12 @@ def test_a_confident_answer_is_marked_high(answerer):
     data = answer_to_json(answerer.ask(QUESTION))
     assert data["answered"] is True and data["confidence"] == "high"
     assert data["closest"] == []
+
+
+def test_a_sentence_counts_as_shown_only_word_for_word_as_whole_words() -> None:
+    from index.policy import _repeated
+
+    shown = ["Officials said 15 people died. The port stayed shut."]
+    assert _repeated("The port stayed\nshut.", shown)  # line breaks are not words
+    assert not _repeated("5 people died.", shown)  # another fact inside the same letters
+    assert not _repeated("said 15", ["Officials said 150 people died."])

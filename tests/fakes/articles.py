@@ -62,12 +62,12 @@ def tiny_pdf(text: str, title: str = "Tiree ferry timetable changes") -> bytes:
 
 def heavy_pdf(*, operations: int = 0, padding_mb: int = 0) -> bytes:
     """A small PDF that is costly to read: its one page's content stream, deflated, holds
-    ``operations`` text-showing operators (CPU: about 2 s per 100,000 for pypdf) and
-    ``padding_mb`` MB of blanks (memory)."""
+    the FERRY article, then ``operations`` text-showing operators that show nothing (CPU:
+    about 2 s per 100,000 for pypdf) and ``padding_mb`` MB of blanks (memory)."""
     import zlib
 
-    body = (b"BT /F1 11 Tf 50 780 Td (a) Tj\n" + b"(a) Tj\n" * operations
-            + b" " * (padding_mb * 1024 * 1024) + b" ET")
+    body = (f"BT /F1 11 Tf 50 780 Td ({FERRY}) Tj\n".encode("latin-1")
+            + b"() Tj\n" * operations + b" " * (padding_mb * 1024 * 1024) + b" ET")
     return _one_page_pdf(zlib.compress(body, 9), "Heavy", deflated=True)
 
 
