@@ -134,13 +134,16 @@ class Answerer:
         return report
 
 
-_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+# OSC (window titles, links: ESC ] ... BEL or ST) whole, then CSI and two-character escapes.
+_ANSI_ESCAPE = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+                          r"|\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 
 
 def clean_question(question: str) -> str:
     """The question as searched: terminal escapes removed, control characters made spaces."""
     text = _ANSI_ESCAPE.sub("", question)
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
+    # Cs: lone surrogates, which undecodable input bytes become; no tokenizer takes them.
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in text)
     return " ".join(text.split())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -119,8 +120,10 @@ def index_build(corpus: Path | None, index_dir: Path | None, as_json: bool) -> N
 def echo_build_report(report, corpus_dir: Path, *, as_json: bool) -> None:
     """The one report of a build, for `index build` and every rebuild of `index watch`:
     skipped files and an empty corpus on stderr, the figures (or one JSON object) on stdout."""
-    for p in report.problems:
-        click.echo(f"Skipped {p.path}: {p.reason}", err=True)
+    from bot.render import one_line
+
+    for p in report.problems:  # file names come from anyone who can drop a file in
+        click.echo(f"Skipped {one_line(p.path)}: {one_line(p.reason)}", err=True)
     if not report.articles:
         # An index of nothing answers every question with "not covered": say why, loudly.
         click.echo(f"Warning: no articles in {corpus_dir}; the index is empty. Put articles "
@@ -154,6 +157,7 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
     Exits 1 when there is no index yet, or it is damaged (the JSON object is printed all
     the same).
     """
+    from bot.render import one_line
     from bot.status import index_status as compute
 
     settings = load_settings(corpus_dir=corpus, index_dir=index_dir)
@@ -181,10 +185,10 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
     else:
         for key in ("added", "changed", "removed"):
             for name in status[key]:
-                click.echo(f"  {key:8} {name}")
+                click.echo(f"  {key:8} {one_line(name)}")
         click.echo("Run `dossier-bot index build` to index these changes.")
     for item in status.get("unreadable", []) + status.get("ignored", []):
-        click.echo(f"  skipped  {item['path']}: {item['reason']}")
+        click.echo(f"  skipped  {one_line(item['path'])}: {one_line(item['reason'])}")
     if status["damaged"]:
         sys.exit(EXIT_FAILURE)
 
@@ -215,8 +219,7 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
     if problem:
         # Checked before the model loads (seconds): bad input is answered at once, exit 2.
         if as_json:
-            click.echo(json.dumps(answer_to_json(Answer(question=question, reason=problem)),
-                                  ensure_ascii=False))
+            click.echo(json_line(answer_to_json(Answer(question=question, reason=problem))))
         raise BadInput(problem)
     with friendly_errors():
         plain = make_answerer(settings)
@@ -233,7 +236,7 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
             if conversation is not None:
                 out.update(conversation=conversation, read_as=answer.read_as,
                            more=answer.has_more)
-            click.echo(json.dumps(out, ensure_ascii=False))
+            click.echo(json_line(out))
             sys.stdout.flush()
         else:
             click.echo(render_text(answer))
@@ -245,10 +248,25 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
 BAD_JSON_LINE = 'a JSON line needs a "question" string, e.g. {"question": "…"}'
 
 
+def json_line(obj: object) -> str:
+    """One JSON object on one line, UTF-8 kept readable: the characters that would break a
+    line for a reader splitting on every line break (U+2028/9, NEL), act on a terminal (C1
+    controls, bidi overrides) or cannot be written as UTF-8 (lone surrogates, from
+    undecodable input) are written as escapes, which JSON reads back the same."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                               json.dumps(obj, ensure_ascii=False))
+
+
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                             "\ud800-\udfff]")  # lone surrogates: no UTF-8 holds them
+
+
 def _stdin_questions() -> Iterator[tuple[str, str | None, str | None]]:
     # Every input line gets exactly one output object (blank ones a reason), so scripts
     # can pair questions and answers by line number.
-    for line in sys.stdin:
+    from bot.console import stdin_lines
+
+    for line in stdin_lines():
         text = line.rstrip("\r\n")
         yield _conversation_line(text) if text.lstrip().startswith("{") else (text, None, None)
 
@@ -345,7 +363,10 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
         with friendly_errors():
             answerer = make_answerer(settings)
         started = time.perf_counter()
-        report = run_eval(answerer, cases)
+        try:
+            report = run_eval(answerer, cases)
+        except EvalFileError as exc:
+            raise BadInput(f"{files[0]}: {exc}") from None
         if as_json:
             click.echo(json.dumps(report.as_dict()))
         else:
@@ -366,8 +387,12 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
         raise Failure(f"two dossiers share a name: {', '.join(sorted(names))}")
     started = time.perf_counter()
     with friendly_errors():
-        suite = run_suite(dossiers, make_embedder(settings), settings.index_dir.parent / "eval",
-                          say=lambda msg: click.echo(msg, err=True))
+        try:
+            suite = run_suite(dossiers, make_embedder(settings),
+                              settings.index_dir.parent / "eval",
+                              say=lambda msg: click.echo(msg, err=True))
+        except EvalFileError as exc:
+            raise BadInput(str(exc)) from None
     if as_json:
         click.echo(json.dumps(suite.as_dict()))
     else:

@@ -13,7 +13,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from bot.answer import Answer, Answerer
 from bot.config import Settings
-from bot.conversation import ConversationalAnswerer, Conversations
+from bot.conversation import NOTHING_TO_CONTINUE, ConversationalAnswerer, Conversations
 from bot.render import render_sources_text, render_text
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ def handle(text: str, answerer: Answerer, settings: Settings,
             talk.conversations = Conversations(ttl=talk.conversations.ttl)
         return "New conversation: earlier questions are forgotten."
     if command == "/more":
-        if talk is None:
-            return "Nothing to continue: ask a question first."
+        # No question yet, or none since /new: there is nothing to continue (not "expired").
+        if talk is None or talk.conversations.get(CONVERSATION, create=False) is None:
+            return NOTHING_TO_CONTINUE
         return _shown(talk.more(CONVERSATION))
     if command.startswith("/"):
         return f"Unknown command {text.split()[0]!r}. {HELP}"
@@ -104,8 +105,19 @@ def _shown(answer: Answer) -> str:
 
 
 def _plain_lines() -> Iterator[str]:
-    for line in sys.stdin:
-        yield line.rstrip("\n")
+    for line in stdin_lines():
+        yield line.rstrip("\r\n")
+
+
+def stdin_lines() -> Iterator[str]:
+    """Lines of standard input, bytes that are not UTF-8 shown as U+FFFD: one undecodable
+    line (a Latin-1 terminal, a binary file piped in) must not end the session."""
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text-only stream (an embedding program's)
+        yield from sys.stdin
+        return
+    for line in raw:
+        yield line.decode("utf-8", "replace")
 
 
 def history_candidates(settings: Settings) -> list[Path]:

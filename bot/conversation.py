@@ -390,7 +390,7 @@ class ConversationalAnswerer:
 def conversation_cases(turns: object, name: str) -> list:
     """The evaluation cases of one `{"turns": [...]}` line: a turn with a "doc" key is scored
     (doc null: the bot should decline), one without it is context only."""
-    from bot.evaluate import Case
+    from bot.evaluate import make_case
 
     if not isinstance(turns, list) or not turns:
         raise ValueError("\"turns\" must be a non-empty list of {\"q\", ...} objects")
@@ -398,9 +398,7 @@ def conversation_cases(turns: object, name: str) -> list:
     for turn in turns:
         if not isinstance(turn, dict):
             raise ValueError(f"a turn must be an object, not {turn!r}")
-        scored = "doc" in turn
-        cases.append(Case(str(turn["q"]), turn.get("doc"), turn.get("phrase"),
-                          conversation=name, context=not scored))
+        cases.append(make_case(turn, conversation=name, context="doc" not in turn))
     return cases
 
 

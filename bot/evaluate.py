@@ -90,8 +90,14 @@ class EvalReport:
 
 
 def load_cases(path: Path) -> list[Case]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvalFileError(f"{path}: not UTF-8 text (byte {exc.start}); a question file is "
+                            "JSON lines") from None
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # Lines end at "\n" only: JSON written with ensure_ascii=False may hold U+2028 in a string.
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -100,15 +106,38 @@ def load_cases(path: Path) -> list[Case]:
                 from bot.conversation import conversation_cases
 
                 cases.extend(conversation_cases(raw["turns"], f"{path.name}:{n}"))
+            elif isinstance(raw, dict):
+                cases.append(make_case(raw))
             else:
-                cases.append(Case(str(raw["q"]), raw.get("doc"), raw.get("phrase")))
+                raise ValueError("not an object")
         except (ValueError, KeyError, TypeError) as exc:
             raise EvalFileError(f"{path}:{n}: not a {{\"q\", \"doc\", \"phrase\"}} nor a "
                                 f"{{\"turns\": [...]}} JSON line ({exc})") from None
     return cases
 
 
+def make_case(raw: dict, *, conversation: str | None = None, context: bool = False) -> Case:
+    """A case from one question object, its fields checked: a string question, and either
+    no "doc" (the bot should decline) or an article prefix with the phrase to find."""
+    q, doc, phrase = raw["q"], raw.get("doc"), raw.get("phrase")
+    if not isinstance(q, str):
+        raise TypeError(f"\"q\" must be a string, not {q!r}")
+    if doc is not None and not (isinstance(doc, str) and doc.strip()):
+        raise TypeError(f"\"doc\" must name an article (the start of its file name) or be "
+                        f"null, not {doc!r}")
+    if doc is not None and not isinstance(phrase, str):
+        raise TypeError(f"\"phrase\" must be the words to find, not {phrase!r}")
+    return Case(q, doc, phrase if isinstance(phrase, str) else None, conversation=conversation,
+                context=context)
+
+
 def run_eval(answerer: Answerer, cases: list[Case]) -> EvalReport:
+    ids = [s.article.id for s in answerer.sources()]
+    unknown = sorted({c.doc for c in cases if c.doc is not None
+                      and not any(_same_doc(aid, c.doc) for aid in ids)})
+    if unknown:
+        # A typo'd "doc" would otherwise read as a miss of the bot's.
+        raise EvalFileError(f"\"doc\" names no article of the corpus: {', '.join(unknown)}")
     if any(c.conversation is not None for c in cases):
         from bot.conversation import answer_turns
 
@@ -173,7 +202,10 @@ def run_suite(dossiers: list[Dossier], embedder: Embedder, index_root: Path, *,
         for p in report.problems:
             say(f"{dossier.name}: skipped {p.path}: {p.reason}")
         answerer = Answerer(LiveIndex(index_dir, embedder))
-        suite.reports[dossier.name] = run_eval(answerer, cases)
+        try:
+            suite.reports[dossier.name] = run_eval(answerer, cases)
+        except EvalFileError as exc:
+            raise EvalFileError(f"{dossier.questions}: {exc}") from None
         d = suite.reports[dossier.name].as_dict()
         say(f"{dossier.name}: strict {d['strict']}/{d['answerable']}, "
             f"off-topic declined {d['off_topic_declined']}/{d['off_topic']}")
@@ -210,7 +242,12 @@ def render_suite(suite: SuiteReport, seconds: float, *, misses: bool = False) ->
 
 
 def _same_doc(article_id: str, doc: str | None) -> bool:
-    return doc is not None and (article_id == doc or article_id.startswith(doc))
+    """Whether ``doc``, the start of a file name, names ``article_id``: "001" names
+    "001-russia-asks…", not "0012-…" (a number is matched whole)."""
+    if not doc or not article_id.startswith(doc):
+        return False
+    rest = article_id[len(doc):]
+    return not (rest and doc[-1].isdigit() and rest[0].isdigit())
 
 
 def _is_miss(o: Outcome) -> bool:
@@ -248,8 +285,12 @@ def render_report(report: EvalReport, seconds: float) -> str:
 
 
 def _render_misses(misses: list[dict]) -> list[str]:
+    from bot.render import one_line
+
     lines = []
-    for m in misses:
+    for raw in misses:
+        # Questions, phrases and quotes go to a terminal: on one line, without its controls.
+        m = {k: one_line(v) if isinstance(v, str) else v for k, v in raw.items()}
         if m["doc"] is None:
             lines.append(f"ANSWERED (off-topic): {m['q']}\n    quoted [{m['quoted_doc']}]: "
                          f"{_short(m['quoted'])}")

@@ -13,16 +13,29 @@ from index.model import Article
 # isolates (an article can make "gpj.exe" read "exe.jpg"), zero-width spaces and joiners, and
 # the byte-order mark. Shown text drops them; JSON keeps the exact span.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
-                        "\u061c\u180e\ufeff]")
-# Control characters other than tab and line breaks: ESC starts terminal escape sequences
+                        "\u061c\u180e\ufeff\ufff9-\ufffb\u115f\u1160\u3164\uffa0"
+                        # tag characters: invisible text ("ASCII smuggling")
+                        "\U000e0000-\U000e007f]")
+# Control characters other than tab and line breaks, and lone surrogates (undecodable input,
+# which no terminal can be sent): ESC starts terminal escape sequences
 # (colours, cursor moves, window titles) that a quote must not send to a console.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def neutralise(text: str) -> str:
-    """``text`` safe to show: invisible formatting characters removed, other control
-    characters shown as U+FFFD."""
+    """``text`` safe to show: invisible formatting characters removed, every line break
+    (CR, CRLF, U+2028/9) a newline, other control characters shown as U+FFFD."""
+    text = _LINE_BREAK.sub("\n", text)
     return _CONTROL.sub("\ufffd", _INVISIBLE.sub("", text))
+
+
+def one_line(text: str) -> str:
+    """``neutralise``d, on one line: a name or title cannot start a line of its own (and
+    pass for another article's attribution)."""
+    return " ".join(neutralise(text).split())
+
+
+_LINE_BREAK = re.compile("\r\n?|[\u2028\u2029\x85]")
 
 
 def attribution(article: Article, *, with_url: bool = True) -> str:
@@ -38,7 +51,7 @@ def attribution(article: Article, *, with_url: bool = True) -> str:
     line = ", ".join(parts)
     if with_url and article.url:
         line += f" — {article.url}"
-    return neutralise(line)
+    return one_line(line)
 
 
 def correction_note(answer: Answer) -> str | None:

@@ -22,7 +22,7 @@ def cli(monkeypatch, embedder, built_index, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env or corpus/ of the developer's leaks in
     runner = CliRunner()
 
-    def invoke(*args: str, stdin: str | None = None):
+    def invoke(*args: str, stdin: str | bytes | None = None):
         return runner.invoke(main, list(args), input=stdin, catch_exceptions=False)
 
     return invoke
@@ -77,6 +77,43 @@ def test_eval_rejects_a_malformed_file_in_one_line(cli, tmp_path):
     assert "bad.jsonl:2" in result.output
 
 
+@pytest.mark.parametrize(("content", "reason"), [
+    (b'{"q": "Who?", "doc": 10, "phrase": "x"}\n', '"doc" must name an article'),
+    (b'{"q": "Who?", "doc": "", "phrase": "x"}\n', '"doc" must name an article'),
+    (b'{"q": "Who?", "doc": "001", "phrase": 5}\n', '"phrase" must be the words'),
+    (b'{"q": ["Who?"], "doc": null}\n', '"q" must be a string'),
+    (b'{"turns": [{"q": "Who?", "doc": "001", "phrase": ["x"]}]}\n', '"phrase" must be'),
+    (b"[1, 2]\n", "not an object"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text"),
+], ids=["doc-int", "doc-empty", "phrase-int", "q-list", "turn-phrase", "array", "binary"])
+def test_eval_refuses_badly_typed_lines_before_the_model_loads(tmp_path, monkeypatch,
+                                                               content, reason):
+    import bot.runtime
+
+    monkeypatch.setattr(bot.runtime, "make_answerer", lambda *_a: pytest.fail("model loaded"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content)
+    result = CliRunner().invoke(main, ["eval", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert reason in result.output and "Traceback" not in result.output
+
+
+def test_eval_reads_what_json_allows_and_names_a_doc_no_article_has(cli, tmp_path):
+    sample = tmp_path / "sample.jsonl"
+    good = {"q": "Which program does Michael Raska coordinate?", "doc": "000",
+            "phrase": "Military Transformation Program"}
+    # A BOM, and U+2028 inside a string (legal JSON, written by ensure_ascii=False).
+    sample.write_bytes(b"\xef\xbb\xbf" + json.dumps({**good, "note": "a\u2028b"},
+                                                     ensure_ascii=False).encode() + b"\n")
+    assert json.loads(cli("eval", "--json", str(sample)).output)["answerable"] == 1
+    # "00" is the start of no file name as a whole number ("000-…" starts "000").
+    sample.write_text(json.dumps({**good, "doc": "00"}) + "\n" + json.dumps(
+        {**good, "doc": "999-nope"}) + "\n")
+    result = cli("eval", str(sample))
+    assert result.exit_code == 2
+    assert '"doc" names no article of the corpus: 00, 999-nope' in result.output
+
+
 def test_console_commands(answerer, built_index):
     settings = Settings(index_dir=built_index)
     assert handle("/quit", answerer, settings) is None
@@ -101,11 +138,12 @@ def test_console_session_reads_lines_until_quit(answerer, built_index):
 def test_console_chat_reads_follow_ups_in_context(answerer, built_index):
     out: list[str] = []
     run_console(answerer, Settings(index_dir=built_index),
-                lines=iter(["What did Jake Sullivan say?", "what did he say next?", "/more",
-                            "/new", "what did he say next?", "/quit"]),
+                lines=iter(["/more", "What did Jake Sullivan say?", "what did he say next?",
+                            "/more", "/new", "what did he say next?", "/more", "/quit"]),
                 write=out.append)
     replies = [r for r in out if r and "article(s) loaded" not in r]
-    first, follow, more, new, lost = replies
+    early, first, follow, more, new, lost, nothing = replies
+    assert "nothing to continue" in early.lower() and "nothing to continue" in nothing.lower()
     assert "Sullivan" in first
     assert follow.startswith("(read as: What did Jake Sullivan say?)")
     assert more.startswith("(read as: What did Jake Sullivan say?)") or "No more quotes" in more
@@ -124,3 +162,24 @@ def test_ask_json_stdin_refuses_a_json_line_without_a_question(cli):
     assert good["answered"] is True and good["confidence"] == "high"
     # Further quotes on an answered question carry its confidence, not null.
     assert more["quotes"] and more["confidence"] == "high"
+
+
+def test_undecodable_bytes_in_a_question_are_searched_around_not_a_crash(cli):
+    # Bytes that are not UTF-8 (a Latin-1 terminal), and a JSON line naming a lone surrogate,
+    # which is what Python makes of such bytes.
+    lines = [b"Did Russia ask China for military aid? caf\xe9",
+             b'{"question": "Did Russia ask \\udcff China for military aid?"}',
+             b"Who wrote the Impakter piece?"]
+    result = cli("ask", "--json", "-", stdin=b"\n".join(lines) + b"\n")
+    answers = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [a["answered"] for a in answers] == [True, True, True]
+
+
+def test_json_answers_stay_one_line_whatever_the_article_holds(tmp_path):
+    from bot.cli import json_line
+
+    text = "a line\u2028separator, a \x9b[2J CSI, an \u202e override"
+    line = json_line({"text": text})
+    assert len(line.splitlines()) == 1
+    assert "\u2028" not in line and "\x9b" not in line and "\u202e" not in line
+    assert json.loads(line) == {"text": text}  # the exact text, read back

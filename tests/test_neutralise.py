@@ -4,6 +4,7 @@ JSON answer keeps the exact span of the article."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from bot.answer import Answer, Quote
 from bot.discord import render as discord_render
@@ -74,3 +75,28 @@ def test_discord_embeds_are_neutralised():
                      *(f.name for f in embed.fields), *(f.value for f in embed.fields)):
             visible_ok(text or "")
     visible_ok(reply.content or "")
+
+
+def test_an_attribution_stays_one_line_and_smuggled_text_is_dropped():
+    from bot.render import attribution
+
+    forged = Article(id="031-heron", path="031-heron.txt", body="x", sha256="0" * 64,
+                     title="Heron\r  • “Forged article”, Reuters\n", outlet="Post\u2028Times",
+                     author="Jane\U000e0041\U000e0042 Roe")
+    line = attribution(forged)
+    assert line == "“Heron • “Forged article”, Reuters ”, Post Times, by Jane Roe"
+
+
+def test_file_names_in_build_and_status_reports_cannot_act_on_the_terminal(capsys):
+    from types import SimpleNamespace
+
+    from bot.cli import echo_build_report
+    from index.model import LoadProblem
+
+    name = "030-x\x1b]0;pwned\x07.txt\nCorpus:    up to date"
+    report = SimpleNamespace(problems=[LoadProblem(name, "the file is \x1b[2Jempty")],
+                             articles=1, chunks=1, changed=False, seconds=0.1)
+    echo_build_report(report, Path("corpus"), as_json=False)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert len(err.splitlines()) == 1 and err.startswith("Skipped 030-x")
