@@ -345,6 +345,7 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
     from bot.evaluate import (
         Dossier,
         EvalFileError,
+        check_docs,
         find_dossiers,
         load_cases,
         render_report,
@@ -358,15 +359,14 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
     if len(files) == 1 and files[0].is_file():
         try:
             cases = load_cases(files[0])
+            check_docs(cases, settings.corpus_dir)
         except EvalFileError as exc:
-            raise BadInput(str(exc)) from None
+            raise BadInput(str(exc) if str(exc).startswith(str(files[0]))
+                           else f"{files[0]}: {exc}") from None
         with friendly_errors():
             answerer = make_answerer(settings)
         started = time.perf_counter()
-        try:
-            report = run_eval(answerer, cases)
-        except EvalFileError as exc:
-            raise BadInput(f"{files[0]}: {exc}") from None
+        report = run_eval(answerer, cases)
         if as_json:
             click.echo(json.dumps(report.as_dict()))
         else:
@@ -375,11 +375,15 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
     dossiers: list[Dossier] = []
     try:
         for f in files:
-            if f.is_file():
-                load_cases(f)  # a bad line fails before any model loads
-                dossiers.append(Dossier(f.stem, settings.corpus_dir, f))
-            else:
-                dossiers += find_dossiers(f)
+            found = ([Dossier(f.stem, settings.corpus_dir, f)] if f.is_file()
+                     else find_dossiers(f))
+            for d in found:  # a bad line or doc fails before any model loads
+                try:
+                    check_docs(load_cases(d.questions), d.corpus)
+                except EvalFileError as exc:
+                    raise EvalFileError(str(exc) if str(exc).startswith(str(d.questions))
+                                        else f"{d.questions}: {exc}") from None
+            dossiers += found
     except EvalFileError as exc:
         raise BadInput(str(exc)) from None
     names = [d.name for d in dossiers]
@@ -387,12 +391,8 @@ def evaluate(files: tuple[Path, ...], index_dir: Path | None, corpus: Path | Non
         raise Failure(f"two dossiers share a name: {', '.join(sorted(names))}")
     started = time.perf_counter()
     with friendly_errors():
-        try:
-            suite = run_suite(dossiers, make_embedder(settings),
-                              settings.index_dir.parent / "eval",
-                              say=lambda msg: click.echo(msg, err=True))
-        except EvalFileError as exc:
-            raise BadInput(str(exc)) from None
+        suite = run_suite(dossiers, make_embedder(settings), settings.index_dir.parent / "eval",
+                          say=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(suite.as_dict()))
     else:

@@ -110,14 +110,17 @@ def _plain_lines() -> Iterator[str]:
 
 
 def stdin_lines() -> Iterator[str]:
-    """Lines of standard input, bytes that are not UTF-8 shown as U+FFFD: one undecodable
-    line (a Latin-1 terminal, a binary file piped in) must not end the session."""
+    """Lines of standard input in its encoding, bytes it cannot decode shown as U+FFFD: one
+    undecodable line (a binary file piped in) must not end the session. A byte-order mark
+    at the start is dropped."""
     raw = getattr(sys.stdin, "buffer", None)
     if raw is None:  # a text-only stream (an embedding program's)
         yield from sys.stdin
         return
-    for line in raw:
-        yield line.decode("utf-8", "replace")
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+    for n, line in enumerate(raw):
+        text = line.decode(encoding, "replace")
+        yield text.lstrip("\ufeff") if n == 0 else text
 
 
 def history_candidates(settings: Settings) -> list[Path]:

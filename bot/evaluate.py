@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.answer import Answer, Answerer
+from bot.render import one_line
 from index.embed import Embedder
 
 
@@ -131,13 +132,22 @@ def make_case(raw: dict, *, conversation: str | None = None, context: bool = Fal
                 context=context)
 
 
-def run_eval(answerer: Answerer, cases: list[Case]) -> EvalReport:
-    ids = [s.article.id for s in answerer.sources()]
+def check_docs(cases: list[Case], corpus_dir: Path) -> None:
+    """Refuse a question file whose "doc" names no file of the corpus folder (a typo would
+    read as the bot's miss). Checked against the files, not the index: an article the build
+    skipped (a PDF over its time limit) is the bot's miss, not the file's error."""
+    from index.load import scan_corpus
+
+    ids = [p.stem for p in scan_corpus(corpus_dir)[0]]
     unknown = sorted({c.doc for c in cases if c.doc is not None
                       and not any(_same_doc(aid, c.doc) for aid in ids)})
+    if unknown and not ids:
+        raise EvalFileError(f"the corpus folder {corpus_dir} holds no articles")
     if unknown:
-        # A typo'd "doc" would otherwise read as a miss of the bot's.
         raise EvalFileError(f"\"doc\" names no article of the corpus: {', '.join(unknown)}")
+
+
+def run_eval(answerer: Answerer, cases: list[Case]) -> EvalReport:
     if any(c.conversation is not None for c in cases):
         from bot.conversation import answer_turns
 
@@ -200,12 +210,9 @@ def run_suite(dossiers: list[Dossier], embedder: Embedder, index_root: Path, *,
         index_dir = index_root / dossier.name
         report = build_index(dossier.corpus, index_dir, embedder)
         for p in report.problems:
-            say(f"{dossier.name}: skipped {p.path}: {p.reason}")
+            say(f"{dossier.name}: skipped {one_line(p.path)}: {one_line(p.reason)}")
         answerer = Answerer(LiveIndex(index_dir, embedder))
-        try:
-            suite.reports[dossier.name] = run_eval(answerer, cases)
-        except EvalFileError as exc:
-            raise EvalFileError(f"{dossier.questions}: {exc}") from None
+        suite.reports[dossier.name] = run_eval(answerer, cases)
         d = suite.reports[dossier.name].as_dict()
         say(f"{dossier.name}: strict {d['strict']}/{d['answerable']}, "
             f"off-topic declined {d['off_topic_declined']}/{d['off_topic']}")
@@ -285,8 +292,6 @@ def render_report(report: EvalReport, seconds: float) -> str:
 
 
 def _render_misses(misses: list[dict]) -> list[str]:
-    from bot.render import one_line
-
     lines = []
     for raw in misses:
         # Questions, phrases and quotes go to a terminal: on one line, without its controls.

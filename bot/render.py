@@ -12,10 +12,13 @@ from index.model import Article
 # Characters that change how text *looks* without being seen: bidi embeddings, overrides and
 # isolates (an article can make "gpj.exe" read "exe.jpg"), zero-width spaces and joiners, and
 # the byte-order mark. Shown text drops them; JSON keeps the exact span.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
-                        "\u061c\u180e\ufeff\ufff9-\ufffb\u115f\u1160\u3164\uffa0"
-                        # tag characters: invisible text ("ASCII smuggling")
-                        "\U000e0000-\U000e007f]")
+_INVISIBLE = re.compile(
+    # a flag's tag sequence (England, Scotland, Wales) is kept: group 1
+    "(\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f)"
+    "|[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u061c\u180e\ufeff"
+    "\ufff9-\ufffb\u3164\uffa0"
+    # other tag characters: invisible text ("ASCII smuggling")
+    "\U000e0000-\U000e007f]")
 # Control characters other than tab and line breaks, and lone surrogates (undecodable input,
 # which no terminal can be sent): ESC starts terminal escape sequences
 # (colours, cursor moves, window titles) that a quote must not send to a console.
@@ -26,7 +29,7 @@ def neutralise(text: str) -> str:
     """``text`` safe to show: invisible formatting characters removed, every line break
     (CR, CRLF, U+2028/9) a newline, other control characters shown as U+FFFD."""
     text = _LINE_BREAK.sub("\n", text)
-    return _CONTROL.sub("\ufffd", _INVISIBLE.sub("", text))
+    return _CONTROL.sub("\ufffd", _INVISIBLE.sub(lambda m: m.group(1) or "", text))
 
 
 def one_line(text: str) -> str:

@@ -54,8 +54,10 @@ def make_answerer(settings: Settings, *, build_if_missing: bool = True,
 
 
 def describe_problems(report: BuildReport, say: Callable[[str], None]) -> None:
-    for p in report.problems:
-        say(f"Skipped {p.path}: {p.reason}")
+    from bot.render import one_line
+
+    for p in report.problems:  # file names come from anyone who can drop a file in
+        say(f"Skipped {one_line(p.path)}: {one_line(p.reason)}")
 
 
 def corpus_or_default(path: Path | None, settings: Settings) -> Path:

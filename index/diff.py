@@ -82,7 +82,7 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
     still_bad = tuple(LoadProblem(f.path.name, entry["reason"], entry.get("limits"))
                       for aid, f in files.items() if aid not in unchanged
                       and (entry := skipped.get(f.path.name, {})).get("sha256") == f.sha256
-                      and entry.get("limits", limits) == limits)
+                      and entry.get("limits", _unrecorded(f.path, limits)) == limits)
     bad = {p.path for p in still_bad}
     todo = [aid for aid, f in files.items() if aid not in unchanged and f.path.name not in bad]
     return CorpusDiff(
@@ -91,6 +91,13 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
         changed=tuple(a for a in todo if a in indexed),
         removed=tuple(sorted(a for a in indexed if a not in files)),
         still_bad=still_bad, ignored=tuple(problems))
+
+
+def _unrecorded(path: Path, limits: str) -> str | None:
+    """The limits a skipped file failed on, where the index recorded none: a PDF's are
+    unknown (indexes before they were recorded), so it is read once more; other files fail
+    on their bytes alone."""
+    return None if path.suffix.lower() == ".pdf" else limits
 
 
 def _hash(path: Path, entry: ArticleEntry | None) -> CorpusFile:

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -103,6 +104,11 @@ def _positive(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
+# The exit statuses of a child killed on its limits (the negated signal numbers).
+_LIMIT_SIGNALS = {-getattr(signal, name) for name in ("SIGXCPU", "SIGKILL")
+                  if hasattr(signal, name)}
+
+
 def read_pdf(data: bytes, *, seconds: float | None = None) -> DocumentText:
     """The text and metadata of a PDF, parsed in a child process under a time and memory
     limit. Raises ``DocumentError`` for a damaged PDF, or one that takes too long or too
@@ -122,8 +128,8 @@ def read_pdf(data: bytes, *, seconds: float | None = None) -> DocumentText:
     except ValueError:
         found = None
     if done.returncode != 0 or not isinstance(found, dict):
-        if done.returncode < 0 or b"MemoryError" in done.stderr:
-            # Out of memory, or killed for its CPU time (SIGXCPU).
+        if done.returncode in _LIMIT_SIGNALS or b"MemoryError" in done.stderr:
+            # Out of memory, or killed for its CPU time (SIGXCPU; SIGKILL past the hard limit).
             raise DocumentError(f"the PDF needs more than {pdf_memory_mb()} MB of memory or "
                                 "too much work to read (a damaged or crafted file?); "
                                 f"{PDF_MEMORY_ENV} sets the limit", limits=limits_key())

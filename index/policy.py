@@ -7,6 +7,7 @@ Three outcomes, from the refusal model's probability that the dossier answers th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,9 +99,10 @@ def _words(text: str) -> str:
 
 
 def _repeated(sentence: str, shown: list[str]) -> bool:
-    # Whole words: "5 people died." is not shown by "Officials said 15 people died."
-    words = f" {_words(sentence)} "
-    return any(words in f" {text} " for text in shown)
+    # Whole words ("5 people died." is not shown by "Officials said 15 people died."), and
+    # punctuation or quotation marks may stand either side.
+    words = re.compile(r"(?<!\w)" + re.escape(_words(sentence)) + r"(?!\w)")
+    return any(words.search(text) for text in shown)
 
 
 def closest_articles(ranked: list[Ranked], n: int = 3) -> tuple[Article, ...]:

@@ -233,7 +233,7 @@ def test_a_pdf_given_up_on_its_limits_is_tried_again_once_they_change(small, emb
     import index.load
 
     corpus, index_dir = small
-    (corpus / "012-report.pdf").write_bytes(heavy_pdf(operations=100_000))  # about 2 s
+    (corpus / "012-report.pdf").write_bytes(heavy_pdf(operations=200_000))  # about 2.5 s
     read: list[int] = []
     reading = index.load.read_pdf
     monkeypatch.setattr(index.load, "read_pdf", lambda data: read.append(1) or reading(data))
@@ -241,13 +241,21 @@ def test_a_pdf_given_up_on_its_limits_is_tried_again_once_they_change(small, emb
 
     first = build_index(corpus, index_dir, embedder)
     second = build_index(corpus, index_dir, embedder)  # the same limits: not read again
+    assert [p.path for p in first.problems] == [p.path for p in second.problems] == [
+        "012-report.pdf"]
+    assert "took over 1 s" in second.problems[0].reason and len(read) == 1
+    # An index from before limits were recorded: its skipped PDF is read once more.
+    generation = index_dir / "generations" / f"{(index_dir / CURRENT).read_text().strip()}.json"
+    raw = json.loads(generation.read_text())
+    del raw["skipped"]["012-report.pdf"]["limits"]
+    generation.write_text(json.dumps(raw))
+    build_index(corpus, index_dir, embedder)
+    build_index(corpus, index_dir, embedder)  # recorded again: not read again
+    assert len(read) == 2
     monkeypatch.setenv(PDF_SECONDS_ENV, "60")
     third = build_index(corpus, index_dir, embedder)
 
-    assert [p.path for p in first.problems] == [p.path for p in second.problems] == [
-        "012-report.pdf"]
-    assert "took over 1 s" in second.problems[0].reason
-    assert (len(read), third.problems, third.added, third.articles) == (2, (), 1, 3)
+    assert (len(read), third.problems, third.added, third.articles) == (3, (), 1, 3)
 
 
 def test_changing_an_article_embeds_its_passages_and_answers_from_the_new_text(small, embedder):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import DEV_SET
+from conftest import CORPUS, DEV_SET
 
 import bot.runtime
 from bot.cli import main
@@ -19,6 +19,7 @@ def cli(monkeypatch, embedder, built_index, tmp_path):
     """Run commands in-process on the session index, with the session's model."""
     monkeypatch.setattr(bot.runtime, "load_embedder", lambda *_a, **_k: embedder)
     monkeypatch.setenv("DOSSIER_INDEX_DIR", str(built_index))
+    monkeypatch.setenv("DOSSIER_CORPUS_DIR", str(CORPUS))  # the corpus that index holds
     monkeypatch.chdir(tmp_path)  # no .env or corpus/ of the developer's leaks in
     runner = CliRunner()
 
@@ -183,3 +184,21 @@ def test_json_answers_stay_one_line_whatever_the_article_holds(tmp_path):
     assert len(line.splitlines()) == 1
     assert "\u2028" not in line and "\x9b" not in line and "\u202e" not in line
     assert json.loads(line) == {"text": text}  # the exact text, read back
+
+
+def test_eval_scores_a_question_on_an_article_the_build_skipped_as_a_miss(cli, tmp_path):
+    dossier = tmp_path / "story"
+    (dossier / "corpus").mkdir(parents=True)
+    (dossier / "corpus" / "001-keepers.txt").write_text(
+        "Keepers vote to unionise\n\nThe lighthouse keepers of Skerryvore voted on Tuesday to "
+        "form a union, the first in the history of the Northern Lighthouse Board.\n")
+    (dossier / "corpus" / "002-menu.html").write_text(  # in the folder, never indexed
+        "<html><body><nav><a href='/'>Home</a></nav></body></html>")
+    (dossier / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in (
+        {"q": "What did the Skerryvore keepers vote for?", "doc": "001", "phrase": "union"},
+        {"q": "What is on the menu page?", "doc": "002", "phrase": "Home"})) + "\n")
+    result = cli("eval", "--json", str(dossier))
+    assert result.exit_code == 0, result.output
+    total = json.loads(result.stdout)["total"]
+    assert (total["answerable"], total["strict"]) == (2, 1)
+    assert "skipped 002-menu.html" in result.stderr

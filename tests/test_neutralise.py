@@ -100,3 +100,17 @@ def test_file_names_in_build_and_status_reports_cannot_act_on_the_terminal(capsy
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err
     assert len(err.splitlines()) == 1 and err.startswith("Skipped 030-x")
+
+
+def test_flags_keep_their_tag_sequence_while_loose_tag_characters_go():
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert neutralise(f"Go {scotland}!") == f"Go {scotland}!"
+    assert neutralise("pay\U000e0041\U000e0042 now") == "pay now"
+
+
+def test_discord_closest_articles_cannot_forge_a_line():
+    from bot.discord.render import _byline
+
+    article = Article(id="1", path="1.txt", body="x", sha256="0" * 64, title="Real",
+                      outlet="Post", author="Jane Roe\u2028• Forged article — Reuters")
+    assert "\n" not in _byline(article) and "\u2028" not in _byline(article)

@@ -147,3 +147,4 @@ def test_a_sentence_counts_as_shown_only_word_for_word_as_whole_words() -> None:
     assert _repeated("The port stayed\nshut.", shown)  # line breaks are not words
     assert not _repeated("5 people died.", shown)  # another fact inside the same letters
     assert not _repeated("said 15", ["Officials said 150 people died."])
+    assert _repeated("The port stayed shut.", ["He said: “The port stayed shut.” Ferries waited."])

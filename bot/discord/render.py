@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.answer import Answer, Quote, Source
-from bot.render import correction_note, neutralise
+from bot.render import correction_note, neutralise, one_line
 from index.model import Article
 
 # Discord's documented limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
@@ -59,12 +59,6 @@ def clip(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
-def one_line(text: str) -> str:
-    """``text`` on one line, with bidi overrides, zero-width and control characters
-    neutralised (every shown text passes through here)."""
-    return " ".join(neutralise(text).split())
-
-
 def embed_size(embed: discord.Embed) -> int:
     """The characters that count towards the 6,000 per message, in UTF-16 units."""
     size = u16len(embed.title or "") + u16len(embed.description or "")
@@ -110,7 +104,7 @@ def _link(article: Article) -> str:
 
 
 def _byline(article: Article) -> str:
-    return neutralise(" · ".join(p for p in (article.outlet,
+    return one_line(" · ".join(p for p in (article.outlet,
                                              article.author and f"by {article.author}",
                                              article.published) if p))
 

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from bot.answer import Answer, Quote, Source
-from bot.render import attribution, correction_note, neutralise
+from bot.render import attribution, correction_note, neutralise, one_line
 from index.model import Article
 
 SECTION_LIMIT = 3000  # characters of mrkdwn in one section or context element
@@ -40,12 +40,8 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _one_line(text: str) -> str:
-    return " ".join(neutralise(text).split())
-
-
 def _link(article: Article) -> str:
-    title = escape(_one_line(article.title or article.path))
+    title = escape(one_line(article.title or article.path))
     url = article.url or ""
     # A `|` or whitespace would end Slack's <url|label> syntax early; show no link then.
     if re.fullmatch(r"https?://[^\s|<>]+", url):
@@ -57,9 +53,9 @@ def source_line(article: Article) -> str:
     """Linked title · outlet · author · date, as mrkdwn."""
     parts = [f"*{_link(article)}*"]
     if article.outlet:
-        parts.append(escape(_one_line(article.outlet)))
+        parts.append(escape(one_line(article.outlet)))
     if article.author:
-        parts.append("by " + escape(_one_line(article.author)))
+        parts.append("by " + escape(one_line(article.author)))
     if article.published:
         parts.append(escape(article.published))
     return " · ".join(parts)
@@ -73,7 +69,7 @@ def _quote_chunks(text: str, limit: int = QUOTE_LIMIT) -> list[str]:
     """
     chunks: list[str] = []
     current = ""
-    for word in _one_line(text).split(" "):
+    for word in one_line(text).split(" "):
         while len(word) > limit:
             if current:
                 chunks.append(current)
@@ -165,14 +161,14 @@ def fallback_text(answer: Answer) -> str:
     if not answer.answered and not answer.unsure:
         lines = [answer.reason or "The dossier does not cover that question."]
         if note:
-            lines.append(_one_line(note))
+            lines.append(one_line(note))
         if answer.closest:
             lines.append("Closest articles: " + "; ".join(attribution(a) for a in answer.closest))
         return _clip(escape("\n".join(lines)), TEXT_LIMIT)
-    lines = [_one_line(note)] if note else []
+    lines = [one_line(note)] if note else []
     lines += [answer.reason] if answer.unsure and answer.reason else []
     for n, quote in enumerate(answer.quotes, 1):
-        lines.append(f"[{n}] “{_one_line(quote.text)}” — {attribution(quote.article)}")
+        lines.append(f"[{n}] “{one_line(quote.text)}” — {attribution(quote.article)}")
     return _clip(escape("\n".join(lines)), TEXT_LIMIT)
 
 
@@ -186,15 +182,15 @@ def render_answer(answer: Answer, *, answer_id: str | None = None,
     blocks: list[dict[str, Any]] = []
     if answer.question.strip():
         label = "Shared answer to" if shared else "Question"
-        blocks.append(_context(f"{label}: {escape(_clip(_one_line(answer.question), 500))}"))
+        blocks.append(_context(f"{label}: {escape(_clip(one_line(answer.question), 500))}"))
     if answer.read_differently:
         # A follow-up is answered as the question it continues: say which, as Discord does.
         blocks.append(_context(
-            f"Read as: {escape(_clip(_one_line(answer.read_differently), 500))}"))
+            f"Read as: {escape(_clip(one_line(answer.read_differently), 500))}"))
     reserve = 2 if answer_id else 0  # the actions block, and a note on quotes left out
     note = correction_note(answer)
     if note and answer.quotes:  # the quotes below answer the corrected wording
-        blocks.append(_context(escape(_one_line(note))))
+        blocks.append(_context(escape(one_line(note))))
     if answer.unsure and answer.reason:
         blocks.append(_section(escape(answer.reason)))
     if answer.answered or answer.unsure:
@@ -213,7 +209,7 @@ def render_answer(answer: Answer, *, answer_id: str | None = None,
         reason = answer.reason or "The dossier does not cover that question."
         blocks.append(_section(escape(reason)))
         if note:
-            blocks.append(_section(escape(_one_line(note))))
+            blocks.append(_section(escape(one_line(note))))
         if answer.closest:
             lines = "\n".join(f"• {source_line(a)}" for a in answer.closest)
             blocks.append(_context(f"Closest articles in the dossier:\n{lines}"))
