@@ -7,7 +7,6 @@ Three outcomes, from the refusal model's probability that the dossier answers th
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,10 +98,23 @@ def _words(text: str) -> str:
 
 
 def _repeated(sentence: str, shown: list[str]) -> bool:
-    # Whole words ("5 people died." is not shown by "Officials said 15 people died."), and
-    # punctuation or quotation marks may stand either side.
-    words = re.compile(r"(?<!\w)" + re.escape(_words(sentence)) + r"(?!\w)")
-    return any(words.search(text) for text in shown)
+    """Whether ``sentence`` stands in a shown quote as whole words ("5 people died." is not
+    shown by "Officials said 15 people died."); punctuation or quotation marks may stand
+    either side. (str.find, not a regular expression: one per sentence would be compiled
+    on every question.)"""
+    words = _words(sentence)
+    for text in shown if words else ():
+        at = text.find(words)
+        while at != -1:
+            end = at + len(words)
+            if not (_word_char(text, at - 1) or _word_char(text, end)):
+                return True
+            at = text.find(words, at + 1)
+    return False
+
+
+def _word_char(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and (text[i].isalnum() or text[i] == "_")
 
 
 def closest_articles(ranked: list[Ranked], n: int = 3) -> tuple[Article, ...]:
