@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ import yaml
 
 from bot.egress import PUBLIC_ONLY, AddressPolicy, BlockedAddress
 from index.documents import DocumentError, DocumentText, read_docx, read_html, read_pdf
-from index.load import INBOX, date_in_text, side_inbox
+from index.load import (
+    INBOX,
+    ArticleError,
+    date_in_text,
+    markdown_fields,
+    max_article_bytes,
+    side_inbox,
+)
 
 if TYPE_CHECKING:
     from bot.answer import Answerer
@@ -240,6 +248,8 @@ def extract(data: bytes, kind: str, *, url: str | None = None,
         found = _from_document(read_pdf, data)
     elif kind == "docx":
         found = _from_document(read_docx, data)
+    elif kind == "md":
+        found = _from_markdown(_decode(data))
     else:
         found = Extracted(text=_decode(data))
     if len(" ".join(found.text.split())) < MIN_TEXT_CHARS:
@@ -255,6 +265,19 @@ def extract(data: bytes, kind: str, *, url: str | None = None,
 
 def _text(value: object) -> str | None:
     return " ".join(str(value).split()) or None if value else None
+
+
+def _from_markdown(text: str) -> Extracted:
+    # As the corpus loader reads it: front matter is metadata, not article text (else the
+    # copy of a corpus file would pass the duplicate check and quote its YAML).
+    try:
+        fields = markdown_fields(text)
+    except ArticleError as exc:
+        raise IntakeError(f"That Markdown file cannot be read: {exc}; nothing added.") \
+            from None
+    return Extracted(text=fields["body"] or "", title=fields.get("title"),
+                     outlet=fields.get("outlet"), author=fields.get("author"),
+                     published=fields.get("published"), url=fields.get("url"))
 
 
 def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> Extracted:
@@ -318,19 +341,21 @@ def as_markdown(found: Extracted) -> bytes:
     return f"---\n{head}---\n\n{found.text.strip()}\n".encode()
 
 
+# One add at a time in the process: Slack and Discord each have an Intake, and two adds of
+# one article at once would both pass the duplicate check.
+_ADDING = threading.Lock()
+
+
 class Intake:
     """Adds articles to the corpus and the index. One at a time: a second waits."""
 
     def __init__(self, answerer: Answerer, corpus_dir: Path, *, max_bytes: int = MAX_BYTES,
                  timeout: float = TIMEOUT_S, policy: AddressPolicy = PUBLIC_ONLY) -> None:
-        import threading
-
         self.answerer = answerer
         self.corpus_dir = Path(corpus_dir)
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.policy = policy
-        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, answerer: Answerer, settings: Settings) -> Intake:
@@ -356,7 +381,10 @@ class Intake:
 
     def add(self, found: Extracted) -> Added:
         digest = body_hash(found.text)
-        with self._lock:
+        stored_bytes = as_markdown(found)
+        if len(stored_bytes) > max_article_bytes():  # the corpus loader would skip it
+            raise IntakeError(too_large(len(stored_bytes), max_article_bytes()))
+        with _ADDING:
             for source in self.answerer.sources():
                 if body_hash(source.article.body) == digest:
                     raise IntakeError(f"Already in the dossier: “{source.article.label}” has the "
@@ -365,17 +393,28 @@ class Intake:
                 raise IntakeError(f"The corpus folder {self.corpus_dir} does not exist; ask an "
                                   "admin to check DOSSIER_CORPUS_DIR.")
             name = f"{_slug(found.title or 'article')}-{digest[:8]}.md"
-            path = write_atomically(inbox_dir(self.corpus_dir), name, as_markdown(found))
+            folder = inbox_dir(self.corpus_dir)
+            try:
+                path = write_atomically(folder, name, stored_bytes)
+            except OSError as exc:
+                log.warning("intake: cannot store in %s: %s", folder, exc)
+                raise IntakeError(f"Articles cannot be stored in {folder} "
+                                  f"({exc.strerror or exc}); an admin can point "
+                                  "DOSSIER_INBOX_DIR at a writable folder. Nothing added.") \
+                    from None
             log.info("intake: stored %s; rebuilding the index", path)
             try:
-                self.answerer.rebuild(self.corpus_dir)
+                report = self.answerer.rebuild(self.corpus_dir)
             except Exception:
                 path.unlink(missing_ok=True)  # not indexed: not half-added either
                 raise
         stored = next((s for s in self.answerer.sources() if s.article.id == path.stem), None)
         if stored is None:
             path.unlink(missing_ok=True)
-            raise IntakeError("The article was stored but could not be indexed; nothing added.")
+            why = next((p.reason for p in getattr(report, "problems", ())
+                        if Path(p.path).name == path.name), None)
+            raise IntakeError("The article was stored but could not be indexed"
+                              + (f" ({why})" if why else "") + "; nothing added.")
         return Added(path=path, title=stored.article.title or found.title or path.stem,
                      outlet=stored.article.outlet, published=stored.article.published,
                      passages=stored.passages)

@@ -66,7 +66,7 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
                 f"{shown_path(files[path.stem].path, corpus_dir)} has the same name; rename "
                 "one of them")))
             continue
-        files[path.stem] = _hash(path, indexed.get(path.stem))
+        files[path.stem] = _hash(path, indexed.get(path.stem), corpus_dir)
     first_with: dict[str, CorpusFile] = {}
     for aid, f in list(files.items()):
         # The same bytes under two names: indexed once, or every answer quotes them twice.
@@ -100,13 +100,15 @@ def _unrecorded(path: Path, limits: str) -> str | None:
     return None if path.suffix.lower() == ".pdf" else limits
 
 
-def _hash(path: Path, entry: ArticleEntry | None) -> CorpusFile:
+def _hash(path: Path, entry: ArticleEntry | None, corpus_dir: Path) -> CorpusFile:
     """An unchanged size and ``stamp`` since the last build means unchanged content, so the
     file is not read again (adding one article then reads one file, not the corpus). A file
     changed within ``RACY_NS`` of being hashed records an unknown stamp."""
     st = path.stat()
     now = stamp(st)
-    if (entry is not None and entry.path == path.name and entry.stamp_ns >= 0
+    # The entry's path is the file's relative to the corpus folder (inbox/x.md for an inbox's).
+    if (entry is not None and entry.path == os.path.relpath(path, corpus_dir)
+            and entry.stamp_ns >= 0
             and (entry.size, entry.stamp_ns) == (st.st_size, now)):
         return CorpusFile(path, entry.sha256, entry.size, entry.stamp_ns)
     sha = file_sha256(path)

@@ -72,9 +72,20 @@ def read_html(data: bytes, *, url: str | None = None) -> DocumentText:
     # A page without an article is reported once, by the caller; trafilatura would log it
     # three times over, as errors.
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
-    doc = trafilatura.bare_extraction(
-        data.decode("utf-8", errors="replace"), url=url, with_metadata=True,
-        include_comments=False, include_tables=False, favor_precision=True)
+
+    def extract(precise: bool):  # bytes: trafilatura finds the page's own encoding
+        return trafilatura.bare_extraction(
+            data, url=url, with_metadata=True, include_comments=False, include_tables=False,
+            favor_precision=precise)
+
+    doc = extract(True)
+    if doc is not None and len(_text_of(doc)) < SHORT_PAGE_CHARS:
+        # Precision can drop paragraphs of a short article laid out in mixed <p>/<div>: the
+        # default extraction then keeps the longer text. (A page where precision finds no
+        # article at all, a menu, stays without one.)
+        other = extract(False)
+        if len(_text_of(other)) > len(_text_of(doc)):
+            doc = other
     if doc is None:
         raise DocumentError("no article text was found there (a menu, a login page or an "
                             "empty document?)")
@@ -107,6 +118,17 @@ def _positive(name: str, default: float) -> float:
 # The exit statuses of a child killed on its limits (the negated signal numbers).
 _LIMIT_SIGNALS = {-getattr(signal, name) for name in ("SIGXCPU", "SIGKILL")
                   if hasattr(signal, name)}
+
+
+# Below this many characters an extraction is tried both ways (see read_html).
+SHORT_PAGE_CHARS = 1500
+
+
+def _text_of(doc: object) -> str:
+    if doc is None:
+        return ""
+    text = doc.get("text") if isinstance(doc, dict) else getattr(doc, "text", None)
+    return text or ""
 
 
 def read_pdf(data: bytes, *, seconds: float | None = None) -> DocumentText:

@@ -69,8 +69,9 @@ def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[LoadProblem]]:
     files: list[Path] = []
     problems: list[LoadProblem] = []
     roots = reading_roots(corpus_dir)
+    real = frozenset(os.path.realpath(r) for r in roots)
     for folder in roots:
-        found, bad = _scan_folder(folder, "" if folder == corpus_dir else f"{INBOX}/")
+        found, bad = _scan_folder(folder, "" if folder == corpus_dir else f"{INBOX}/", real)
         files += found
         problems += bad
     # Where chat stored articles beside a read-only corpus before it was named after it.
@@ -117,7 +118,10 @@ def side_inbox(corpus_dir: Path) -> tuple[Path, bool]:
     return corpus_dir.parent / f"{corpus_dir.name}-{INBOX}", False
 
 
-def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProblem]]:
+def _scan_folder(folder: Path, prefix: str,
+                 read_too: frozenset[str] = frozenset()) -> tuple[list[Path], list[LoadProblem]]:
+    """``read_too``: the real paths of the other folders read, which a sub-folder may be
+    (a DOSSIER_INBOX_DIR inside the corpus): not named as unread."""
     root = os.path.realpath(folder)
     limit = max_article_bytes()
     files: list[Path] = []
@@ -142,7 +146,8 @@ def _scan_folder(folder: Path, prefix: str) -> tuple[list[Path], list[LoadProble
             if not e.is_file():
                 if not e.is_dir():
                     problems.append(LoadProblem(prefix + e.name, "not a regular file"))
-                elif (prefix or e.name != INBOX) and (n := _articles_in(e.path)):
+                elif (prefix or e.name != INBOX) and os.path.realpath(e.path) not in read_too \
+                        and (n := _articles_in(e.path)):
                     # Named only when it holds articles someone may expect to be read (not,
                     # say, an index folder kept inside the corpus).
                     problems.append(LoadProblem(prefix + e.name + "/", (
@@ -263,7 +268,7 @@ def load_article(path: Path, corpus_dir: Path | None = None, *,
         fields = _from_document(read_docx, data)
     else:
         text = _decode(data)
-        parse = _from_markdown if suffix in (".md", ".markdown") else _from_text
+        parse = markdown_fields if suffix in (".md", ".markdown") else _from_text
         fields = parse(text)
     body = fields.pop("body")
     if not body or not body.strip():
@@ -360,7 +365,9 @@ def _decode(data: bytes) -> str:
                            "save it as UTF-8") from None
 
 
-def _from_markdown(text: str) -> dict[str, str | None]:
+def markdown_fields(text: str) -> dict[str, str | None]:
+    """The body and metadata of a Markdown article: its YAML front matter, if any, gives the
+    title, outlet, author, published and url; the body is what follows it."""
     match = _FRONT_MATTER.match(text)
     if not match:
         fields = _from_text(text)

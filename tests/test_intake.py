@@ -106,3 +106,63 @@ def test_a_read_only_corpus_gets_its_inbox_beside_it(tmp_path: Path) -> None:
         assert inbox_dir(corpus) == tmp_path / "corpus-inbox"
     finally:
         corpus.chmod(0o755)
+
+
+def test_a_markdown_file_is_read_as_the_corpus_reads_it(fresh_answerer: Answerer,
+                                                        corpus_copy: Path) -> None:
+    intake = Intake(fresh_answerer, corpus_copy)
+    own = sorted(corpus_copy.glob("*.md"))[1]
+    # A copy of a corpus file, front matter and all, is the same article.
+    with pytest.raises(IntakeError, match="Already in the dossier"):
+        intake.add_file(own.read_bytes(), "copy.md", "text/markdown")
+    added = intake.add_file((
+        "---\ntitle: Ferry timetable changes\noutlet: Island Courier\nauthor: Iona MacLeod\n"
+        f"published: 2024-03-05\n---\n{FERRY}\n").encode(), "notes.md", "text/markdown")
+    assert (added.title, added.outlet, added.published) == (
+        "Ferry timetable changes", "Island Courier", "2024-03-05")
+    answer = fresh_answerer.ask(FERRY_QUESTION)
+    assert answer.quotes[0].article.id == added.path.stem
+    assert all("---" not in q.text and "outlet:" not in q.text for q in answer.quotes)
+
+
+def test_two_adapters_adding_one_article_at_once_add_it_once(fresh_answerer: Answerer,
+                                                            corpus_copy: Path) -> None:
+    import threading
+
+    results: list[str] = []
+
+    def add(name: str) -> None:  # Slack's and Discord's intakes: one each, as serve has
+        try:
+            Intake(fresh_answerer, corpus_copy).add_file(FERRY.encode(), name)
+            results.append("added")
+        except IntakeError as exc:
+            results.append(str(exc))
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in ("slack.txt", "discord.txt")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(r.split(":")[0] for r in results) == ["Already in the dossier", "added"]
+    assert len(list((corpus_copy / "inbox").iterdir())) == 1
+
+
+def test_an_inbox_that_cannot_be_written_is_named_with_what_to_do(
+        answerer: Answerer, tmp_path: Path, monkeypatch) -> None:
+    import bot.intake
+
+    def read_only(folder: Path, name: str, data: bytes) -> Path:
+        raise OSError(30, "Read-only file system", str(folder))
+
+    monkeypatch.setattr(bot.intake, "write_atomically", read_only)
+    with pytest.raises(IntakeError, match=r"cannot be stored in .*\(Read-only file system\); "
+                                          r"an admin can point DOSSIER_INBOX_DIR"):
+        Intake(answerer, tmp_path).add_file(FERRY.encode(), "ferry.txt")
+
+
+def test_an_article_the_corpus_loader_would_skip_is_refused_before_it_is_stored(
+        answerer: Answerer, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOSSIER_MAX_ARTICLE_MB", "0.0002")  # about 200 bytes
+    with pytest.raises(IntakeError, match="too large to add"):
+        Intake(answerer, tmp_path).add_file(FERRY.encode(), "ferry.txt")
+    assert not (tmp_path / "inbox").exists()

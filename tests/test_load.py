@@ -532,3 +532,51 @@ def test_a_name_clash_with_the_inbox_says_which_copy_is_skipped(tmp_path):
     write(corpus / "inbox" / "001-x.md", "Another article under the same name.\n")
     problems = [(p.path, p.reason) for p in corpus_diff(corpus, None).ignored]
     assert ("inbox/001-x.md", "001-x.md has the same name; rename one of them") in problems
+
+
+def test_a_configured_inbox_inside_the_corpus_is_read_not_reported(tmp_path, monkeypatch):
+    from index.load import scan_corpus
+
+    write(tmp_path / "corpus" / "001-good.txt", GOOD_TEXT)
+    write(tmp_path / "corpus" / "added" / "kalvik.md", "# Kalvik\n\nThe lighthouse.\n")
+    monkeypatch.setenv("DOSSIER_INBOX_DIR", str(tmp_path / "corpus" / "added"))
+    files, problems = scan_corpus(tmp_path / "corpus")
+    assert [f.name for f in files] == ["001-good.txt", "kalvik.md"] and problems == []
+
+
+def test_a_page_in_another_encoding_keeps_its_accents_and_quotation_marks(tmp_path):
+    page = ("<html><head><meta charset='windows-1252'><title>Café owners</title></head><body>"
+            "<article><p>" + "Café owners said “we hired three people”, the mayor added. " * 8
+            + "</p></article></body></html>")
+    article = load_article(write(tmp_path / "cafe.html", page.encode("cp1252")))
+    assert "Café owners said “we hired three people”" in article.body
+
+
+def test_inbox_files_are_not_read_again_when_unchanged(tmp_path, embedder, monkeypatch):
+    import index.diff
+    from index.build import build_index
+
+    monkeypatch.setattr(index.diff, "RACY_NS", 0)  # every stamp trusted at once
+    write(tmp_path / "corpus" / "001-good.txt", GOOD_TEXT)
+    write(tmp_path / "corpus" / "inbox" / "kalvik.md", "# Kalvik\n\nThe lighthouse on Kalvik "
+          "island was repainted orange in March 2022.\n")
+    build_index(tmp_path / "corpus", tmp_path / "index", embedder)
+    read: list[str] = []
+    hashing = index.diff.file_sha256
+    monkeypatch.setattr(index.diff, "file_sha256", lambda p: read.append(p.name) or hashing(p))
+    build_index(tmp_path / "corpus", tmp_path / "index", embedder)
+    assert read == []
+
+
+def test_a_short_article_in_mixed_paragraph_markup_keeps_every_paragraph(tmp_path):
+    # trafilatura's precision mode keeps only the <p> half of this page; read_html then
+    # keeps the default extraction, which has it all.
+    paras = [f"Paragraph {i} tells how the walkers crossed the moor near Hebden Bridge on day "
+             f"{i}, guided by a ranger." for i in range(8)]
+    body = "".join(f"<p>{p}</p>" if i % 2 == 0 else f"<div class='para'>{p}</div>"
+                   for i, p in enumerate(paras))
+    page = (f"<html><head><title>Moor walk</title></head><body><article><h1>Moor walk</h1>"
+            f"{body}</article><footer>About us</footer></body></html>")
+    article = load_article(write(tmp_path / "walk.html", page))
+    assert all(p in article.body for p in paras)
+    assert "About us" not in article.body
