@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,22 +118,35 @@ def test_an_index_already_stale_is_rebuilt_once_watching_has_started(
     assert calls == [{tmp_path}] and len(asked) == 1
 
 
-def test_an_inbox_made_after_watching_began_is_watched(
-        tmp_path: Path, stop: threading.Event, caplog: pytest.LogCaptureFixture) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
+@contextmanager
+def watched(corpus: Path, stop: threading.Event,
+            caplog: pytest.LogCaptureFixture) -> Iterator[tuple[list[set[str]], Callable]]:
+    """The names of each rebuild's files while ``corpus`` is watched, and a wait for the
+    watcher to look at its folders afresh."""
     calls: list[set[str]] = []
     with caplog.at_level(logging.INFO, logger="bot.watch"):
         thread = start_watch_thread(corpus, lambda paths: calls.append({p.name for p in paths}),
                                     stop, quiet=0.2)
         time.sleep(0.3)
-        (corpus / "inbox").mkdir()  # as the first article added from chat makes it
-        poll(lambda: "watching them afresh" in caplog.text, 10, "a new look at the folders")
-        time.sleep(0.3)
-        (corpus / "inbox" / "added.md").write_text("an article added from chat")
-        poll(lambda: calls, 10, "a rebuild for the inbox's article")
+
+        def afresh() -> None:
+            poll(lambda: "watching them afresh" in caplog.text, 10, "a new look at the folders")
+            time.sleep(0.3)
+
+        yield calls, afresh
     stop.set()
     thread.join(5)
+
+
+def test_an_inbox_made_after_watching_began_is_watched(
+        tmp_path: Path, stop: threading.Event, caplog: pytest.LogCaptureFixture) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with watched(corpus, stop, caplog) as (calls, afresh):
+        (corpus / "inbox").mkdir()  # as the first article added from chat makes it
+        afresh()
+        (corpus / "inbox" / "added.md").write_text("an article added from chat")
+        poll(lambda: calls, 10, "a rebuild for the inbox's article")
     assert calls == [{"added.md"}]
 
 
@@ -140,22 +154,15 @@ def test_a_corpus_folder_replaced_under_the_same_name_is_watched_afresh(
         tmp_path: Path, stop: threading.Event, caplog: pytest.LogCaptureFixture) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    calls: list[set[str]] = []
-    with caplog.at_level(logging.INFO, logger="bot.watch"):
-        thread = start_watch_thread(corpus, lambda paths: calls.append({p.name for p in paths}),
-                                    stop, quiet=0.2)
-        time.sleep(0.3)
+    with watched(corpus, stop, caplog) as (calls, afresh):
         (tmp_path / "new").mkdir()
         corpus.rename(tmp_path / "old")  # a deploy swapping in a fresh copy
         (tmp_path / "new").rename(corpus)
-        poll(lambda: "watching them afresh" in caplog.text, 10, "a new look at the folders")
-        time.sleep(0.3)
+        afresh()
         (corpus / "fresh.md").write_text("an article in the new folder")
         poll(lambda: any("fresh.md" in c for c in calls), 10, "a rebuild for the new folder")
         (tmp_path / "old" / "stale.md").write_text("the old folder is no longer read")
         time.sleep(0.8)
-    stop.set()
-    thread.join(5)
     assert not any("stale.md" in c for c in calls)
 
 
