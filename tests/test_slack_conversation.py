@@ -72,6 +72,47 @@ def test_follow_up_in_a_group_dm_thread_is_answered(fake: FakeSlack, tmp_path: P
     assert "Read as: What did Jake Sullivan say?" in norm(json.dumps(second.params["blocks"]))
 
 
+def test_a_reply_in_the_bots_thread_addressed_to_someone_else_gets_no_answer(bot: Bot) -> None:
+    bot.event(mention("What did Jake Sullivan say?", ts=THREAD))
+    bot.fake.wait_for("chat.postMessage", 1)
+    for n, text in enumerate(("<@U0ALICE> can you double-check quote 2 with the desk?",
+                              "<!here> the quotes above are from March")):
+        bot.event(channel_message(text, channel="C0GENERAL", ts=f"1700000502.00010{n}",
+                                  thread_ts=THREAD))
+    # A follow-up to the bot, also sent to the channel, is still answered.
+    bot.event({**channel_message("what did he say next?", channel="C0GENERAL",
+                                 ts="1700000503.000100", thread_ts=THREAD),
+               "subtype": "thread_broadcast"})
+    second = bot.fake.wait_for("chat.postMessage", 2)[1]
+    time.sleep(1.0)  # the two addressed replies had their chance to be answered
+    assert len(bot.fake.calls("chat.postMessage")) == 2
+    assert "Read as: What did Jake Sullivan say?" in norm(json.dumps(second.params["blocks"]))
+
+
+def test_a_screenshot_beside_a_question_leaves_the_question_answered(bot: Bot) -> None:
+    png = bot.fake.add_file("shot.png", b"\x89PNG" + bytes(300), "image/png")
+    bot.event({**mention("What did Jake Sullivan say?", ts=THREAD),
+               "files": [{"id": png, "name": "shot.png", "mimetype": "image/png"}]})
+    post = bot.fake.wait_for("chat.postMessage", 1)[0]
+    assert post.quotes() and "Sullivan" in norm(" ".join(post.quotes()))
+    assert bot.fake.calls("files.info") == []
+
+
+def test_a_dm_is_one_conversation_in_a_thread_or_not(bot: Bot) -> None:
+    bot.event(dm("What did Jake Sullivan say?", ts="1700000600.000100"))
+    first = bot.fake.wait_for("chat.postMessage", 1)[0]
+    assert "thread_ts" not in first.params  # DM answers are not threaded
+    # A reply in a thread under the answer continues the same conversation.
+    bot.event(dm("more", ts="1700000601.000100", thread_ts="1700000600.000200"))
+    second = bot.fake.wait_for("chat.postMessage", 2)[1]
+    assert second.quotes() and not set(first.quotes()) & set(second.quotes())
+
+
+def test_a_dossier_verb_on_its_own_line_is_read(bot: Bot) -> None:
+    status, body, _ = bot.command("/dossier", "ask\nWhat did Jake Sullivan say?")
+    assert status == 200 and "I do not know" not in body
+
+
 def test_unresolvable_follow_up_says_so(bot: Bot) -> None:
     bot.event(dm("what did he say next?"))
     post = bot.fake.wait_for("chat.postMessage", 1)[0]

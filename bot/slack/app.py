@@ -169,6 +169,30 @@ def _retry_handlers() -> list:
 _UNCERTAIN = (URLError, ConnectionResetError, RemoteDisconnected, TimeoutError)
 
 
+# Message subtypes that are still a person's message: a thread reply also sent to the
+# channel, and a message carrying a file.
+PERSON_SUBTYPES = (None, "thread_broadcast", "file_share")
+MAX_FILES = 5  # files added from one message
+# A mention of someone else, or of a group: a thread reply addressed to people, not the bot.
+_ADDRESSED = re.compile(r"<@[UW]|<!(?:here|channel|everyone|subteam)")
+
+
+def _is_dm(channel: str | None) -> bool:
+    return str(channel or "").startswith("D")
+
+
+def _addable(file: dict) -> bool:
+    """Whether the bot may be able to read a shared file as an article, by the name or type
+    the event gives (an event without them leaves it to files.info: maybe)."""
+    if not (file.get("name") or file.get("mimetype")):
+        return True
+    try:
+        kind_of(file.get("name"), file.get("mimetype"))
+    except IntakeError:
+        return False
+    return True
+
+
 def post_message(client: WebClient, **params: Any) -> None:
     """``chat.postMessage``, retried after a 5xx or a lost connection only when a look at the
     channel (or thread) shows the earlier attempt did not land, so that an answer is neither
@@ -353,7 +377,7 @@ class SlackBot:
 
     def on_mention(self, event: dict, context: Any, client: WebClient) -> None:
         channel, user = event.get("channel"), event.get("user")
-        if not self.settings.answers_in(channel):
+        if not _is_dm(channel) and not self.settings.answers_in(channel):
             log.info("ignoring a mention in channel %s (not in DOSSIER_CHANNELS)", channel)
             return
         thread = event.get("thread_ts") or event.get("ts")
@@ -362,18 +386,7 @@ class SlackBot:
         def post(message: dict[str, Any]) -> None:
             _post(client, channel=channel, thread_ts=thread, message=message)
 
-        if event.get("files"):
-            # A file shared with a mention is an article to add, not a question.
-            if not self.settings.may_add(user):
-                post(render.notice(ADD_ADMIN_ONLY_TEXT))
-                return
-            lines = [self._add_file(client, f.get("id")) for f in event["files"][:5]]
-            try:
-                post(render.notice("\n".join(lines)))
-            except Exception:
-                # What was added stays added; the log keeps what the channel did not get.
-                log.exception("posting the result of adding files failed: %s",
-                              " | ".join(lines))
+        if self._add_shared_files(event, user, client, post, question):
             return
 
         def private(message: dict[str, Any]) -> None:
@@ -389,15 +402,17 @@ class SlackBot:
 
     def on_message(self, event: dict, context: Any, client: WebClient) -> None:
         # DMs, every message of an auto-reply channel, and replies in a thread the bot is
-        # answering in. Edits, joins and other bots' messages carry a subtype or bot_id; a
+        # answering in. Edits, joins and other bots' messages carry a subtype or bot_id (a
+        # reply also sent to the channel, or a message with a file, is still a person's); a
         # message that mentions the bot is answered as app_mention instead.
-        if event.get("subtype") or event.get("bot_id"):
+        if event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES:
             return
         channel = event.get("channel")
         text = event.get("text") or ""
         if event.get("channel_type") == "im":
             thread = event.get("thread_ts")
-            conversation = _conversation_id(channel, thread or "dm")
+            # One conversation per DM, in a thread or not ("More quotes" posts in one).
+            conversation = _conversation_id(channel, "dm")
         else:
             if context.bot_user_id and f"<@{context.bot_user_id}" in text:
                 return
@@ -408,10 +423,16 @@ class SlackBot:
             in_our_thread = bool(event.get("thread_ts")) and self.service.knows(conversation)
             if not (self.settings.auto_reply(channel) or in_our_thread):
                 return
+            if not self.settings.auto_reply(channel) and _ADDRESSED.search(text):
+                return  # a reply in the bot's thread to someone else ("@Alice, can you…")
         question = slack_text_to_plain(text, context.bot_user_id)
 
         def post(message: dict[str, Any]) -> None:
             _post(client, channel=channel, thread_ts=thread, message=message)
+
+        if event.get("channel_type") == "im" and self._add_shared_files(
+                event, event.get("user"), client, post, question):
+            return
 
         self.answer(question, user=event.get("user") or "?", post=post, private=post,
                     conversation=conversation)
@@ -558,7 +579,8 @@ class SlackBot:
         conversation = action.get("value") or ""
         channel = (body.get("channel") or {}).get("id")
         message = body.get("message") or {}
-        thread = message.get("thread_ts") or message.get("ts")
+        # In a DM the answers are not threaded; in a channel they are.
+        thread = message.get("thread_ts") or (None if _is_dm(channel) else message.get("ts"))
         user = (body.get("user") or {}).get("id") or "?"
 
         def post(msg: dict[str, Any]) -> None:
@@ -584,7 +606,8 @@ class SlackBot:
 
     def on_dossier(self, ack: Callable[..., None], command: dict, context: Any) -> None:
         """/dossier ask|sources|add|reindex|help."""
-        verb, _, rest = (command.get("text") or "").strip().partition(" ")
+        # Any white space separates the verb (Shift+Enter after "ask" gives a newline).
+        verb, rest = [*(command.get("text") or "").split(None, 1), "", ""][:2]
         verb = verb.lower()
         sub = {**command, "text": rest.strip()}
         if verb == "ask":
@@ -623,6 +646,29 @@ class SlackBot:
             log.exception("adding %s from Slack failed", url)
             text, visible = "Sorry, adding that failed; nothing was added.", "ephemeral"
         respond(command.get("response_url"), {**render.notice(text), "response_type": visible})
+
+    def _add_shared_files(self, event: dict, user: str | None, client: WebClient, post: Post,
+                          question: str) -> bool:
+        """Files handed to the bot (with a mention, or in a DM) that it can read are articles
+        to add: add them and report, True. Files it cannot add (a screenshot beside a
+        question) leave the question to be answered, False; with no question, say why."""
+        files = [f for f in event.get("files") or [] if isinstance(f, dict)]
+        addable = [f for f in files if _addable(f)]
+        if not addable and (question.strip() or not files):
+            return False
+        if not self.settings.may_add(user):
+            post(render.notice(ADD_ADMIN_ONLY_TEXT))
+            return True
+        lines = [self._add_file(client, f.get("id")) for f in files[:MAX_FILES]]
+        if len(files) > MAX_FILES:
+            lines.append(f"{len(files) - MAX_FILES} more file(s) not added: at most "
+                         f"{MAX_FILES} at a time.")
+        try:
+            post(render.notice("\n".join(lines)))
+        except Exception:
+            # What was added stays added; the log keeps what the channel did not get.
+            log.exception("posting the result of adding files failed: %s", " | ".join(lines))
+        return True
 
     def _add_file(self, client: WebClient, file_id: str | None) -> str:
         """Download one shared file (files.info, then url_private with the bot token) and add
