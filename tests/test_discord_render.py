@@ -172,3 +172,12 @@ def test_no_masked_link_survives_in_any_field_an_article_or_question_fills() -> 
         own_link = f"[{escape(TWO_LINKS)}](https://news.example/a)"  # the bot's title link
         for text in shown:
             assert _bare(text.replace(own_link, "")) == [], text
+
+
+def test_links_in_shown_text_stay_as_written_while_markup_around_them_is_escaped() -> None:
+    from bot.discord.render import escape
+
+    text = "See https://example.com/some_page_name?a=1*2, then *this* [x](https://e.vil)."
+    shown = escape(text)
+    assert "https://example.com/some_page_name?a=1*2," in shown
+    assert "\\*this\\*" in shown and "\\[x\\]" in shown

@@ -240,6 +240,9 @@ class DossierBot(discord.Client):
         # In a thread the thread is the conversation; elsewhere each /dossier ask starts one
         # that replies to its answer continue.
         conversation = (_conversation_id(channel.id) if isinstance(channel, discord.Thread)
+                        # A DM is one conversation, for messages and commands alike.
+                        else _conversation_id("dm", interaction.channel_id)
+                        if interaction.guild_id is None
                         else _conversation_id(interaction.channel_id, interaction.id))
         # Turned away at once and privately, or answered after a deferral (an answer can take
         # longer than Discord's 3 s): both steps are the question service's, which counts
@@ -394,6 +397,8 @@ class DossierBot(discord.Client):
         me = self.user
         if me is None or message.author.bot or message.author.id == me.id:
             return None, False
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return None, False  # a thread created or renamed, a pin: no one asked anything
         channel = message.channel
         if message.guild is None:
             return _conversation_id("dm", channel.id), True
@@ -401,7 +406,7 @@ class DossierBot(discord.Client):
         where = [str(channel.id)] + ([str(parent)] if parent else [])
         if not any(self.settings.answers_in(c) for c in where):
             return None, False
-        mentioned = any(u.id == me.id for u in message.mentions)
+        mentioned = self.mentions_me(message)
         ref = message.reference.message_id if message.reference else None
         chained = self._answered.get(ref) if ref else None
         if isinstance(channel, discord.Thread):
@@ -414,7 +419,18 @@ class DossierBot(discord.Client):
         # then only mentions (and replies that ping it) can be read.
         readable = bool(message.content) or bool(message.attachments)
         auto = any(self.settings.auto_reply(c) for c in where)
+        if ours and not auto and not mentioned and _ADDRESSED.search(message.content or ""):
+            return None, False  # in the bot's thread, but to someone else ("@Alice, …")
         return conversation, mentioned or (readable and (ours or auto))
+
+    def mentions_me(self, message: discord.Message) -> bool:
+        """Whether the message mentions the bot: by name, or by its own role in the server
+        (which Discord's mention picker offers as often)."""
+        me = self.user
+        if me is not None and any(u.id == me.id for u in message.mentions):
+            return True
+        role = message.guild.self_role if message.guild is not None else None
+        return role is not None and role in message.role_mentions
 
     async def on_message(self, message: discord.Message) -> None:
         conversation, for_us = self.conversation_for(message)
@@ -422,12 +438,16 @@ class DossierBot(discord.Client):
             return
         me = self.user
         assert me is not None
-        text = " ".join(re.sub(rf"<@!?{me.id}>", " ", message.content or "").split())
+        role = message.guild.self_role if message.guild is not None else None
+        mine = rf"<@!?{me.id}>" + (rf"|<@&{role.id}>" if role is not None else "")
+        text = " ".join(re.sub(mine, " ", message.content or "").split())
         # Files are articles to add only when handed to the bot: with a mention, or in a DM.
-        # A screenshot posted beside a question in an auto-reply channel or a thread is not.
-        addressed = message.guild is None or any(u.id == me.id for u in message.mentions)
+        # A screenshot posted beside a question in an auto-reply channel or a thread is not,
+        # nor is one beside a question handed to the bot: the question is answered.
+        addressed = message.guild is None or self.mentions_me(message)
+        readable = any(_addable(a) for a in message.attachments)
         try:
-            if message.attachments and addressed:
+            if message.attachments and addressed and (readable or not text):
                 await self._add_from_message(message)
             elif text or addressed:  # an empty mention gets a hint; a bare file, nothing
                 await self._reply_to(message, text, conversation)
@@ -445,7 +465,10 @@ class DossierBot(discord.Client):
             await reply(message, ADD_REFUSED)
             return
         async with message.channel.typing():
-            lines = [await self._add_attachment(a) for a in message.attachments[:5]]
+            lines = [await self._add_attachment(a) for a in message.attachments[:MAX_FILES]]
+        if len(message.attachments) > MAX_FILES:
+            lines.append(f"{len(message.attachments) - MAX_FILES} more file(s) not added: at "
+                         f"most {MAX_FILES} at a time.")
         await reply(message, clip("\n".join(escape(line) for line in lines), 2000))
 
     async def _reply_to(self, message: discord.Message, question: str,
@@ -475,6 +498,8 @@ class DossierBot(discord.Client):
         if message is None:
             return
         question, located = read_back(message)
+        # Acknowledged first: a busy feedback database must not outlast Discord's 3 s.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             articles = [s.article for s in await asyncio.to_thread(self.answerer.sources)]
             quotes = quote_records(located, articles)
@@ -484,7 +509,7 @@ class DossierBot(discord.Client):
                 question=question, quotes=quotes, vote=vote, answer_key=f"message:{message.id}")
         except Exception:
             log.exception("discord: recording a vote failed")
-            await interaction.response.send_message(
+            await interaction.followup.send(
                 "Sorry, your vote could not be recorded; please try again.", ephemeral=True,
                 allowed_mentions=NO_PINGS)
             return
@@ -493,7 +518,21 @@ class DossierBot(discord.Client):
                 f"Your {mark} on this answer is already recorded; it counts once."
                 if before == vote else f"Thanks — your vote is now {mark} (it replaces the "
                 "earlier one).")
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+MAX_FILES = 5  # files added from one message
+# A mention of someone (a user, a role) or of everyone: a message addressed to people.
+_ADDRESSED = re.compile(r"<@[!&]?\d+>|@everyone|@here")
+
+
+def _addable(attachment: discord.Attachment) -> bool:
+    """Whether the bot may read an attachment as an article (by its name or type)."""
+    try:
+        kind_of(attachment.filename, attachment.content_type)
+    except IntakeError:
+        return False
+    return True
 
 
 def _conversation_id(*parts: object) -> str:

@@ -126,7 +126,21 @@ def escape(text: str) -> str:
     message sets ``allowed_mentions`` to none); ``escape_mentions`` is not used, since its
     zero-width space would change a quote's characters.
     """
-    return _MARKUP.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], neutralise(text))
+    # Links are left as written: Discord links them before it reads escapes, so a backslash
+    # in one would show, and lead elsewhere. The text around them is escaped.
+    text = neutralise(text)
+    out, at = [], 0
+    for link in _LINK.finditer(text):
+        out += [_escaped(text[at:link.start()]), link.group()]
+        at = link.end()
+    return "".join([*out, _escaped(text[at:])])
+
+
+_LINK = re.compile(r"https?://[^\s<>]*[^\s<>.,:;\"')\]]")
+
+
+def _escaped(text: str) -> str:
+    return _MARKUP.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], text)
 
 
 def question_line(question: str) -> str:

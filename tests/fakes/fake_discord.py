@@ -89,6 +89,7 @@ class FakeDiscord:
         self.channel_id = self.snowflake()
         self.thread_id = self.snowflake()
         self.dm_channel_id = self.snowflake()
+        self.bot_role_id = self.snowflake()  # the role Discord makes for an invited bot
         self.sent: list[Sent] = []
         self.requests: list[tuple[str, str]] = []
         self.synced: dict[str, list[dict[str, Any]]] = {}  # "global" | guild id -> commands
@@ -180,11 +181,14 @@ class FakeDiscord:
         everyone = {"id": self.guild_id, "name": "@everyone", "permissions": "1071698660929",
                     "position": 0, "color": 0, "hoist": False, "managed": False,
                     "mentionable": False, "flags": 0}
+        bot_role = {**everyone, "id": self.bot_role_id, "name": self.bot["username"],
+                    "position": 1, "managed": True, "tags": {"bot_id": self.bot["id"]}}
         return {
             "id": self.guild_id, "name": "Newsroom", "icon": None, "splash": None,
             "discovery_splash": None, "owner_id": self.admin["id"], "afk_channel_id": None,
             "afk_timeout": 300, "verification_level": 1, "default_message_notifications": 1,
-            "explicit_content_filter": 0, "roles": [everyone], "emojis": [], "stickers": [],
+            "explicit_content_filter": 0, "roles": [everyone, bot_role], "emojis": [],
+            "stickers": [],
             "features": [], "mfa_level": 0, "application_id": None,
             "system_channel_id": self.channel_id, "system_channel_flags": 0,
             "rules_channel_id": None, "max_members": 500000, "vanity_url_code": None,
@@ -296,7 +300,8 @@ class FakeDiscord:
         data: dict[str, Any] = {
             "id": self.snowflake(), "channel_id": channel_id, "author": user,
             "content": content, "timestamp": _now(), "edited_timestamp": None, "tts": False,
-            "mention_everyone": False, "mentions": mentions, "mention_roles": [],
+            "mention_everyone": False, "mentions": mentions,
+            "mention_roles": [r for r in (self.bot_role_id,) if f"<@&{r}>" in content],
             "attachments": attachments or [], "embeds": [], "pinned": False, "type": 0,
             "flags": 0, "components": [], "nonce": str(secrets.randbits(60)),
         }
