@@ -14,7 +14,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from bot.answer import Answer, Answerer
 from bot.config import Settings
 from bot.conversation import NOTHING_TO_CONTINUE, ConversationalAnswerer, Conversations
-from bot.render import render_sources_text, render_text
+from bot.render import one_line, render_sources_text, render_text
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,12 @@ def handle(text: str, answerer: Answerer, settings: Settings,
             from bot.runtime import os_problem
 
             return f"Could not rebuild the index: {os_problem(exc)}"
-        if not report.changed:
-            return f"The index is up to date ({report.articles} articles)."
-        return (f"Reindexed: {report.articles} articles, {report.chunks} passages, "
-                f"{report.embedded} embedded, {report.removed} removed.")
+        done = (f"The index is up to date ({report.articles} articles)." if not report.changed
+                else f"Reindexed: {report.articles} articles, {report.chunks} passages, "
+                     f"{report.embedded} embedded, {report.removed} removed.")
+        skipped = [f"  skipped {one_line(p.path)}: {one_line(p.reason)}"
+                   for p in report.problems]
+        return "\n".join([done, *skipped])
     if command == "/new":
         if talk is not None:
             talk.conversations = Conversations(ttl=talk.conversations.ttl)

@@ -114,6 +114,8 @@ def load_cases(path: Path) -> list[Case]:
         except (ValueError, KeyError, TypeError) as exc:
             raise EvalFileError(f"{path}:{n}: not a {{\"q\", \"doc\", \"phrase\"}} nor a "
                                 f"{{\"turns\": [...]}} JSON line ({exc})") from None
+    if not cases:
+        raise EvalFileError(f"{path}: no questions in it (one JSON object per line)")
     return cases
 
 

@@ -86,7 +86,9 @@ def test_eval_rejects_a_malformed_file_in_one_line(cli, tmp_path):
     (b'{"turns": [{"q": "Who?", "doc": "001", "phrase": ["x"]}]}\n', '"phrase" must be'),
     (b"[1, 2]\n", "not an object"),
     (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text"),
-], ids=["doc-int", "doc-empty", "phrase-int", "q-list", "turn-phrase", "array", "binary"])
+    (b"\n\n", "no questions in it"),
+], ids=["doc-int", "doc-empty", "phrase-int", "q-list", "turn-phrase", "array", "binary",
+        "empty"])
 def test_eval_refuses_badly_typed_lines_before_the_model_loads(tmp_path, monkeypatch,
                                                                content, reason):
     import bot.runtime

@@ -140,6 +140,16 @@ def test_the_console_survives_a_reindex_it_cannot_write(fresh_answerer, monkeypa
     assert handle("/sources", fresh_answerer, Settings())  # still answering
 
 
+def test_the_console_reindex_names_the_files_it_skipped(fresh_answerer, corpus_copy):
+    from bot.config import Settings
+    from bot.console import handle
+
+    (corpus_copy / "009-notes.txt").write_bytes(b"\xff\xfe not text \x00\x00")
+    reply = handle("/reindex", fresh_answerer, Settings(corpus_dir=corpus_copy))
+    assert reply is not None and reply.splitlines()[0].startswith(("Reindexed", "The index"))
+    assert "skipped 009-notes.txt: the file looks binary" in reply
+
+
 def test_a_damaged_index_is_reported_by_status_and_the_start_check(runner, tmp_path):
     from conftest import segment_dir
 
