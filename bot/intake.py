@@ -29,9 +29,9 @@ from index.documents import DocumentError, DocumentText, read_docx, read_html, r
 from index.load import (
     INBOX,
     ArticleError,
-    date_in_text,
-    markdown_fields,
+    article_date,
     max_article_bytes,
+    read_markdown,
     side_inbox,
 )
 
@@ -54,16 +54,6 @@ USER_AGENT = "dossier-bot (adds an article a colleague shared)"
 
 class IntakeError(Exception):
     """Why an article was not added, in words for the person who asked."""
-
-
-@dataclass(frozen=True)
-class Extracted:
-    text: str
-    title: str | None = None
-    outlet: str | None = None
-    author: str | None = None
-    published: str | None = None
-    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +203,25 @@ def too_large(size: int, limit: int, *, at_least: bool = False) -> str:
     return f"That is too large to add: {size / mb:.1f} MB (the limit is {limit / mb:.0f} MB)."
 
 
+MAX_FILES = 5  # files added from one chat message
+
+
+def can_read(name: str | None, content_type: str | None) -> bool:
+    """Whether a file of this name and type can be added (``kind_of`` does not refuse it)."""
+    try:
+        kind_of(name, content_type)
+    except IntakeError:
+        return False
+    return True
+
+
+def files_left_out(count: int) -> list[str]:
+    """The line reporting the files of one message past ``MAX_FILES`` (none when none)."""
+    extra = count - MAX_FILES
+    return [f"{extra} more file(s) not added: at most {MAX_FILES} at a time."] if extra > 0 \
+        else []
+
+
 def kind_of(name: str | None, content_type: str | None) -> str:
     """"md" | "txt" | "html" | "pdf" | "docx" from a file name, else its content type."""
     suffix = Path(name or "").suffix.lower()
@@ -238,8 +247,9 @@ def kind_of_link(url: str, content_type: str) -> str:
 
 
 def extract(data: bytes, kind: str, *, url: str | None = None,
-            name: str | None = None) -> Extracted:
-    """The article text and metadata in ``data`` of ``kind``."""
+            name: str | None = None) -> DocumentText:
+    """The article text and metadata in ``data`` of ``kind``, its date settled as the
+    corpus loader settles it (``article_date``)."""
     if not data.strip():
         raise IntakeError("The file is empty; nothing added.")
     if kind == "html":
@@ -251,45 +261,38 @@ def extract(data: bytes, kind: str, *, url: str | None = None,
     elif kind == "md":
         found = _from_markdown(_decode(data))
     else:
-        found = Extracted(text=_decode(data))
-    if len(" ".join(found.text.split())) < MIN_TEXT_CHARS:
+        found = DocumentText(body=_decode(data))
+    if len(" ".join(found.body.split())) < MIN_TEXT_CHARS:
         raise IntakeError("No article text was found there (a menu, a login page or an "
                           "empty document?); nothing added.")
     title = found.title or (Path(name).stem.replace("-", " ").replace("_", " ") if name
-                            else None) or found.text.strip().splitlines()[0][:120]
+                            else None) or found.body.strip().splitlines()[0][:120]
     # Plain str: pypdf and trafilatura hand back their own string types, which YAML refuses.
-    return Extracted(text=str(found.text), title=_text(title), outlet=_text(found.outlet),
-                     author=_text(found.author), published=_text(found.published),
-                     url=_text(found.url or url))
+    return DocumentText(body=str(found.body), title=_text(title), outlet=_text(found.outlet),
+                        author=_text(found.author), published=_text(article_date(found)),
+                        url=_text(found.url or url))
 
 
 def _text(value: object) -> str | None:
     return " ".join(str(value).split()) or None if value else None
 
 
-def _from_markdown(text: str) -> Extracted:
+def _from_markdown(text: str) -> DocumentText:
     # As the corpus loader reads it: front matter is metadata, not article text (else the
     # copy of a corpus file would pass the duplicate check and quote its YAML).
     try:
-        fields = markdown_fields(text)
+        return read_markdown(text)
     except ArticleError as exc:
         raise IntakeError(f"That Markdown file cannot be read: {exc}; nothing added.") \
             from None
-    return Extracted(text=fields["body"] or "", title=fields.get("title"),
-                     outlet=fields.get("outlet"), author=fields.get("author"),
-                     published=fields.get("published"), url=fields.get("url"))
 
 
-def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> Extracted:
+def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> DocumentText:
     try:
-        found = read(data)
+        return read(data)
     except DocumentError as exc:
         reason = str(exc)
         raise IntakeError(f"{reason[:1].upper()}{reason[1:]}; nothing added.") from None
-    # A file's creation date only where the text names none, as the corpus loader does.
-    return Extracted(text=found.body, title=found.title, outlet=found.outlet,
-                     author=found.author, url=found.url,
-                     published=found.published or date_in_text(found.body) or found.file_date)
 
 
 def _decode(data: bytes) -> str:
@@ -333,12 +336,12 @@ def write_atomically(folder: Path, name: str, data: bytes) -> Path:
         raise
 
 
-def as_markdown(found: Extracted) -> bytes:
+def as_markdown(found: DocumentText) -> bytes:
     meta = {k: v for k, v in (("title", found.title), ("outlet", found.outlet),
                               ("author", found.author), ("published", found.published),
                               ("url", found.url)) if v}
     head = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=1000)
-    return f"---\n{head}---\n\n{found.text.strip()}\n".encode()
+    return f"---\n{head}---\n\n{found.body.strip()}\n".encode()
 
 
 # One add at a time in the process: Slack and Discord each have an Intake, and two adds of
@@ -379,8 +382,8 @@ class Intake:
             raise IntakeError(too_large(len(data), self.max_bytes))
         return self.add(extract(data, kind_of(name, content_type), name=name))
 
-    def add(self, found: Extracted) -> Added:
-        digest = body_hash(found.text)
+    def add(self, found: DocumentText) -> Added:
+        digest = body_hash(found.body)
         stored_bytes = as_markdown(found)
         if len(stored_bytes) > max_article_bytes():  # the corpus loader would skip it
             raise IntakeError(too_large(len(stored_bytes), max_article_bytes()))

@@ -151,9 +151,10 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
     if data is not None:
         data.stats = {a.id: (current[a.id].size, current[a.id].stamp_ns) for a in fresh}
 
-    if (previous is not None and not repaired and not fresh and not removed
-            and len(keep) == len(old) and skipped == previous.skipped and not restamped
-            and store.current_is_sound()):
+    # No article, vector or skipped file differs (new stamps alone are not a change to report).
+    same = (previous is not None and not repaired and not fresh and not removed
+            and len(keep) == len(old) and skipped == previous.skipped)
+    if same and not restamped and store.current_is_sound():
         return BuildReport(len(old), previous.passages, 0, 0, time.perf_counter() - started,
                            changed=False, generation=previous.generation, problems=problems)
 
@@ -175,14 +176,11 @@ def _build(corpus_dir: Path, store: IndexDir, embedder: Embedder, params: ChunkP
     manifest = maybe_compact(store, manifest)
     store.publish(manifest)
     _collect_garbage(store)
-    # Only new stamps (no article, vector or skipped file differs): not a change to report.
-    restamp_only = (previous is not None and not repaired and not fresh and not removed
-                    and len(keep) == len(old) and skipped == previous.skipped)
     return BuildReport(
         articles=len(articles), chunks=manifest.passages,
         embedded=int(data.passages.shape[0]) if data is not None else 0,
         removed=len(removed), seconds=time.perf_counter() - started,
-        added=len(fresh) - updated, updated=updated, changed=not restamp_only,
+        added=len(fresh) - updated, updated=updated, changed=not same,
         generation=manifest.generation, problems=problems,
     )
 

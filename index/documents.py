@@ -98,16 +98,18 @@ def read_html(data: bytes, *, url: str | None = None) -> DocumentText:
 
 def pdf_seconds() -> float:
     """The time one PDF may take to read, from DOSSIER_PDF_SECONDS (default 60)."""
-    return _positive(PDF_SECONDS_ENV, DEFAULT_PDF_SECONDS)
+    return positive_setting(PDF_SECONDS_ENV, DEFAULT_PDF_SECONDS)
 
 
 def pdf_memory_mb() -> int:
     """The memory one PDF may take to read, from DOSSIER_PDF_MEMORY_MB (default 1024)."""
-    return int(_positive(PDF_MEMORY_ENV, DEFAULT_PDF_MEMORY_MB))
+    return int(positive_setting(PDF_MEMORY_ENV, DEFAULT_PDF_MEMORY_MB))
 
 
-def _positive(name: str, default: float) -> float:
-    # `config check` reports a bad value; reading goes on with the default meanwhile.
+def positive_setting(name: str, default: float) -> float:
+    """A positive number from the environment variable ``name``, else ``default``. The few
+    limits the index package reads itself; `config check` reports a bad value, and reading
+    goes on with the default meanwhile."""
     try:
         value = float(os.environ.get(name, "").strip() or default)
     except ValueError:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from index.documents import DocumentError, DocumentText, read_docx, read_html, read_pdf
+from index.documents import (
+    DocumentError,
+    DocumentText,
+    positive_setting,
+    read_docx,
+    read_html,
+    read_pdf,
+)
 from index.model import Article, Corpus, LoadProblem
 
 INBOX = "inbox"  # articles added from chat (bot/intake.py)
@@ -48,15 +55,7 @@ class ArticleError(ValueError):
 
 def max_article_bytes() -> int:
     """The per-article size limit, from DOSSIER_MAX_ARTICLE_MB (default 4 MB)."""
-    raw = os.environ.get(MAX_ARTICLE_ENV, "").strip()
-    try:
-        mb = float(raw) if raw else DEFAULT_MAX_ARTICLE_MB
-    except ValueError:
-        mb = DEFAULT_MAX_ARTICLE_MB
-    return int(mb * 1024 * 1024) if mb > 0 else DEFAULT_MAX_ARTICLE_BYTES
-
-
-DEFAULT_MAX_ARTICLE_BYTES = int(DEFAULT_MAX_ARTICLE_MB * 1024 * 1024)
+    return int(positive_setting(MAX_ARTICLE_ENV, DEFAULT_MAX_ARTICLE_MB) * 1024 * 1024)
 
 
 def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[LoadProblem]]:
@@ -261,36 +260,39 @@ def load_article(path: Path, corpus_dir: Path | None = None, *,
         raise ArticleError("the file is empty")
     suffix = path.suffix.lower()
     if suffix in (".html", ".htm"):
-        fields = _from_document(read_html, data)
+        found = _from_document(read_html, data)
     elif suffix == ".pdf":
-        fields = _from_document(read_pdf, data)
+        found = _from_document(read_pdf, data)
     elif suffix == ".docx":
-        fields = _from_document(read_docx, data)
+        found = _from_document(read_docx, data)
+    elif suffix in (".md", ".markdown"):
+        found = read_markdown(_decode(data))
     else:
-        text = _decode(data)
-        parse = markdown_fields if suffix in (".md", ".markdown") else _from_text
-        fields = parse(text)
-    body = fields.pop("body")
+        found = DocumentText(body=_decode(data))
+    body = found.body
     if not body or not body.strip():
         raise ArticleError("no article text was found in the file")
     rel = path.name if corpus_dir is None else os.path.relpath(path, corpus_dir)
-    # Title: the file's own (front matter, metadata), else its headline, else its name.
-    title = fields.get("title") or headline(body) or title_from_name(path.stem)
-    # Date: the file's own, else the first full date near the top of the text; the file's
-    # creation date (PDF/DOCX metadata) only when the text names none.
-    published = (fields.get("published") or date_in_text(body)
-                 or fields.get("file_date"))
     return Article(
         id=path.stem,
         path=rel,
         body=body,
         sha256=hashlib.sha256(data).hexdigest(),
-        title=title,
-        outlet=fields.get("outlet"),
-        author=fields.get("author") or _byline(body),
-        published=published,
-        url=fields.get("url"),
+        # Title: the file's own (front matter, metadata), else its headline, else its name.
+        title=found.title or headline(body) or title_from_name(path.stem),
+        outlet=found.outlet,
+        author=found.author or _byline(body),
+        published=article_date(found),
+        url=found.url,
     )
+
+
+def article_date(found: DocumentText) -> str | None:
+    """An article's date: the file's own (front matter, page metadata), else the first full
+    date near the top of the text; a PDF's or Word file's creation date only when the text
+    names none."""
+    return (_normalise_date(found.published) or date_in_text(found.body)
+            or found.file_date)
 
 
 def search_title(article: Article) -> str | None:
@@ -365,13 +367,12 @@ def _decode(data: bytes) -> str:
                            "save it as UTF-8") from None
 
 
-def markdown_fields(text: str) -> dict[str, str | None]:
+def read_markdown(text: str) -> DocumentText:
     """The body and metadata of a Markdown article: its YAML front matter, if any, gives the
     title, outlet, author, published and url; the body is what follows it."""
     match = _FRONT_MATTER.match(text)
     if not match:
-        fields = _from_text(text)
-        return fields
+        return DocumentText(body=text)
     try:
         meta = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError as exc:
@@ -382,20 +383,15 @@ def markdown_fields(text: str) -> dict[str, str | None]:
         raise ArticleError(f"its YAML front matter cannot be parsed{where}") from None
     if not isinstance(meta, dict):
         raise ArticleError("its front matter is not a set of `key: value` lines")
-    body = text[match.end():]
-    return {
-        "body": body,
-        "front_matter": "yes",
-        "title": _clean_field(meta.get("title")),
-        "outlet": _clean_field(meta.get("outlet")),
-        "author": _clean_field(meta.get("author")),
-        "published": _normalise_date(meta.get("published")),
-        "url": _clean_field(meta.get("url")),
-    }
-
-
-def _from_text(text: str) -> dict[str, str | None]:
-    return {"body": text}
+    return DocumentText(
+        body=text[match.end():],
+        title=_clean_field(meta.get("title")),
+        outlet=_clean_field(meta.get("outlet")),
+        author=_clean_field(meta.get("author")),
+        # YAML reads a bare 2022-03-15 as a date: normalised to text here.
+        published=_normalise_date(meta.get("published")),
+        url=_clean_field(meta.get("url")),
+    )
 
 
 def real_roots(corpus_dir: Path) -> list[str]:
@@ -419,14 +415,11 @@ def _check_inside(fd: int, path: Path, roots: list[str]) -> None:
                            "instead")
 
 
-def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> dict[str, str | None]:
+def _from_document(read: Callable[[bytes], DocumentText], data: bytes) -> DocumentText:
     try:
-        found = read(data)
+        return read(data)
     except DocumentError as exc:
         raise ArticleError(str(exc), limits=exc.limits) from None
-    return {"body": found.body, "title": found.title, "author": found.author,
-            "outlet": found.outlet, "published": _normalise_date(found.published),
-            "url": found.url, "file_date": found.file_date}
 
 
 def _clean_field(value: object) -> str | None:

@@ -33,7 +33,15 @@ from bot.discord.render import (
 )
 from bot.egress import environment_proxy
 from bot.feedback import FeedbackStore
-from bot.intake import Intake, IntakeError, kind_of, too_large
+from bot.intake import (
+    MAX_FILES,
+    Intake,
+    IntakeError,
+    can_read,
+    files_left_out,
+    kind_of,
+    too_large,
+)
 from bot.ratelimit import RateLimiter
 from bot.service import QuestionService
 
@@ -445,7 +453,7 @@ class DossierBot(discord.Client):
         # A screenshot posted beside a question in an auto-reply channel or a thread is not,
         # nor is one beside a question handed to the bot: the question is answered.
         addressed = message.guild is None or self.mentions_me(message)
-        readable = any(_addable(a) for a in message.attachments)
+        readable = any(can_read(a.filename, a.content_type) for a in message.attachments)
         try:
             if message.attachments and addressed and (readable or not text):
                 await self._add_from_message(message)
@@ -466,9 +474,7 @@ class DossierBot(discord.Client):
             return
         async with message.channel.typing():
             lines = [await self._add_attachment(a) for a in message.attachments[:MAX_FILES]]
-        if len(message.attachments) > MAX_FILES:
-            lines.append(f"{len(message.attachments) - MAX_FILES} more file(s) not added: at "
-                         f"most {MAX_FILES} at a time.")
+        lines += files_left_out(len(message.attachments))
         await reply(message, clip("\n".join(escape(line) for line in lines), 2000))
 
     async def _reply_to(self, message: discord.Message, question: str,
@@ -521,18 +527,8 @@ class DossierBot(discord.Client):
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-MAX_FILES = 5  # files added from one message
 # A mention of someone (a user, a role) or of everyone: a message addressed to people.
 _ADDRESSED = re.compile(r"<@[!&]?\d+>|@everyone|@here")
-
-
-def _addable(attachment: discord.Attachment) -> bool:
-    """Whether the bot may read an attachment as an article (by its name or type)."""
-    try:
-        kind_of(attachment.filename, attachment.content_type)
-    except IntakeError:
-        return False
-    return True
 
 
 def _conversation_id(*parts: object) -> str:

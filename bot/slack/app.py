@@ -45,7 +45,15 @@ from slack_sdk.webhook import WebhookClient
 from bot.answer import Answer, Answerer, Quote
 from bot.config import ConfigError, Settings
 from bot.feedback import FeedbackStore
-from bot.intake import Intake, IntakeError, kind_of, too_large
+from bot.intake import (
+    MAX_FILES,
+    Intake,
+    IntakeError,
+    can_read,
+    files_left_out,
+    kind_of,
+    too_large,
+)
 from bot.ratelimit import RateLimiter
 from bot.service import QuestionService
 from bot.slack import render
@@ -172,7 +180,6 @@ _UNCERTAIN = (URLError, ConnectionResetError, RemoteDisconnected, TimeoutError)
 # Message subtypes that are still a person's message: a thread reply also sent to the
 # channel, and a message carrying a file.
 PERSON_SUBTYPES = (None, "thread_broadcast", "file_share")
-MAX_FILES = 5  # files added from one message
 # A mention of someone else, or of a group: a thread reply addressed to people, not the bot.
 _ADDRESSED = re.compile(r"<@[UW]|<!(?:here|channel|everyone|subteam)")
 
@@ -184,13 +191,8 @@ def _is_dm(channel: str | None) -> bool:
 def _addable(file: dict) -> bool:
     """Whether the bot may be able to read a shared file as an article, by the name or type
     the event gives (an event without them leaves it to files.info: maybe)."""
-    if not (file.get("name") or file.get("mimetype")):
-        return True
-    try:
-        kind_of(file.get("name"), file.get("mimetype"))
-    except IntakeError:
-        return False
-    return True
+    name, mimetype = file.get("name"), file.get("mimetype")
+    return not (name or mimetype) or can_read(name, mimetype)
 
 
 def post_message(client: WebClient, **params: Any) -> None:
@@ -420,10 +422,11 @@ class SlackBot:
                 return
             thread = event.get("thread_ts") or event.get("ts")
             conversation = _conversation_id(channel, thread)
+            auto = self.settings.auto_reply(channel)
             in_our_thread = bool(event.get("thread_ts")) and self.service.knows(conversation)
-            if not (self.settings.auto_reply(channel) or in_our_thread):
+            if not (auto or in_our_thread):
                 return
-            if not self.settings.auto_reply(channel) and _ADDRESSED.search(text):
+            if not auto and _ADDRESSED.search(text):
                 return  # a reply in the bot's thread to someone else ("@Alice, can you…")
         question = slack_text_to_plain(text, context.bot_user_id)
 
@@ -660,9 +663,7 @@ class SlackBot:
             post(render.notice(ADD_ADMIN_ONLY_TEXT))
             return True
         lines = [self._add_file(client, f.get("id")) for f in files[:MAX_FILES]]
-        if len(files) > MAX_FILES:
-            lines.append(f"{len(files) - MAX_FILES} more file(s) not added: at most "
-                         f"{MAX_FILES} at a time.")
+        lines += files_left_out(len(files))
         try:
             post(render.notice("\n".join(lines)))
         except Exception:
