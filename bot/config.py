@@ -220,7 +220,7 @@ class Settings(BaseSettings):
                            "where the search index is kept")
     embed_model: str | None = _var(
         "DOSSIER_EMBED_MODEL", None,
-        "sentence-transformers name or path; default: packaged all-MiniLM-L6-v2")
+        "sentence-transformers name or path; default: packaged all-MiniLM-L6-v2, tuned")
     admins: _UserIds = _var("DOSSIER_ADMINS", frozenset(),
                             "user IDs allowed to rebuild the index from chat")
     adders: _UserIds = _var("DOSSIER_ADDERS", frozenset(),
@@ -371,7 +371,7 @@ class Settings(BaseSettings):
         """The effective configuration with every secret masked, for ``config check``."""
         unset = {"channels": "(any channel the bot is invited to)",
                  "feedback_db": f"(default: {self.feedback_path})",
-                 "embed_model": "(packaged all-MiniLM-L6-v2)",
+                 "embed_model": "(packaged all-MiniLM-L6-v2, tuned)",
                  **dict.fromkeys(SECRET_FIELDS, "(not set)")}
         out: dict[str, str] = {}
         for name, value in self.typed().items():

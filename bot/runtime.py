@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.answer import Answerer
 from bot.config import Settings
 from index.build import BuildReport, Progress
-from index.embed import Embedder, load_embedder
+from index.embed import PACKAGED_MODEL_SHA256, Embedder, load_embedder
 from index.live import LiveIndex
 from index.load import corpus_files
 
@@ -33,7 +33,16 @@ def make_answerer(settings: Settings, *, build_if_missing: bool = True,
     say = say or (lambda msg: print(msg, file=sys.stderr))
     live = make_live_index(settings)
     if live.dir.exists():
-        live.check()  # a damaged or foreign index is reported before the model loads
+        manifest = live.check()  # a damaged or foreign index is reported before the model loads
+        if (build_if_missing and settings.corpus_dir.is_dir()
+                and manifest.model_fingerprint == PACKAGED_MODEL_SHA256
+                and live.embedder.fingerprint != PACKAGED_MODEL_SHA256):
+            # Built by an earlier release, with the wheel's untuned model: an upgrade, not a
+            # choice, so it is re-embedded here instead of refusing every question.
+            say(f"The index at {settings.index_dir} was built with the untuned model of an "
+                f"earlier release: re-embedding {settings.corpus_dir} with the tuned one "
+                "(once)…")
+            describe_problems(live.rebuild(settings.corpus_dir, progress=progress), say)
     else:
         if not settings.corpus_dir.is_dir():
             raise FileNotFoundError(

@@ -170,7 +170,7 @@ def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None)
     with the index manifest. ``index build`` makes the finer checks (chunking, weights).
     """
     from index.diff import corpus_diff
-    from index.embed import PACKAGED_MODEL_NAME
+    from index.embed import TUNED_MODEL_NAME, tuned_record
     from index.segment import damaged_segments
     from index.store import IndexDir, IndexError_
 
@@ -178,9 +178,13 @@ def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None)
         manifest = IndexDir(Path(index_dir)).read_manifest()
     except IndexError_ as exc:
         return str(exc)
-    expected_model = model or PACKAGED_MODEL_NAME
-    if manifest.model != expected_model:
-        return f"the index was built with {manifest.model}, the bot now uses {expected_model}"
+    if model is not None and manifest.model != model:
+        return f"the index was built with {manifest.model}, the bot now uses {model}"
+    # The packaged model by its weights' SHA-256 (read from its record, not the model), so a
+    # retrained release is seen even under the same name.
+    if model is None and manifest.model_fingerprint != tuned_record()["model_sha256"]:
+        return (f"the index was built with {manifest.model} (weights "
+                f"{manifest.model_fingerprint[:12]}…), the bot now uses {TUNED_MODEL_NAME}")
     store = IndexDir(Path(index_dir))
     if (damaged := damaged_segments(store.segments_dir, manifest.segments)):
         return f"the index is damaged (segment {damaged[0]}); a build repairs it"

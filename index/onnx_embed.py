@@ -38,13 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from index.embed import (
-    PACKAGED_MODEL_NAME,
     SMALL_BATCH,
+    TUNED_MODEL_NAME,
     ModelError,
     TokenVectors,
-    packaged_model_dir,
     sha256_file,
-    verify_packaged_weights,
+    tuned_record,
 )
 
 EXPORT_FORMAT = 2  # 2: the weights in DATA_FILE beside the graph (1: one file)
@@ -123,10 +122,8 @@ def packaged_export_dir(root: Path | None = None) -> Path:
     # One folder per source weights and export format: a new model version never reuses an
     # old graph, and a checkout that reads another format (sharing this environment, or
     # before an upgrade) keeps its own folder instead of finding one it cannot read.
-    from index.embed import PACKAGED_MODEL_SHA256
-
-    return ((root or export_root())
-            / f"all-minilm-l6-v2-{PACKAGED_MODEL_SHA256[:16]}-f{EXPORT_FORMAT}")
+    digest = tuned_record()["model_sha256"]
+    return (root or export_root()) / f"minilm-dossier-{digest[:16]}-f{EXPORT_FORMAT}"
 
 
 # ---------------------------------------------------------------- run time (no torch)
@@ -441,21 +438,22 @@ def _min_cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def export_packaged(dest: Path | None = None) -> ExportInfo:
-    """Export the packaged, hash-verified MiniLM and check it against sentence-transformers."""
+    """Export the packaged model, tuned (hash-checked wheel + hash-checked layers), and check
+    it against sentence-transformers. The fp32 folder it is assembled into is temporary: an
+    image keeps only the export."""
     from index.embed import SentenceTransformerEmbedder
 
     dest = dest or packaged_export_dir()
-    source = packaged_model_dir()
-    digest = verify_packaged_weights(source)
-    reference = SentenceTransformerEmbedder()
-    model = reference._model
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as tmp:
+        reference = SentenceTransformerEmbedder(tuned_root=Path(tmp) / "assembled")
+        source = Path(reference._source)
+        model = reference._model
         graph = Path(tmp) / ONNX_FILE
         _export_transformer(model[0].auto_model, "last_hidden_state", "token_embeddings", graph)
-        shutil.copyfile(source / TOKENIZER_FILE, Path(tmp) / TOKENIZER_FILE)
-        record = {"kind": "embedder", "name": PACKAGED_MODEL_NAME, "fingerprint": digest,
-                  "source_sha256": digest, "max_tokens": int(model.max_seq_length),
+        record = {"kind": "embedder", "name": TUNED_MODEL_NAME,
+                  "fingerprint": reference.fingerprint, "source_sha256": reference.fingerprint,
+                  "max_tokens": int(model.max_seq_length),
                   "dimension": reference.dimension, "activation": "mean-pooling",
                   "opset": OPSET, **_versions()}
         staged = _write_export(Path(tmp) / "staged", graph, source / TOKENIZER_FILE, record)

@@ -20,15 +20,20 @@ from click.testing import CliRunner
 from conftest import CORPUS, DEV_SET, SHARED, poll
 
 import bot.runtime
+import index.embed
 from bot.cli import main
 from index.build import build_index
 from index.embed import (
     BACKEND_ENV,
     PACKAGED_MODEL_SHA256,
+    TUNED_LAYERS,
     ModelError,
     SentenceTransformerEmbedder,
     load_embedder,
     packaged_model_dir,
+    sha256_file,
+    tuned_model_dir,
+    tuned_record,
 )
 from index.onnx_embed import (
     DATA_FILE,
@@ -68,7 +73,7 @@ def test_default_embedder_is_onnx_and_shares_the_fingerprint(monkeypatch, st_emb
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     embedder = load_embedder()
     assert isinstance(embedder, OnnxEmbedder)
-    assert embedder.fingerprint == st_embedder.fingerprint == PACKAGED_MODEL_SHA256
+    assert embedder.fingerprint == st_embedder.fingerprint == tuned_record()["model_sha256"]
     assert embedder.name == st_embedder.name
     assert embedder.dimension == st_embedder.dimension == 384
     # The model's real limit, not the 128 that the packaged tokenizer.json declares.
@@ -80,11 +85,49 @@ def test_default_embedder_is_onnx_and_shares_the_fingerprint(monkeypatch, st_emb
         load_embedder()
 
 
+def test_tuned_model_is_assembled_from_checked_parts(tmp_path, monkeypatch) -> None:
+    record = tuned_record()
+    assert sha256_file(TUNED_LAYERS) == record["layers_sha256"]
+    assert record["base_sha256"] == PACKAGED_MODEL_SHA256
+    folder = tuned_model_dir(tmp_path / "root")
+    assert sha256_file(folder / "model.safetensors") == record["model_sha256"]
+    assert (folder / "tokenizer.json").is_file() and (folder / "modules.json").is_file()
+    assert not list((tmp_path / "root").glob(".assemble-*"))  # nothing half-written left
+    # A damaged assembled copy is assembled again, not used.
+    (folder / "model.safetensors").write_bytes(b"damaged")
+    assert sha256_file(tuned_model_dir(tmp_path / "root") / "model.safetensors") \
+        == record["model_sha256"]
+    # Layers that are not the recorded ones are refused before anything is assembled.
+    tampered = tmp_path / "layers.safetensors"
+    data = bytearray(TUNED_LAYERS.read_bytes())
+    data[-10] ^= 1
+    tampered.write_bytes(bytes(data))
+    monkeypatch.setattr(index.embed, "TUNED_LAYERS", tampered)
+    with pytest.raises(ModelError, match="does not match the SHA-256"):
+        tuned_model_dir(tmp_path / "other")
+    assert not (tmp_path / "other" / folder.name).exists()
+
+
+def test_tuned_model_changes_the_vectors_not_the_word_pieces(st_embedder) -> None:
+    # The stored layers are in use: the wheel's model gives other vectors for the same text
+    # (what they buy is measured by `dossier-bot eval`, docs/ranking.md), cut into the same
+    # word pieces.
+    plain = SentenceTransformerEmbedder(str(packaged_model_dir()))
+    question = "Who is Hu Wei?"
+    answer = ("Hu Wei, the vice-chairman of the Public Policy Research Center of the "
+              "Counselors' Office of China's State Council, wrote an essay in March.")
+    vt, vp = st_embedder.embed_batch([question, answer]), plain.embed_batch([question, answer])
+    assert float(vt[0] @ vp[0]) < 0.99 and float(vt[1] @ vp[1]) < 0.99
+    _, tt = st_embedder.embed_with_tokens([answer])
+    _, tp = plain.embed_with_tokens([answer])
+    assert np.array_equal(tt[0].ids, tp[0].ids)
+
+
 def test_export_files_are_checked_against_their_sha256(tmp_path, onnx_embedder) -> None:
     folder = tmp_path / "export"
     shutil.copytree(onnx_embedder.info.folder, folder)
     info = ExportInfo.read(folder)
-    assert info.source_sha256 == PACKAGED_MODEL_SHA256 and info.kind == "embedder"
+    assert info.source_sha256 == tuned_record()["model_sha256"] and info.kind == "embedder"
     record = json.loads((folder / MANIFEST_FILE).read_text())
     assert record["check"]["min_sentence_cosine"] >= 0.99999 and record["check"]["same_ids"]
 

