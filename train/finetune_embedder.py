@@ -9,13 +9,15 @@ them, and measure what that buys the ranker, out of fold.
     python -m train.fit_ranker                   # fit the ranker on those features
 
 ``pairs`` writes, per training question, the sentences holding its phrase in the right article
-(positives) and the shipped scorer's best-ranked candidates that do not hold it (hard
-negatives), with the candidates themselves so ``train`` can report dense P@1 on questions a
-model never saw. The thirty training stories are split in two folds (alternating within each
-category): model A is trained on fold A, model B on fold B, and model "all" on both. The
-ranker is then fitted on features each training story gets from the model *not* trained on
-it, and the development suite is featurised with "all": nothing the scorer or the refusal
-model is fitted on has been seen by the embedder that produced it.
+(positives) and the best-ranked candidates that do not hold it (hard negatives, by a scorer
+fitted on the untuned model's features), with the candidates themselves, so ``train`` can
+report dense P@1 on questions a model never saw.
+
+The thirty training stories are split in two folds (alternating within each category): model A
+is trained on fold A, model B on fold B, and model "all" on both. The ranker is then fitted on
+features each training story gets from the model *not* trained on it, and the development
+suite is featurised with "all": nothing the scorer or the refusal model is fitted on has been
+seen by the embedder that produced it.
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ def fold_of(dossier: str, names: list[str]) -> str:
 def cmd_pairs(out: Path) -> None:
     import numpy as np
 
-    from index.scorer import default_model
-    from train.fit_ranker import TRAIN, load_cached
+    from index.features import FEATURES
+    from train.fit_ranker import TRAIN, candidate_logits, fit_candidates, load_cached
 
-    train, dev = load_cached()
+    train, dev = load_cached()  # the untuned wheel model's features
     phrases: dict[tuple[str, str], str] = {}
     for f in sorted(TRAIN.glob("*/questions.jsonl")):
         for line in f.read_text().splitlines():
@@ -63,7 +65,9 @@ def cmd_pairs(out: Path) -> None:
                 d = json.loads(line)
                 if d.get("phrase"):
                     phrases[(f.parent.name, d["q"])] = d["phrase"]
-    model = default_model()
+    # The hard negatives are what a scorer over the untuned model's features ranks highest
+    # (the ranker of the release before the tuned embedder, refitted here).
+    model = fit_candidates(train, FEATURES)
     names = sorted({r.dossier for r in train})
     out.mkdir(parents=True, exist_ok=True)
     kept = skipped = 0
@@ -79,7 +83,7 @@ def cmd_pairs(out: Path) -> None:
             if r.answerable:
                 want = norm(phrases[(r.dossier, r.q)])
                 pos = [i for i, t in enumerate(r.texts) if r.labels[i] and want in norm(t)]
-                order = np.argsort(-model.logits_of(r.matrix), kind="stable").tolist()
+                order = np.argsort(-candidate_logits(model, r), kind="stable").tolist()
                 neg = [i for i in order if not r.labels[i] and want not in norm(r.texts[i])]
                 row |= {"pos": pos, "neg": neg[:HARD]}
                 if pos:
