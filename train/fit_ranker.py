@@ -203,7 +203,8 @@ def load_foreign(path: Path | None = None) -> list[QuestionRows]:
 
     if path is not None:
         return [QuestionRows(**d) for d in pickle.loads(path.read_bytes())]
-    cache = cache_path().with_name(cache_path().stem.replace("features", "foreign") + ".pkl")
+    cache = cache_path().with_name(cache_path().stem.replace("features", "foreign")
+                                   + f"-{FOREIGN_PER_STORY}-{FOREIGN_SEED}.pkl")
     if cache.exists():
         return [QuestionRows(**d) for d in pickle.loads(cache.read_bytes())]
     embedder = SentenceTransformerEmbedder(str(packaged_model_dir()))

@@ -1,5 +1,8 @@
-"""How the shipped scorer and refusal model improve with more training stories: refit on
-random subsets of the training stories and report the development suite (six dossiers).
+"""How the scorer and refusal model improve with more training stories: refit on random
+subsets of the training stories and report the development suite (six dossiers).
+
+It reads the untuned wheel model's features, without foreign questions: the setting of the
+release it was measured on (docs/ranking.md, session 7), before the tuned embedder.
 
 Answers "would more training questions help?" before anyone writes them:
 

@@ -60,7 +60,7 @@ def synthetic(train: list[fr.QuestionRows], names, c: float, loss: str) -> list[
                                   loss)
         for i in fold:
             r = train[i]
-            if not r.answerable or r.matrix is None or (r.dossier, r.q) not in ph:
+            if not r.answerable or r.foreign or r.matrix is None or (r.dossier, r.q) not in ph:
                 continue
             m = masked(r, ph[(r.dossier, r.q)])
             if m is None:
@@ -77,6 +77,7 @@ def fit_with(train, names, c, loss, oof, extra: list[np.ndarray], weight: float)
     base = fr.fit_model(train, names, c, loss=loss, oof=oof)
     qx = np.array([fr.qfeatures(train[i], oof[i]) for i in sorted(oof)])
     qy = np.array([train[i].answerable for i in sorted(oof)], dtype=np.float32)
+    # foreign rows count as one unanswerable question each, as in fit_ranker
     if weight > 0 and extra:
         x = np.vstack([qx, np.array(extra)])
         y = np.concatenate([qy, np.zeros(len(extra), np.float32)])
@@ -105,15 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     train, dev = fr.load_cached(path=Path(args.features))
+    train += fr.load_foreign(fr.TUNED_FOREIGN)  # as shipped: weight 0 is the shipped model
     names = tuple(FEATURES)
     oof = fr.out_of_fold_logits(train, names)
     extra = synthetic(train, names, 1.0, "listwise")
-    print(f"{len(extra)} masked questions beside {sum(not r.answerable for r in train)} real "
-          "unanswerable ones")
+    real = sum(not r.answerable and not r.foreign for r in train)
+    print(f"{len(extra)} masked questions beside {real} real unanswerable and "
+          f"{sum(r.foreign for r in train)} foreign ones")
     for w in args.weights:
         model = fit_with(train, names, 1.0, "listwise", oof, extra, w)
         m = fr.measure(model, dev)
-        tr = fr.total(fr.measure(model, train), ())
+        tr = fr.total(fr.measure(model, [r for r in train if not r.foreign]), ())
         print(f"weight {w:4}: {fr.fmt(fr.total(m))} | bundled {m['bundled']['strict']}/"
               f"{m['bundled']['answerable']}, off-topic {m['bundled']['off_declined']}/"
               f"{m['bundled']['off_topic']} | training off-topic declined "
