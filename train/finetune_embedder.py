@@ -277,10 +277,10 @@ def cmd_train(args) -> None:
     for top in args.top_layers:
         for lr in args.lr:
             for epochs in args.epochs:
-                for late in args.late:
+                for late, seed in [(x, y) for x in args.late for y in args.seeds]:
                     cfg = dict(top_layers=top, epochs=epochs, lr=lr, batch=args.batch,
                                negatives=args.negatives, scale=args.scale, device=device,
-                               seed=SEED, late=late)
+                               seed=seed, late=late)
                     t0 = time.time()
                     ma, _ = train_one(by["A"], args.base, skip=skip, **cfg)
                     mb, _ = train_one(by["B"], args.base, skip=skip, **cfg)
@@ -433,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--scale", type=float, default=20.0)
     t.add_argument("--late", type=float, nargs="+", default=[0.0],
                    help="weight of a late-interaction (MaxSim) loss beside the pooled one")
+    t.add_argument("--seeds", type=int, nargs="+", default=[SEED],
+                   help="several: each recipe is fitted once per seed (how much luck is in it)")
     t.add_argument("--device", default="cuda")
     a = sub.add_parser("assemble")
     a.add_argument("--trained", type=Path, default=WORK / "trained")
