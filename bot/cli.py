@@ -206,8 +206,8 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
     With `--json -`, the model is loaded once and one JSON object is printed per input line.
     A line may also be a JSON object {"question": "...", "conversation": "ID"}: lines with
     the same ID are one conversation, in order, and later ones are read as follow-ups
-    ("what did he say next?", "and Beijing?", "why?"). An object without a "question"
-    string gets a reason instead of an answer.
+    ("what did he say next?", "and Beijing?", "why?"). JSON that is not such an object (no
+    "question" string, or an array) gets a reason instead of an answer.
     """
     from bot.answer import Answer, question_problem
     from bot.conversation import ConversationalAnswerer
@@ -244,7 +244,7 @@ def ask(question: str, as_json: bool, corpus: Path | None, index_dir: Path | Non
                 click.echo()
 
 
-# A JSON object line without a "question" string: answered with this reason, not searched.
+# A JSON line that is not an object with a "question" string: answered with this reason.
 BAD_JSON_LINE = 'a JSON line needs a "question" string, e.g. {"question": "…"}'
 
 
@@ -268,19 +268,21 @@ def _stdin_questions() -> Iterator[tuple[str, str | None, str | None]]:
 
     for line in stdin_lines():
         text = line.rstrip("\r\n")
-        yield _conversation_line(text) if text.lstrip().startswith("{") else (text, None, None)
+        head = text.lstrip()[:1]
+        yield _conversation_line(text) if head in ("{", "[") else (text, None, None)
 
 
 def _conversation_line(text: str) -> tuple[str, str | None, str | None]:
     """(question, conversation, problem) of `{"question": ..., "conversation": ...}`; text
-    that is not JSON is read as a plain question, and a JSON object without a "question"
-    string is refused (``BAD_JSON_LINE``)."""
+    that is not JSON ("[Urgent] who…") is read as a plain question, and JSON that is not an
+    object with a "question" string (`{"q": …}`, `["…", "…"]`) is refused (``BAD_JSON_LINE``)
+    rather than searched for its brackets and quotation marks."""
     try:
         raw = json.loads(text)
     except ValueError:
         return text, None, None
     if not isinstance(raw, dict):
-        return text, None, None
+        return text, None, BAD_JSON_LINE
     if not isinstance(raw.get("question"), str):
         return text, None, BAD_JSON_LINE
     conversation = raw.get("conversation")

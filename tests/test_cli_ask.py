@@ -156,12 +156,16 @@ def test_console_chat_reads_follow_ups_in_context(answerer, built_index):
 
 def test_ask_json_stdin_refuses_a_json_line_without_a_question(cli):
     lines = ['{"q": "Did Russia ask China for military aid?"}',
+             '["Did Russia ask China for military aid?", "Who wrote it?"]',
              '{"question": "Did Russia ask China for military aid?", "conversation": "c1"}',
-             '{"question": "more", "conversation": "c1"}']
+             '{"question": "more", "conversation": "c1"}',
+             "[Urgent] Did Russia ask China for military aid?"]
     result = cli("ask", "--json", "-", stdin="\n".join(lines) + "\n")
-    bad, good, more = (json.loads(x) for x in result.stdout.splitlines())
-    assert bad["answered"] is False and '"question" string' in bad["reason"]
-    assert bad["quotes"] == []
+    bad, array, good, more, plain = (json.loads(x) for x in result.stdout.splitlines())
+    for refused in (bad, array):
+        assert refused["answered"] is False and '"question" string' in refused["reason"]
+        assert refused["quotes"] == []
+    assert plain["answered"] is True  # brackets that are not JSON: a plain question
     assert good["answered"] is True and good["confidence"] == "high"
     # Further quotes on an answered question carry its confidence, not null.
     assert more["quotes"] and more["confidence"] == "high"
