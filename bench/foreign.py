@@ -13,22 +13,9 @@ It uses (and builds when missing or stale) the indexes of `python -m train.fit_r
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from train import fit_ranker as fr
-
-
-def dev_sets() -> list[tuple[str, Path, list[str]]]:
-    """(name, corpus folder, answerable questions) of each development set."""
-    out = []
-    for folder in sorted(p for p in fr.DEV.iterdir() if (p / "corpus").is_dir()):
-        qs = [json.loads(x) for x in (folder / "questions.jsonl").read_text().splitlines()
-              if x.strip()]
-        out.append((folder.name, folder / "corpus", [q["q"] for q in qs if q.get("doc")]))
-    bundled = [json.loads(x) for x in fr.BUNDLED.read_text().splitlines() if x.strip()]
-    out.append(("bundled", fr.REPO / "corpus", [q["q"] for q in bundled if q.get("doc")]))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,16 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ranker", type=Path, default=None, help="a ranker JSON (default: shipped)")
     args = ap.parse_args(argv)
     from index.build import build_index
-    from index.embed import SentenceTransformerEmbedder, load_embedder, packaged_model_dir
+    from index.embed import load_embedder, untuned_embedder
     from index.live import LiveIndex
     from index.scorer import RankerModel, default_model
 
     model = RankerModel.load(args.ranker) if args.ranker else default_model()
     if args.packaged:
-        embedder, prefix = SentenceTransformerEmbedder(str(packaged_model_dir())), ""
+        embedder, prefix = untuned_embedder(), ""
     else:
         embedder, prefix = load_embedder(), "ft-all-"
-    sets = dev_sets()
+    # Each development set with its answerable questions: another set's are foreign to it.
+    sets = [(name, corpus, [q["q"] for q in questions if q.get("doc")])
+            for name, corpus, questions in fr.dev_sets()]
     total = {"answer": 0, "unsure": 0, "decline": 0}
     for name, corpus, _ in sets:
         index_dir = fr.CACHE / "index" / f"{prefix}{name}"

