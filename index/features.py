@@ -31,10 +31,19 @@ FEATURES = (
     "sentence_dense", "window_dense", "sentence_late", "window_late",
     # coverage of the question's content terms (idf-weighted share)
     "sentence_cover", "window_cover", "context_cover",
+    # the best sentence of the window: its most similar / most covering candidate sentence
+    "best_in_window_dense", "best_in_window_late", "best_in_window_cover",
     # relative to the question's best candidate (0 for the best)
     "sentence_dense_gap", "window_dense_gap", "sentence_late_gap", "window_late_gap",
-    "context_cover_gap",
+    "context_cover_gap", "best_in_window_dense_gap", "best_in_window_late_gap",
+    "best_in_window_cover_gap",
 )
+# What a window's best sentence is judged by. A quote is the whole window, so a window whose
+# best sentence answers is right wherever that sentence sits in it; the sentence's own window
+# vector blurs a one-sentence answer among its neighbours.
+BEST_IN_WINDOW = {"best_in_window_dense": "sentence_dense",
+                  "best_in_window_late": "sentence_late",
+                  "best_in_window_cover": "sentence_cover"}
 _WORDS = re.compile(r"[A-Za-z][\w’'-]*")
 
 
@@ -219,6 +228,22 @@ def late_interaction(seg: Segment, rows: np.ndarray, lo: np.ndarray, hi: np.ndar
     return sentence.astype(np.float32), (best @ weights).astype(np.float32)
 
 
+def best_in_window(rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   values: np.ndarray) -> np.ndarray:
+    """Each candidate's highest ``values`` among the candidates of its window [lo, hi], itself
+    included (``rows``: one segment's candidate sentences, ascending; a window sentence that is
+    no candidate is not looked at)."""
+    best = values.copy()
+    if not len(rows):
+        return best
+    for d in range(-int((rows - lo).max()), int((hi - rows).max()) + 1):
+        want = rows + d
+        pos = np.minimum(np.searchsorted(rows, want), len(rows) - 1)
+        hit = (rows[pos] == want) & (want >= lo) & (want <= hi)
+        best = np.where(hit, np.maximum(best, values[pos]), best)
+    return best
+
+
 def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
             found: list[SegmentCandidates]) -> FeatureMatrix | None:
     """The feature matrix of every candidate of every segment."""
@@ -249,10 +274,12 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
             cols["window_cover"][k] = q.cover(win)
             cols["context_cover"][k] = q.cover(ctx)
             rows.append((seg, row))
+        for name, source in BEST_IN_WINDOW.items():
+            cols[name] = best_in_window(r, lo, hi, cols[source])
         blocks.append(np.column_stack([cols[name] for name in FEATURES]))
     matrix = np.vstack(blocks).astype(np.float32)
     for name in ("sentence_dense", "window_dense", "sentence_late", "window_late",
-                 "context_cover"):
+                 "context_cover", *BEST_IN_WINDOW):
         col = matrix[:, FEATURES.index(name)]
         matrix[:, FEATURES.index(f"{name}_gap")] = col - col.max()
     return FeatureMatrix(q, tuple(rows), matrix)

@@ -83,3 +83,24 @@ def test_foreign_questions_shape_refusal_only() -> None:
     assert np.allclose(without.candidate.weights, with_foreign.candidate.weights)
     assert np.allclose(without.question.weights, ignored.question.weights)
     assert not np.allclose(without.question.weights, with_foreign.question.weights)
+
+
+def test_cached_features_of_other_columns_are_refused(tmp_path) -> None:
+    import pickle
+
+    from train.fit_ranker import QuestionRows, StaleFeatures, load_cached, main
+
+    def row(width: int) -> dict:
+        return vars(QuestionRows("d", "q", True, np.zeros((3, width), np.float32),
+                                 np.zeros(3, np.float32)))
+
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps(([row(len(FEATURES))], [row(len(FEATURES))])))
+    train, dev = load_cached(path=good)
+    assert train[0].matrix.shape[1] == len(FEATURES)
+    # Features cached before a column was added would be read against the wrong names.
+    stale = tmp_path / "stale.pkl"
+    stale.write_bytes(pickle.dumps(([row(len(FEATURES) - 6)], [])))
+    with pytest.raises(StaleFeatures, match="recompute"):
+        load_cached(path=stale)
+    assert main(["--features", str(stale), "--no-write", "--foreign-weight", "0"]) == 2

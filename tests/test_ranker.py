@@ -12,7 +12,7 @@ import pytest
 from bot.answer import UNSURE, Answerer
 from bot.render import answer_to_json, render_text
 from index import candidates
-from index.features import FEATURES
+from index.features import BEST_IN_WINDOW, FEATURES, best_in_window
 from index.live import LiveIndex
 from index.policy import HIGH, LOW, Ranked, confidence, select_quotes
 from index.scorer import DEFAULT_MODEL, QUESTION_FEATURES, RankerModel, default_model
@@ -52,6 +52,23 @@ def test_features_are_named_columns_with_sane_ranges(retriever):
             assert fm.column(name).max() == pytest.approx(0.0, abs=1e-6), name
     # The window holds its sentence, so it covers at least as much of the question.
     assert (fm.column("window_cover") >= fm.column("sentence_cover") - 1e-6).all()
+
+
+def test_a_window_is_judged_by_its_best_candidate_sentence():
+    rows = np.array([3, 4, 5, 9, 10])
+    lo, hi = np.array([2, 3, 4, 8, 9]), np.array([4, 5, 6, 10, 11])
+    values = np.array([0.1, 0.7, 0.2, 0.5, 0.3], np.float32)
+    # Sentence 9's window (8-10) holds no other candidate above it; 6 and 11 are no candidates.
+    np.testing.assert_allclose(best_in_window(rows, lo, hi, values), [0.7, 0.7, 0.7, 0.5, 0.5])
+    assert best_in_window(rows[:0], lo[:0], hi[:0], values[:0]).shape == (0,)
+
+
+def test_best_in_window_columns_follow_their_sentence_columns(retriever):
+    fm = retriever.features(QUESTION)
+    for name, source in BEST_IN_WINDOW.items():
+        assert (fm.column(name) >= fm.column(source) - 1e-6).all(), name
+        # Some candidate's window holds a better sentence than itself.
+        assert (fm.column(name) > fm.column(source) + 1e-6).any(), name
 
 
 def test_late_interaction_leaves_out_punctuation_and_stop_word_pieces(retriever, embedder):
@@ -105,6 +122,20 @@ def test_quotes_never_overlap_and_respect_the_ratio(retriever):
         assert a1 != a2 or e1 <= s2
     only_best = select_quotes(ranked, max_quotes=5, ratio=1.0)
     assert len(only_best) == 1 and only_best[0].score == pytest.approx(0.9, abs=1e-4)
+
+
+def test_a_window_overlapping_a_quoted_one_is_passed_over_not_cut_down(retriever):
+    fm = retriever.features(QUESTION)
+    full = {(s.id, r): s for s, r in fm.rows
+            if int(s.passage_last[r]) - int(s.passage_first[r]) == 2}
+    # Two three-sentence windows sharing one sentence (rows r and r + 2).
+    seg_id, row = next(k for k in sorted(full) if (k[0], k[1] + 2) in full)
+    seg = full[(seg_id, row)]
+    ranked = [Ranked(seg, row, 0.9), Ranked(seg, row + 2, 0.8)]
+    quotes = select_quotes(ranked, max_quotes=3, ratio=0.0)
+    assert len(quotes) == 1
+    assert (quotes[0].start, quotes[0].end) == (
+        int(seg.sentence_start[row - 1]), int(seg.sentence_end[row + 1]))
 
 
 def _answerer_with(built_index, embedder, **thresholds) -> Answerer:

@@ -51,10 +51,13 @@ GROUPS = {
     "dense": ("sentence_dense", "window_dense", "sentence_dense_gap", "window_dense_gap"),
     "late interaction": ("sentence_late", "window_late", "sentence_late_gap", "window_late_gap"),
     "term coverage": ("sentence_cover", "window_cover", "context_cover", "context_cover_gap"),
+    "best in window": ("best_in_window_dense", "best_in_window_late", "best_in_window_cover",
+                       "best_in_window_dense_gap", "best_in_window_late_gap",
+                       "best_in_window_cover_gap"),
 }
 ANSWERABLE_DECLINED_TARGET = 0.02  # on training questions (out of fold)
 LOW_BAND_DECLINED = 0.005  # below this share of training answerables: declined outright
-CACHE_VERSION = 3  # bumped whenever QuestionRows' fields change (the cache holds them)
+CACHE_VERSION = 4  # bumped whenever QuestionRows' fields change (the cache holds them)
 FOREIGN_WEIGHT = 1.0  # each counts as one unanswerable question; chosen in docs/ranking.md
 QUOTE_RATIO = 0.1  # training lenient: 1098 at 0, 1092 at 0.1, 1074 at 0.25 (of 1271)
 
@@ -77,6 +80,8 @@ class QuestionRows:
     unknown_name: bool = False
     windows: list[tuple[str, int, int, int]] = field(default_factory=list)  # seg, row, lo, hi
     texts: list[str] = field(default_factory=list)  # each candidate's sentence
+    articles: list[str] = field(default_factory=list)  # each candidate's article id
+    positions: list[int] = field(default_factory=list)  # its sentence's index in the article
     foreign: bool = False  # another story's question, asked of this dossier (refusal only)
 
 
@@ -120,17 +125,21 @@ def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id,
             out.append(QuestionRows(name, item["q"], doc is not None, None, np.zeros(0)))
             continue
         labels = np.zeros(len(fm.rows), np.float32)
-        windows, texts = [], []
+        windows, texts, articles, positions = [], [], [], []
         for i, (seg, row) in enumerate(fm.rows):
             art = seg.article_of(row)
             lo, hi = int(seg.passage_first[row]), int(seg.passage_last[row])
             windows.append((seg.id, row, lo, hi))
             texts.append(seg.sentence_text(row))
+            articles.append(art.id)
+            a = int(seg.sentence_article[row])
+            positions.append(row - int(seg.article_first_sentence[a]))
             if doc is not None and doc_id(art.id, doc):
                 text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
                 labels[i] = norm(item["phrase"]) in norm(text)
         out.append(QuestionRows(name, item["q"], doc is not None, fm.matrix, labels,
-                                fm.question.unknown, fm.question.unknown_name, windows, texts))
+                                fm.question.unknown, fm.question.unknown_name, windows, texts,
+                                articles, positions))
     return out
 
 
@@ -161,7 +170,22 @@ def load_cached(refresh: bool = False, path: Path | None = None,
         save_rows(cache, train, dev)
         return train, dev
     train, dev = pickle.loads((path or cache).read_bytes())
-    return [QuestionRows(**d) for d in train], [QuestionRows(**d) for d in dev]
+    return _rows(train, path or cache), _rows(dev, path or cache)
+
+
+class StaleFeatures(RuntimeError):
+    """Cached rows computed with other feature columns than ``FEATURES``."""
+
+
+def _rows(dicts: list[dict], source: Path) -> list[QuestionRows]:
+    rows = [QuestionRows(**d) for d in dicts]
+    widths = {r.matrix.shape[1] for r in rows if r.matrix is not None}
+    if widths - {len(FEATURES)}:
+        raise StaleFeatures(
+            f"{source} holds {sorted(widths)} feature columns, index.features has "
+            f"{len(FEATURES)}: recompute it (`python -m train.finetune_embedder features` and "
+            "`foreign` for the tuned embedder's, `--refresh` for --packaged).")
+    return rows
 
 
 FOREIGN_PER_STORY = 40  # other stories' questions asked of each training dossier
@@ -215,12 +239,12 @@ def load_foreign(path: Path | None = None) -> list[QuestionRows]:
     import pickle
 
     if path is not None:
-        return [QuestionRows(**d) for d in pickle.loads(path.read_bytes())]
+        return _rows(pickle.loads(path.read_bytes()), path)
     features = cache_path()
     cache = features.with_name(features.stem.replace("features", "foreign")
                                + f"-{FOREIGN_PER_STORY}-{FOREIGN_SEED}.pkl")
     if cache.exists():
-        return [QuestionRows(**d) for d in pickle.loads(cache.read_bytes())]
+        return _rows(pickle.loads(cache.read_bytes()), cache)
     embedder = untuned_embedder()
     rows = all_foreign(lambda slug: (embedder, slug))
     cache.write_bytes(pickle.dumps([vars(r) for r in rows]))
@@ -420,14 +444,14 @@ def qfeatures(r: QuestionRows, logits: np.ndarray) -> np.ndarray:
 
 def quotes_of(r: QuestionRows, probs: np.ndarray, ratio: float, n: int = 3) -> list[int]:
     """Candidates quoted, as ``index.policy.select_quotes`` picks them (a candidate whose
-    sentence is already inside a quoted window is skipped)."""
+    window overlaps a quoted one is passed over)."""
     chosen: list[int] = []
     floor = float(probs.max()) * ratio
     for i in np.argsort(-probs, kind="stable").tolist():
         if len(chosen) >= n or (chosen and probs[i] < floor):
             break
-        seg, row, _, _ = r.windows[i]
-        if any(r.windows[j][0] == seg and r.windows[j][2] <= row <= r.windows[j][3]
+        seg, _, lo, hi = r.windows[i]
+        if any(r.windows[j][0] == seg and r.windows[j][2] <= hi and lo <= r.windows[j][3]
                for j in chosen):
             continue
         chosen.append(i)
@@ -505,9 +529,13 @@ def main(argv: list[str] | None = None) -> int:
               "train.finetune_embedder features` first (docs/ranking.md), or pass --packaged.",
               file=sys.stderr)
         return 2
-    train, dev = load_cached(args.refresh, None if args.packaged else args.features)
-    if args.foreign_weight > 0:
-        train += load_foreign(None if args.packaged else TUNED_FOREIGN)
+    try:
+        train, dev = load_cached(args.refresh, None if args.packaged else args.features)
+        if args.foreign_weight > 0:
+            train += load_foreign(None if args.packaged else TUNED_FOREIGN)
+    except StaleFeatures as e:
+        print(f"fit_ranker: {e}", file=sys.stderr)
+        return 2
     print(f"features: {len(train)} training and {len(dev)} development questions in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     dropped = {n for g in args.drop for n in GROUPS[g]}
