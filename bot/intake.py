@@ -16,7 +16,8 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -349,6 +350,29 @@ def as_markdown(found: DocumentText) -> bytes:
 _ADDING = threading.Lock()
 
 
+@contextmanager
+def _inbox_lock(folder: Path) -> Iterator[None]:
+    """One add at a time across processes sharing ``folder`` (two bots on one corpus): an
+    advisory lock on the folder above it, which exists before the inbox does and is the same
+    for every process; nothing is written. Without fcntl (Windows), or without that folder,
+    it locks nothing."""
+    try:
+        import fcntl
+        fd = os.open(folder.parent, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network mounts)
+            log.debug("intake: cannot lock %s; adds are serialised in this process only",
+                      folder.parent)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 class Intake:
     """Adds articles to the corpus and the index. One at a time: a second waits."""
 
@@ -387,16 +411,21 @@ class Intake:
         stored_bytes = as_markdown(found)
         if len(stored_bytes) > max_article_bytes():  # the corpus loader would skip it
             raise IntakeError(too_large(len(stored_bytes), max_article_bytes()))
-        with _ADDING:
+        if not self.corpus_dir.is_dir():
+            raise IntakeError(f"The corpus folder {self.corpus_dir} does not exist; ask an "
+                              "admin to check DOSSIER_CORPUS_DIR.")
+        folder = inbox_dir(self.corpus_dir)
+        with _ADDING, _inbox_lock(folder):
             for source in self.answerer.sources():
                 if body_hash(source.article.body) == digest:
                     raise IntakeError(f"Already in the dossier: “{source.article.label}” has the "
                                       "same text; nothing added.")
-            if not self.corpus_dir.is_dir():
-                raise IntakeError(f"The corpus folder {self.corpus_dir} does not exist; ask an "
-                                  "admin to check DOSSIER_CORPUS_DIR.")
+            # Another process sharing the inbox may have stored it before this one's index
+            # has seen it: the file name carries the text's hash.
+            if folder.is_dir() and (twin := next(folder.glob(f"*-{digest[:8]}.md"), None)):
+                raise IntakeError(f"Already in the dossier: {twin.name} in the inbox has the "
+                                  "same text; nothing added.")
             name = f"{_slug(found.title or 'article')}-{digest[:8]}.md"
-            folder = inbox_dir(self.corpus_dir)
             try:
                 path = write_atomically(folder, name, stored_bytes)
             except OSError as exc:
@@ -410,6 +439,7 @@ class Intake:
                 report = self.answerer.rebuild(self.corpus_dir)
             except Exception:
                 path.unlink(missing_ok=True)  # not indexed: not half-added either
+                self._forget(path)
                 raise
         stored = next((s for s in self.answerer.sources() if s.article.id == path.stem), None)
         if stored is None:
@@ -421,3 +451,14 @@ class Intake:
         return Added(path=path, title=stored.article.title or found.title or path.stem,
                      outlet=stored.article.outlet, published=stored.article.published,
                      passages=stored.passages)
+
+    def _forget(self, path: Path) -> None:
+        """After a failed add: the watcher may have indexed the file before this rebuild
+        failed. The user is told nothing was added, so the article must not stay
+        answerable; one more rebuild drops it (if that fails too, the next one will)."""
+        if not any(s.article.id == path.stem for s in self.answerer.sources()):
+            return
+        try:
+            self.answerer.rebuild(self.corpus_dir)
+        except Exception:
+            log.exception("intake: %s stays indexed until the next rebuild", path.name)

@@ -125,6 +125,62 @@ def test_a_markdown_file_is_read_as_the_corpus_reads_it(fresh_answerer: Answerer
     assert all("---" not in q.text and "outlet:" not in q.text for q in answer.quotes)
 
 
+def test_an_add_whose_rebuild_fails_after_the_watcher_indexed_it_leaves_nothing_answerable(
+        fresh_answerer: Answerer, corpus_copy: Path, monkeypatch) -> None:
+    real = fresh_answerer.rebuild
+    calls: list[Path] = []
+
+    def indexed_then_failed(corpus_dir: Path):
+        calls.append(corpus_dir)
+        if len(calls) == 1:
+            real(corpus_dir)  # the watcher's rebuild took the new file in first
+            raise OSError(28, "No space left on device")
+        return real(corpus_dir)
+
+    monkeypatch.setattr(fresh_answerer, "rebuild", indexed_then_failed)
+    with pytest.raises(OSError, match="No space"):
+        Intake(fresh_answerer, corpus_copy).add_file(FERRY.encode(), "ferry.txt")
+    assert list((corpus_copy / "inbox").iterdir()) == []
+    # Told nothing was added, so nothing was: one more rebuild dropped the indexed copy.
+    assert len(calls) == 2
+    assert not any(s.article.path.startswith("inbox") for s in fresh_answerer.sources())
+    answer = fresh_answerer.ask(FERRY_QUESTION)
+    assert all(not q.article.path.startswith("inbox") for q in answer.quotes)
+
+
+def test_an_article_another_process_stored_in_the_shared_inbox_is_not_added_twice(
+        fresh_answerer: Answerer, corpus_copy: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from bot.intake import body_hash, extract, kind_of
+
+    digest = body_hash(extract(FERRY.encode(), kind_of("ferry.txt", None), name="ferry.txt").body)
+    inbox = corpus_copy / "inbox"
+    inbox.mkdir()
+    # The other bot holds the inbox's lock while it stores the article and rebuilds.
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(corpus_copy)!r}, os.O_RDONLY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(1.5)\n"
+        f"open({str(inbox / 'ferry-notes')!r} + '-' + sys.argv[1][:8] + '.md', 'w')"
+        ".write('stored by the other bot')\n"), digest],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(IntakeError, match="Already in the dossier: ferry-notes-"):
+            Intake(fresh_answerer, corpus_copy).add_file(FERRY.encode(), "ferry.txt")
+        # It waited for the other bot's add instead of racing it.
+        assert time.monotonic() - started > 0.5
+    finally:
+        holder.wait(10)
+    assert [p.name for p in inbox.iterdir()] == [f"ferry-notes-{digest[:8]}.md"]
+
+
 def test_two_adapters_adding_one_article_at_once_add_it_once(fresh_answerer: Answerer,
                                                             corpus_copy: Path) -> None:
     import threading

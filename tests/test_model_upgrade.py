@@ -96,7 +96,7 @@ def test_cached_features_of_other_columns_are_refused(tmp_path) -> None:
 
     good = tmp_path / "good.pkl"
     good.write_bytes(pickle.dumps(([row(len(FEATURES))], [row(len(FEATURES))])))
-    train, dev = load_cached(path=good)
+    train, _ = load_cached(path=good)
     assert train[0].matrix.shape[1] == len(FEATURES)
     # Features cached before a column was added would be read against the wrong names.
     stale = tmp_path / "stale.pkl"
