@@ -290,6 +290,26 @@ def test_dossier_admin_add_of_a_loopback_link_is_refused(answerer: Answerer,
     assert requests == []
 
 
+def test_an_add_that_outlasts_its_interaction_is_reported_in_the_channel(
+        fresh_answerer: Answerer, corpus_copy: Path, tmp_path: Path) -> None:
+    from fakes.articles import article_server
+
+    async def scenario(base: str) -> None:
+        async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy,
+                                 intake_allow_private=True) as (fake, _bot):
+            fake.tokens_expired = True  # as 15 minutes after the command
+            add = fake.slash("dossier-admin add", {"url": f"{base}/article.html"},
+                             user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", add)
+            [posted] = await fake.wait_for(lambda: fake.sent_in(fake.channel_id), 120)
+            assert "Added “Skerryvore keepers vote to unionise”" in posted.body["content"]
+            assert posted.body["allowed_mentions"] == {"parse": []}
+            assert not followups(fake, add)
+
+    with article_server() as base:
+        run(scenario(base))
+
+
 def test_an_uploaded_pdf_with_a_mention_is_added(fresh_answerer: Answerer, corpus_copy: Path,
                                                  tmp_path: Path) -> None:
     from fakes.articles import FERRY, FERRY_QUESTION, tiny_pdf

@@ -194,6 +194,24 @@ def test_reindex_by_an_admin_rebuilds_and_reports(fresh_answerer: Answerer, corp
     run(scenario())
 
 
+def test_a_rebuild_that_outlasts_the_interaction_is_reported_by_dm(
+        fresh_answerer: Answerer, corpus_copy: Path, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with discord_world(fresh_answerer, tmp_path, corpus_dir=corpus_copy) as (fake, _bot):
+            # Discord refuses follow-ups 15 minutes after the command; a big rebuild takes longer.
+            fake.tokens_expired = True
+            reindex = fake.slash("dossier-admin reindex", user=fake.admin)
+            await fake.dispatch("INTERACTION_CREATE", reindex)
+            dm = (await fake.wait_for(lambda: fake.sent_in(fake.dm_channel_id), 120))[0]
+            assert dm.body["content"].startswith("Index rebuilt: 5 articles")
+            assert dm.body["allowed_mentions"] == NO_PINGS
+            assert ("POST", "/api/v10/users/@me/channels") in fake.requests
+            # Nothing of the private report reached the channel.
+            assert not fake.sent_in(fake.channel_id)
+
+    run(scenario())
+
+
 def test_reindex_by_a_listed_admin_reports_a_failed_rebuild(fresh_answerer: Answerer,
                                                            tmp_path: Path) -> None:
     before = [s.article.id for s in fresh_answerer.sources()]

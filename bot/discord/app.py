@@ -316,14 +316,35 @@ class DossierBot(discord.Client):
             report = await asyncio.to_thread(self.answerer.rebuild, self.settings.corpus_dir)
         except Exception as exc:
             log.exception("discord: index rebuild failed")
-            await interaction.followup.send(
-                clip(f"The rebuild failed ({type(exc).__name__}: {exc}); the previous index "
-                     "is still in use.", 1000), ephemeral=True, allowed_mentions=NO_PINGS)
+            await self._report(interaction, clip(
+                f"The rebuild failed ({type(exc).__name__}: {exc}); the previous index "
+                "is still in use.", 1000), ephemeral=True)
             return
-        await interaction.followup.send(
+        await self._report(
+            interaction,
             f"Index rebuilt: {report.articles} articles, {report.chunks} passages "
             f"({report.embedded} embedded, {report.removed} removed) in {report.seconds:.1f} s.",
-            ephemeral=True, allowed_mentions=NO_PINGS)
+            ephemeral=True)
+
+    async def _report(self, interaction: discord.Interaction, text: str, *,
+                      ephemeral: bool) -> None:
+        """The reply to a deferred admin command. Its interaction token lasts 15 minutes,
+        which a rebuild of a large dossier can outlast: then the report goes to the admin's
+        DMs (a private report) or to the channel the command came from."""
+        try:
+            await interaction.followup.send(text, ephemeral=ephemeral, allowed_mentions=NO_PINGS)
+            return
+        except discord.HTTPException as exc:
+            if not token_expired(exc):
+                raise
+            log.warning("discord: the command's interaction expired before its report "
+                        "(HTTP %s, code %s); sending it %s", exc.status, exc.code,
+                        "by DM" if ephemeral else "to the channel")
+        target = interaction.user if ephemeral else interaction.channel
+        if target is None:
+            log.error("discord: nowhere to send the report of an expired interaction")
+            return
+        await target.send(text, allowed_mentions=NO_PINGS)
 
     async def add_command(self, interaction: discord.Interaction, url: str | None,
                           file: discord.Attachment | None) -> None:
@@ -340,7 +361,7 @@ class DossierBot(discord.Client):
         log.info("discord: user %s adds %s", interaction.user.id, url or (file and file.filename))
         text = (await self._add_url(url) if url else await self._add_attachment(file))
         # Titles, outlets, file names and errors come from the page or file: escaped.
-        await interaction.followup.send(clip(escape(text), 2000), allowed_mentions=NO_PINGS)
+        await self._report(interaction, clip(escape(text), 2000), ephemeral=False)
 
     async def _add_url(self, url: str) -> str:
         try:
@@ -525,6 +546,13 @@ class DossierBot(discord.Client):
                 if before == vote else f"Thanks — your vote is now {mark} (it replaces the "
                 "earlier one).")
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+def token_expired(exc: discord.HTTPException) -> bool:
+    """Whether Discord refused a follow-up because the interaction's token is no longer
+    valid (15 minutes after the interaction): 401 "Invalid Webhook Token" (50027), or 404
+    "Unknown Webhook" (10015)."""
+    return (exc.status, exc.code) in ((401, 50027), (404, 10015))
 
 
 # A mention of someone (a user, a role) or of everyone: a message addressed to people.

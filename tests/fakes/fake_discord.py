@@ -97,6 +97,9 @@ class FakeDiscord:
         # Status codes the next channel messages fail with *after* being posted (a 5xx that
         # Discord answers once the message exists).
         self.fail_after_posting: list[int] = []
+        # Follow-ups of interactions already acknowledged are refused as Discord refuses them
+        # 15 minutes on: 401 "Invalid Webhook Token".
+        self.tokens_expired = False
         self._nonces: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, nonce) -> message
         self.intents: int | None = None
         self.gateway_query: dict[str, str] = {}
@@ -122,6 +125,7 @@ class FakeDiscord:
         r.add_post(f"{API}/interactions/{{iid}}/{{itoken}}/callback", self._callback)
         r.add_post(f"{API}/webhooks/{{app}}/{{itoken}}", self._followup)
         r.add_post(f"{API}/channels/{{cid}}/messages", self._channel_message)
+        r.add_post(f"{API}/users/@me/channels", self._open_dm)
         r.add_post(f"{API}/channels/{{cid}}/typing", self._typing)
         r.add_get("/attachments/{aid}/{name}", self._attachment)
         self._runner = web.AppRunner(app, access_log=None)
@@ -497,6 +501,8 @@ class FakeDiscord:
         if request.match_info["app"] != self.application_id or inter is None \
                 or not inter.acknowledged:
             return self._error(404, 10015, "Unknown Webhook")
+        if self.tokens_expired:
+            return self._error(401, 50027, "Invalid Webhook Token")
         body = await self._body(request)
         if problems := _message_problems(body):
             return self._error(400, 50035, "Invalid Form Body", problems)
@@ -539,6 +545,15 @@ class FakeDiscord:
             status = self.fail_after_posting.pop(0)
             return web.Response(status=status, text=f"{status}: Server Error")
         return _json(message)
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        """The DM channel with a user (the fake has one DM channel, whoever it is with)."""
+        body = await self._body(request)
+        users = {u["id"]: u for u in (self.admin, self.member)}
+        recipient = str(body.get("recipient_id"))
+        if recipient not in users:
+            return self._error(400, 50007, "Cannot send messages to this user")
+        return _json({**self.channel_for(self.dm_channel_id), "recipients": [users[recipient]]})
 
     async def _typing(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
