@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +61,17 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
     skipped = manifest.skipped if manifest is not None else {}
     files: dict[str, CorpusFile] = {}
     problems = list(ignored)
+    # Names compared in Unicode's composed form: "café" made on one system and copied from
+    # another (é, or e + accent) are two files whose names print alike, not two articles.
+    taken: dict[str, Path] = {}
     for path in paths:
-        if path.stem in files:
+        if (first := taken.setdefault(unicodedata.normalize("NFC", path.stem), path)) \
+                is not path:
+            alike = "" if first.stem == path.stem else (
+                " (the same letters, written in another Unicode form)")
             problems.append(LoadProblem(shown_path(path, corpus_dir), (
-                f"{shown_path(files[path.stem].path, corpus_dir)} has the same name; rename "
-                "one of them")))
+                f"{shown_path(first, corpus_dir)} has the same name{alike}; rename one of "
+                "them")))
             continue
         files[path.stem] = _hash(path, indexed.get(path.stem), corpus_dir)
     first_with: dict[str, CorpusFile] = {}

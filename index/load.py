@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -224,7 +225,7 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
     """Load every readable article; a file that cannot be read is reported and skipped."""
     articles: list[Article] = []
     problems: list[LoadProblem] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # the ids taken, in Unicode's composed form -> as written
     if paths is None:
         paths, problems = scan_corpus(corpus_dir)
     roots = real_roots(corpus_dir)  # once for the corpus, not once per file
@@ -235,11 +236,16 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
             problems.append(LoadProblem(path=path.name, reason=str(exc),
                                         limits=getattr(exc, "limits", None)))
             continue
-        if article.id in seen:
+        # "café" typed on one system and copied from another (composed é, or e + accent)
+        # are two names on disk that print alike: one article each would read as a duplicate.
+        key = unicodedata.normalize("NFC", article.id)
+        if key in seen:
+            alike = "" if seen[key] == article.id else (
+                " (the same letters, written in another Unicode form)")
             problems.append(LoadProblem(path=shown_path(path, corpus_dir), reason=(
-                f"another file is also named {article.id!r}; rename one of them")))
+                f"another file is also named {article.id!r}{alike}; rename one of them")))
             continue
-        seen.add(article.id)
+        seen[key] = article.id
         articles.append(article)
     return Corpus(articles=tuple(articles), problems=tuple(problems))
 

@@ -323,6 +323,16 @@ def test_two_files_with_one_name_are_not_both_loaded(tmp_path):
     assert "005-same" in loaded.problems[0].reason
 
 
+def test_two_names_that_differ_only_in_unicode_form_are_one_name(tmp_path):
+    composed, decomposed = "006-caf\u00e9.md", "006-cafe\u0301.md"  # print alike
+    write(tmp_path / composed, "A sentence about the café.\n")
+    write(tmp_path / decomposed, "Another sentence about the café.\n")
+    loaded = load_corpus(tmp_path)
+    assert len(loaded.articles) == 1 and len(loaded.problems) == 1
+    assert "another Unicode form" in loaded.problems[0].reason
+    assert "rename one" in loaded.problems[0].reason
+
+
 def test_build_skips_unreadable_files_reports_them_and_indexes_the_rest(tmp_path, embedder):
     from bot.answer import Answerer
     from index.build import build_index
@@ -359,6 +369,21 @@ def test_build_reports_a_second_file_with_the_same_name(tmp_path, embedder):
 
     assert report.articles == 1
     assert [p.path for p in report.problems] == ["005-same.txt"]
+
+
+def test_build_reports_a_name_written_in_another_unicode_form(tmp_path, embedder):
+    from index.build import build_index
+
+    write(tmp_path / "006-caf\u00e9.md", GOOD_TEXT)  # é composed
+    write(tmp_path / "006-cafe\u0301.md", "Another article that shares the name.\n")
+
+    report = build_index(tmp_path, tmp_path / "index", embedder)
+
+    assert report.articles == 1
+    [problem] = report.problems
+    # The first in the folder's order (e + accent sorts before é) is indexed, the other named.
+    assert problem.path == "006-caf\u00e9.md"
+    assert "another Unicode form" in problem.reason and "rename one" in problem.reason
 
 
 def test_an_article_that_becomes_unreadable_is_reported_and_its_indexed_text_kept(
