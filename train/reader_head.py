@@ -1,0 +1,286 @@
+"""Experiment: a small reader head over the stored word-piece vectors, trained on this CPU.
+
+The near-topic questions the bot still answers ask for a detail its dossier lacks about people
+it knows. Reading whether a window supports *every* part of the question is what separates
+them, so this fits a decomposable-attention head (Parikh et al., 2016) on the frozen, tuned
+MiniLM vectors the index already stores: each question piece attends over a window's pieces,
+a small network compares the piece with what it found, and the idf-weighted sum is the
+window's score. Listwise over the scorer's top ``K`` windows plus a "no answer" option at 0,
+which unanswerable and foreign questions target. Out of fold by story, like every training
+figure; then reports the head alone, and beside the scorer's logit and the refusal features.
+
+    python -m train.reader_head extract            # ~2 min: top-K windows and vectors
+    python -m train.reader_head fit [--dim 64] [--epochs 8] [--no-foreign]   # ~2-4 min
+
+Measured and not kept: docs/ranking.md, "A reader head on the stored vectors".
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import sys
+import time
+
+import numpy as np
+
+from train import fit_ranker as fr
+
+K = 8  # the scorer's top windows per question
+OUT = fr.REPO / ".dossier" / "reader-head"
+MAX_PIECES = 160  # per window
+
+
+def window_pieces(retriever, seg, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The window's word-piece vectors and idf weights, function pieces left out (as late
+    interaction does)."""
+    rows = np.arange(lo, hi + 1)
+    idx = np.concatenate([np.arange(a, b) for a, b in zip(seg.token_offsets[rows],
+                                                          seg.token_offsets[rows + 1],
+                                                          strict=True)])
+    ids = np.asarray(seg.token_ids[idx])
+    keep = np.array([i not in retriever.stats.skip_pieces for i in ids.tolist()], bool)
+    vectors = seg.token_matrix(idx[keep]) if keep.any() else np.zeros((0, 384), np.float32)
+    weights = np.array([retriever.stats.piece_idf(int(i)) for i in ids[keep]], np.float32)
+    return vectors.astype(np.float16), weights
+
+
+def collect(name: str, retriever, items: list[dict], doc_ok, model) -> list[dict]:
+    out = []
+    for item in items:
+        q = retriever.correct(item["q"]) or item["q"]
+        fm = retriever.features(q)
+        if fm is None:
+            continue
+        logits = model.candidate_logits(fm)
+        top = np.argsort(-logits, kind="stable")[:K]
+        qv = retriever.embed(q)
+        windows, labels = [], []
+        for i in top.tolist():
+            seg, row = fm.rows[i]
+            lo, hi = int(seg.passage_first[row]), int(seg.passage_last[row])
+            windows.append(window_pieces(retriever, seg, lo, hi))
+            art = seg.article_of(row)
+            right = False
+            if item.get("phrase") and doc_ok(art.id, item["doc"]):
+                text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
+                right = fr.norm(item["phrase"]) in fr.norm(text)
+            labels.append(right)
+        out.append({"story": name, "q": item["q"], "answerable": bool(item.get("doc")),
+                    "foreign": bool(item.get("foreign")),
+                    "qtok": qv.tokens.astype(np.float16), "qw": qv.token_weights,
+                    "windows": windows, "labels": np.array(labels), "logits": logits[top]})
+    return out
+
+
+def cmd_extract() -> None:
+    """Training stories through the fold model that never saw them; the development suite
+    through the shipped one (the indexes ``finetune_embedder features`` built)."""
+    from index.live import LiveIndex
+    from index.scorer import default_model
+    from train.finetune_embedder import WORK, fold_embedders
+
+    model = default_model()
+    per_story, shipped = fold_embedders(WORK / "models")
+    rows: list[dict] = []
+    started = time.perf_counter()
+    own = lambda aid, doc: aid == doc.replace("/", "-").removesuffix(".txt")  # noqa: E731
+    for slug in fr.training_stories():
+        embedder, index_name = per_story(slug)
+        retriever = LiveIndex(fr.CACHE / "index" / index_name, embedder).current().retriever
+        items = fr._questions(fr.TRAIN / slug / "questions.jsonl")
+        items += [{"q": q, "doc": None, "foreign": True} for q in fr.foreign_questions(slug)]
+        rows += [dict(r, set="train") for r in collect(slug, retriever, items, own, model)]
+        print(f"  {slug}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    prefix = lambda aid, doc: aid == doc or aid.startswith(doc)  # noqa: E731
+    for name, _corpus, items in fr.dev_sets():
+        retriever = LiveIndex(fr.CACHE / "index" / f"ft-all-{name}", shipped).current().retriever
+        rows += [dict(r, set="dev") for r in collect(name, retriever, items, prefix, model)]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "rows.pkl").write_bytes(pickle.dumps(rows))
+    print(f"{len(rows)} questions -> {OUT / 'rows.pkl'}")
+
+
+def _pack(batch: list[dict]):
+    import torch
+
+    b, k = len(batch), max(len(r["windows"]) for r in batch)
+    tq = max(1, max(len(r["qtok"]) for r in batch))
+    tw = max(1, min(MAX_PIECES, max(len(w[0]) for r in batch for w in r["windows"])))
+    q = np.zeros((b, tq, 384), np.float32)
+    qw = np.zeros((b, tq), np.float32)
+    w = np.zeros((b, k, tw, 384), np.float32)
+    wmask = np.zeros((b, k, tw), bool)
+    kmask = np.zeros((b, k), bool)
+    target = np.zeros((b, k + 1), bool)  # the windows, then "no answer"
+    use = np.ones(b, bool)
+    for i, r in enumerate(batch):
+        q[i, :len(r["qtok"])] = r["qtok"]
+        qw[i, :len(r["qw"])] = r["qw"]
+        for j, (vectors, _) in enumerate(r["windows"]):
+            n = min(len(vectors), tw)
+            w[i, j, :n] = vectors[:n]
+            wmask[i, j, :n] = True
+            kmask[i, j] = n > 0
+        target[i, :len(r["labels"])] = r["labels"]
+        target[i, k] = not r["answerable"]
+        use[i] = target[i].any()  # an answerable question whose answer is not in the top K
+    return tuple(torch.from_numpy(a) for a in (q, qw, w, wmask, kmask, target, use))
+
+
+def _head(dim: int):
+    import torch
+
+    class Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(384, dim, bias=False)
+            self.compare = torch.nn.Sequential(torch.nn.Linear(3 * dim + 1, 64),
+                                               torch.nn.ReLU(), torch.nn.Linear(64, 1))
+            self.bias = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, q, qw, w, wmask, kmask):
+            pq, pw = self.proj(q), self.proj(w)
+            attend = torch.einsum("bqd,bktd->bkqt", pq, pw) / math.sqrt(dim)
+            attend = attend.masked_fill(~wmask[:, :, None, :], -1e4).softmax(-1)
+            found = torch.einsum("bkqt,bktd->bkqd", attend, pw)
+            unit = torch.nn.functional.normalize
+            cos = torch.einsum("bqd,bktd->bkqt", unit(q, dim=-1), unit(w, dim=-1))
+            maxsim = cos.masked_fill(~wmask[:, :, None, :], -1.0).max(-1).values
+            pq = pq[:, None].expand(-1, found.shape[1], -1, -1)
+            per_piece = self.compare(torch.cat([pq, found, pq * found, maxsim[..., None]], -1))
+            score = (per_piece.squeeze(-1) * qw[:, None, :]).sum(-1) + self.bias
+            return score.masked_fill(~kmask, -1e4)
+
+    return Head()
+
+
+def _fit(rows: list[dict], dim: int, epochs: int):
+    import torch
+
+    torch.manual_seed(0)
+    head = _head(dim)
+    opt = torch.optim.Adam(head.parameters(), lr=2e-3, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    for _ in range(epochs):
+        order = rng.permutation(len(rows))
+        for i in range(0, len(order), 32):
+            q, qw, w, wmask, kmask, target, use = _pack([rows[j] for j in order[i:i + 32]])
+            scores = torch.cat([head(q, qw, w, wmask, kmask), torch.zeros(len(q), 1)], 1)
+            loss = torch.logsumexp(scores, 1) - torch.logsumexp(
+                scores.masked_fill(~target, -1e4), 1)
+            loss = loss[use].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return head
+
+
+def _scores(head, rows: list[dict]) -> list[np.ndarray]:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(rows), 64):
+            batch = rows[i:i + 64]
+            q, qw, w, wmask, kmask, _, _ = _pack(batch)
+            s = head(q, qw, w, wmask, kmask).numpy()
+            out += [s[j, :len(r["windows"])] for j, r in enumerate(batch)]
+    return out
+
+
+def cmd_fit(dim: int, epochs: int, foreign: bool) -> None:
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    torch.set_num_threads(2)
+    rows = pickle.loads((OUT / "rows.pkl").read_bytes())
+    train = [r for r in rows if r["set"] == "train"]
+    dev = [r for r in rows if r["set"] == "dev"]
+    usable = [r for r in train if foreign or not r["foreign"]]
+    stories = sorted({r["story"] for r in train})
+    oof: dict[tuple[str, str], np.ndarray] = {}
+    for f in range(5):  # whole stories held out, as fit_ranker's folds
+        held = {s for i, s in enumerate(stories) if i % 5 == f}
+        head = _fit([r for r in usable if r["story"] not in held], dim, epochs)
+        held_rows = [r for r in train if r["story"] in held]
+        oof.update({(r["story"], r["q"]): s for r, s in zip(held_rows, _scores(head, held_rows),
+                                                            strict=True)})
+        print(f"  fold {f + 1}/5", file=sys.stderr, flush=True)
+    dev_scores = dict(zip([(r["story"], r["q"]) for r in dev],
+                          _scores(_fit(usable, dim, epochs), dev), strict=True))
+
+    def first_right(items, score_of) -> int:
+        return sum(bool(r["labels"][int(np.argmax(score_of(r)))]) for r in items
+                   if r["answerable"])
+
+    six = [r for r in dev if r["story"] != "bundled"]
+    print("first window right (answerable): scorer / head alone")
+    print(f"  training, out of fold: {first_right(train, lambda r: r['logits'])} / "
+          f"{first_right(train, lambda r: oof[(r['story'], r['q'])])}")
+    print(f"  six dossiers: {first_right(six, lambda r: r['logits'])} / "
+          f"{first_right(six, lambda r: dev_scores[(r['story'], r['q'])])}")
+    answerable = [r["answerable"] for r in six]
+    top_logit = roc_auc_score(answerable, [r["logits"][0] for r in six])
+    best_window = roc_auc_score(answerable, [dev_scores[(r["story"], r["q"])].max() for r in six])
+    print(f"AUC answerable vs not, six dossiers: scorer's top logit {top_logit:.3f}, "
+          f"head's best window {best_window:.3f}")
+
+    # Beside the shipped refusal features (out-of-fold logits), fitted and thresholded on
+    # training as fit_ranker does (2% of answerable training questions declined).
+    rows_train, rows_dev = fr.load_cached(path=fr.TUNED_FEATURES)
+    rows_train += fr.load_foreign(fr.TUNED_FOREIGN)
+    logits = fr.out_of_fold_logits(rows_train, fr.FEATURES)
+    model = fr.fit_model(rows_train, fr.FEATURES, oof=logits)
+
+    def refusal_x(r, lg, head_scores, with_head: bool) -> np.ndarray:
+        base = fr.qfeatures(r, lg)
+        if not with_head:
+            return base
+        s = head_scores.get((r.dossier, r.q))
+        return np.concatenate([base, [float(s.max()), float(s[0])] if s is not None else [0, 0]])
+
+    for with_head in (False, True):
+        idx = [i for i in sorted(logits) if (rows_train[i].dossier, rows_train[i].q) in oof]
+        x = np.array([refusal_x(rows_train[i], logits[i], oof, with_head) for i in idx])
+        y = np.array([rows_train[i].answerable for i in idx], float)
+        mean, scale = x.mean(0), x.std(0) + 1e-6
+        lr = LogisticRegression(max_iter=3000).fit((x - mean) / scale, y)
+        at = np.sort(lr.predict_proba((x - mean) / scale)[:, 1][y == 1])[int(y.sum() * 0.02)]
+        declined = off = strict = 0
+        for r in rows_dev:
+            if r.matrix is None or r.dossier == "bundled":
+                continue
+            lg = model.logits_of(r.matrix)
+            p = lr.predict_proba(((refusal_x(r, lg, dev_scores, with_head) - mean)
+                                  / scale)[None])[0, 1]
+            if r.answerable:
+                declined += p < at
+                strict += p >= at and bool(r.labels[fr.quotes_of(r, fr.sigmoid(lg), 0.1)[0]])
+            else:
+                off += p < at
+        print(f"refusal {'with the head' if with_head else 'as shipped   '}: six dossiers strict "
+              f"{strict}/180, answerable declined {declined}/180, off-topic declined {off}/48")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("extract")
+    f = sub.add_parser("fit")
+    f.add_argument("--dim", type=int, default=64)
+    f.add_argument("--epochs", type=int, default=8)
+    f.add_argument("--no-foreign", action="store_true",
+                   help="leave the foreign questions out of the head's training")
+    args = ap.parse_args(argv)
+    if args.cmd == "extract":
+        cmd_extract()
+    else:
+        cmd_fit(args.dim, args.epochs, not args.no_foreign)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
