@@ -3,9 +3,10 @@
 Every feature is generic (no story's vocabulary): similarity of the question to the sentence
 and to its window (dense vectors, and late interaction over word-piece vectors), how much of
 the question's content (idf-weighted terms) the sentence, its window and the sentences leading
-up to it cover, and each of those relative to the question's best candidate. How much each
-counts is learned (``index.scorer``); the ablation in docs/ranking.md shows what each group
-buys, and which measured groups were dropped for buying nothing.
+up to it cover, the sentence scores of the window's best candidate sentence, and each of those
+relative to the question's best candidate. How much each counts is learned
+(``index.scorer``); the ablation in docs/ranking.md shows what each group buys, and which
+measured groups were dropped for buying nothing.
 """
 
 from __future__ import annotations
