@@ -58,7 +58,7 @@ def test_off_topic_questions_are_declined_and_name_the_closest_articles(dev_answ
 
 def test_answerable_questions_are_answered_with_the_expected_article_mostly_first(dev_answers):
     """A regression floor on the bundled development set, which the ranker is not fitted on
-    (measured 24/34 strict, 28/34 lenient; see `dossier-bot eval` and docs/ranking.md)."""
+    (measured 26/34 strict, 30/34 lenient; see `dossier-bot eval` and docs/ranking.md)."""
     answered = [(c, a) for c, a in dev_answers if c["doc"] is not None]
     assert sum(a.answered for _, a in answered) >= len(answered) - 1
     strict = sum(a.answered and a.quotes[0].article.id.startswith(c["doc"])
