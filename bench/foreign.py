@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from index.build import build_index
     from index.embed import load_embedder, untuned_embedder
     from index.live import LiveIndex
+    from index.policy import HIGH, LOW, confidence
     from index.scorer import RankerModel, default_model
 
     model = RankerModel.load(args.ranker) if args.ranker else default_model()
@@ -53,9 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                 logits = model.logits_of(fm.matrix)
                 p = model.probability_from(fm.matrix, fm.question.unknown,
                                            fm.question.unknown_name, logits)
-                band = ("answer" if p >= model.answer_at else
-                        "unsure" if p >= model.low_at else "decline")
-                counts[band] += 1
+                level = confidence(p, model.answer_at, model.low_at)
+                counts[{HIGH: "answer", LOW: "unsure", None: "decline"}[level]] += 1
         n = sum(counts.values())
         print(f"{name:24s} {n:4d} foreign questions: declined {counts['decline']:4d}, unsure "
               f"{counts['unsure']:3d}, answered {counts['answer']:3d} "

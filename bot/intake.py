@@ -415,17 +415,18 @@ class Intake:
             raise IntakeError(f"The corpus folder {self.corpus_dir} does not exist; ask an "
                               "admin to check DOSSIER_CORPUS_DIR.")
         folder = inbox_dir(self.corpus_dir)
+        ending = f"-{digest[:8]}.md"  # a stored article's file name carries its text's hash
         with _ADDING, _inbox_lock(folder):
             for source in self.answerer.sources():
                 if body_hash(source.article.body) == digest:
                     raise IntakeError(f"Already in the dossier: “{source.article.label}” has the "
                                       "same text; nothing added.")
             # Another process sharing the inbox may have stored it before this one's index
-            # has seen it: the file name carries the text's hash.
-            if folder.is_dir() and (twin := next(folder.glob(f"*-{digest[:8]}.md"), None)):
+            # has seen it.
+            if folder.is_dir() and (twin := next(folder.glob(f"*{ending}"), None)):
                 raise IntakeError(f"Already in the dossier: {twin.name} in the inbox has the "
                                   "same text; nothing added.")
-            name = f"{_slug(found.title or 'article')}-{digest[:8]}.md"
+            name = _slug(found.title or "article") + ending
             try:
                 path = write_atomically(folder, name, stored_bytes)
             except OSError as exc:

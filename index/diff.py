@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.documents import limits_key
-from index.load import file_sha256, scan_corpus, shown_path
+from index.load import alike, file_sha256, name_key, scan_corpus, shown_path
 from index.model import LoadProblem
 from index.store import ArticleEntry, Manifest
 
@@ -61,17 +60,12 @@ def corpus_diff(corpus_dir: Path, manifest: Manifest | None) -> CorpusDiff:
     skipped = manifest.skipped if manifest is not None else {}
     files: dict[str, CorpusFile] = {}
     problems = list(ignored)
-    # Names compared in Unicode's composed form: "café" made on one system and copied from
-    # another (é, or e + accent) are two files whose names print alike, not two articles.
-    taken: dict[str, Path] = {}
+    taken: dict[str, Path] = {}  # name_key of each name -> its first file
     for path in paths:
-        if (first := taken.setdefault(unicodedata.normalize("NFC", path.stem), path)) \
-                is not path:
-            alike = "" if first.stem == path.stem else (
-                " (the same letters, written in another Unicode form)")
+        if (first := taken.setdefault(name_key(path.stem), path)) is not path:
             problems.append(LoadProblem(shown_path(path, corpus_dir), (
-                f"{shown_path(first, corpus_dir)} has the same name{alike}; rename one of "
-                "them")))
+                f"{shown_path(first, corpus_dir)} has the same name"
+                f"{alike(first.stem, path.stem)}; rename one of them")))
             continue
         files[path.stem] = _hash(path, indexed.get(path.stem), corpus_dir)
     first_with: dict[str, CorpusFile] = {}

@@ -181,13 +181,18 @@ def embed_question(embedder, stats: IndexStats, question: str) -> QueryVectors:
         return QueryVectors(vec, np.zeros((0, vec.shape[0]), np.float32), np.zeros(0, np.float32))
     vecs, toks = embed_tokens([question])
     tv = toks[0]
-    keep = np.array([i not in stats.skip_pieces for i in tv.ids.tolist()], dtype=bool)
-    ids = tv.ids[keep]
+    keep, weights = content_pieces(stats, tv.ids)
     qt = tv.vectors[keep].astype(np.float32)
-    weights = np.array([stats.piece_idf(i) for i in ids.tolist()], dtype=np.float32)
     if weights.sum() > 0:
         weights /= weights.sum()
     return QueryVectors(vecs[0], qt, weights)
+
+
+def content_pieces(stats: IndexStats, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the word pieces ``ids`` late interaction reads (not punctuation or stop
+    words), and the idf of each piece kept."""
+    keep = np.array([i not in stats.skip_pieces for i in ids.tolist()], dtype=bool)
+    return keep, np.array([stats.piece_idf(i) for i in ids[keep].tolist()], dtype=np.float32)
 
 
 def late_interaction(seg: Segment, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,

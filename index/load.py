@@ -225,7 +225,7 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
     """Load every readable article; a file that cannot be read is reported and skipped."""
     articles: list[Article] = []
     problems: list[LoadProblem] = []
-    seen: dict[str, str] = {}  # the ids taken, in Unicode's composed form -> as written
+    seen: dict[str, str] = {}  # name_key of each id taken -> the id as written
     if paths is None:
         paths, problems = scan_corpus(corpus_dir)
     roots = real_roots(corpus_dir)  # once for the corpus, not once per file
@@ -236,18 +236,28 @@ def load_corpus(corpus_dir: Path, paths: Iterable[Path] | None = None) -> Corpus
             problems.append(LoadProblem(path=path.name, reason=str(exc),
                                         limits=getattr(exc, "limits", None)))
             continue
-        # "café" typed on one system and copied from another (composed é, or e + accent)
-        # are two names on disk that print alike: one article each would read as a duplicate.
-        key = unicodedata.normalize("NFC", article.id)
+        key = name_key(article.id)
         if key in seen:
-            alike = "" if seen[key] == article.id else (
-                " (the same letters, written in another Unicode form)")
             problems.append(LoadProblem(path=shown_path(path, corpus_dir), reason=(
-                f"another file is also named {article.id!r}{alike}; rename one of them")))
+                f"another file is also named {article.id!r}{alike(seen[key], article.id)}; "
+                "rename one of them")))
             continue
         seen[key] = article.id
         articles.append(article)
     return Corpus(articles=tuple(articles), problems=tuple(problems))
+
+
+def name_key(stem: str) -> str:
+    """What two article names are compared by: Unicode's composed form. "café" made on one
+    system and copied from another (é, or e + accent) are two names on disk that print
+    alike, not two articles."""
+    return unicodedata.normalize("NFC", stem)
+
+
+def alike(first: str, second: str) -> str:
+    """How a second file of ``first``'s name (by ``name_key``) differs from it, for the
+    report: nothing, or that only the Unicode form does."""
+    return "" if first == second else " (the same letters, written in another Unicode form)"
 
 
 def load_article(path: Path, corpus_dir: Path | None = None, *,

@@ -118,29 +118,37 @@ def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id,
     retriever = LiveIndex(index_dir, embedder).current().retriever
     out = []
     for item in questions:
-        # The features of the question as searched: with misspelt words corrected.
-        fm = retriever.features(retriever.correct(item["q"]) or item["q"])
-        doc = item.get("doc")
-        if fm is None:
-            out.append(QuestionRows(name, item["q"], doc is not None, None, np.zeros(0)))
-            continue
-        labels = np.zeros(len(fm.rows), np.float32)
-        windows, texts, articles, positions = [], [], [], []
-        for i, (seg, row) in enumerate(fm.rows):
-            art = seg.article_of(row)
-            lo, hi = int(seg.passage_first[row]), int(seg.passage_last[row])
-            windows.append((seg.id, row, lo, hi))
-            texts.append(seg.sentence_text(row))
-            articles.append(art.id)
-            a = int(seg.sentence_article[row])
-            positions.append(row - int(seg.article_first_sentence[a]))
-            if doc is not None and doc_id(art.id, doc):
-                text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
-                labels[i] = norm(item["phrase"]) in norm(text)
-        out.append(QuestionRows(name, item["q"], doc is not None, fm.matrix, labels,
-                                fm.question.unknown, fm.question.unknown_name, windows, texts,
-                                articles, positions))
+        r = question_rows(name, retriever, item, doc_id)
+        out.append(r or QuestionRows(name, item["q"], item.get("doc") is not None, None,
+                                     np.zeros(0)))
     return out
+
+
+def question_rows(name: str, retriever, item: dict, doc_id=None, *,
+                  foreign: bool = False) -> QuestionRows | None:
+    """One question's candidates as the bot sees them (None without any), each labelled 1
+    where its window holds ``item``'s phrase in the article ``doc_id`` accepts for its doc."""
+    # The features of the question as searched: with misspelt words corrected.
+    fm = retriever.features(retriever.correct(item["q"]) or item["q"])
+    if fm is None:
+        return None
+    doc = item.get("doc")
+    labels = np.zeros(len(fm.rows), np.float32)
+    windows, texts, articles, positions = [], [], [], []
+    for i, (seg, row) in enumerate(fm.rows):
+        art = seg.article_of(row)
+        lo, hi = int(seg.passage_first[row]), int(seg.passage_last[row])
+        windows.append((seg.id, row, lo, hi))
+        texts.append(seg.sentence_text(row))
+        articles.append(art.id)
+        a = int(seg.sentence_article[row])
+        positions.append(row - int(seg.article_first_sentence[a]))
+        if doc is not None and doc_id(art.id, doc):
+            text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
+            labels[i] = norm(item["phrase"]) in norm(text)
+    return QuestionRows(name, item["q"], doc is not None, fm.matrix, labels,
+                        fm.question.unknown, fm.question.unknown_name, windows, texts,
+                        articles, positions, foreign=foreign)
 
 
 def cache_path() -> Path:
@@ -207,13 +215,9 @@ def collect_foreign(slug: str, index_dir: Path, embedder) -> list[QuestionRows]:
     from index.live import LiveIndex
 
     retriever = LiveIndex(index_dir, embedder).current().retriever
-    out = []
-    for q in foreign_questions(slug):
-        fm = retriever.features(retriever.correct(q) or q)
-        if fm is not None:
-            out.append(QuestionRows(slug, q, False, fm.matrix, np.zeros(len(fm.rows), np.float32),
-                                    fm.question.unknown, fm.question.unknown_name, foreign=True))
-    return out
+    rows = (question_rows(slug, retriever, {"q": q}, foreign=True)
+            for q in foreign_questions(slug))
+    return [r for r in rows if r is not None]
 
 
 # Which embedder featurises a training story, and the name of the index it builds for it.

@@ -10,6 +10,7 @@ which unanswerable and foreign questions target. Out of fold by story, like ever
 figure; then reports the head alone, and beside the scorer's logit and the refusal features.
 
     python -m train.reader_head extract            # ~2 min: top-K windows and vectors
+                                                   # (after finetune_embedder features, foreign)
     python -m train.reader_head fit [--dim 64] [--epochs 8] [--no-foreign]   # ~2-4 min
 
 Measured and not kept: docs/ranking.md, "A reader head on the stored vectors".
@@ -35,68 +36,57 @@ MAX_PIECES = 160  # per window
 def window_pieces(retriever, seg, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """The window's word-piece vectors and idf weights, function pieces left out (as late
     interaction does)."""
+    from index.features import content_pieces
+
     rows = np.arange(lo, hi + 1)
     idx = np.concatenate([np.arange(a, b) for a, b in zip(seg.token_offsets[rows],
                                                           seg.token_offsets[rows + 1],
                                                           strict=True)])
-    ids = np.asarray(seg.token_ids[idx])
-    keep = np.array([i not in retriever.stats.skip_pieces for i in ids.tolist()], bool)
+    keep, weights = content_pieces(retriever.stats, np.asarray(seg.token_ids[idx]))
     vectors = seg.token_matrix(idx[keep]) if keep.any() else np.zeros((0, 384), np.float32)
-    weights = np.array([retriever.stats.piece_idf(int(i)) for i in ids[keep]], np.float32)
     return vectors.astype(np.float16), weights
 
 
-def collect(name: str, retriever, items: list[dict], doc_ok, model) -> list[dict]:
-    out = []
-    for item in items:
-        q = retriever.correct(item["q"]) or item["q"]
-        fm = retriever.features(q)
-        if fm is None:
-            continue
-        logits = model.candidate_logits(fm)
-        top = np.argsort(-logits, kind="stable")[:K]
-        qv = retriever.embed(q)
-        windows, labels = [], []
-        for i in top.tolist():
-            seg, row = fm.rows[i]
-            lo, hi = int(seg.passage_first[row]), int(seg.passage_last[row])
-            windows.append(window_pieces(retriever, seg, lo, hi))
-            art = seg.article_of(row)
-            right = False
-            if item.get("phrase") and doc_ok(art.id, item["doc"]):
-                text = art.body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
-                right = fr.norm(item["phrase"]) in fr.norm(text)
-            labels.append(right)
-        out.append({"story": name, "q": item["q"], "answerable": bool(item.get("doc")),
-                    "foreign": bool(item.get("foreign")),
-                    "qtok": qv.tokens.astype(np.float16), "qw": qv.token_weights,
-                    "windows": windows, "labels": np.array(labels), "logits": logits[top]})
-    return out
-
-
 def cmd_extract() -> None:
-    """Training stories through the fold model that never saw them; the development suite
-    through the shipped one (the indexes ``finetune_embedder features`` built)."""
+    """The cached candidate rows of ``train.finetune_embedder features`` and ``foreign``
+    (training stories through the fold model that never saw them, the development suite
+    through the shipped one), each question's top ``K`` windows by the shipped scorer, with
+    the word-piece vectors of the windows and of the question from those same indexes."""
     from index.live import LiveIndex
     from index.scorer import default_model
     from train.finetune_embedder import WORK, fold_embedders
 
     model = default_model()
     per_story, shipped = fold_embedders(WORK / "models")
+    train, dev = fr.load_cached(path=fr.TUNED_FEATURES)
+    foreign = fr.load_foreign(fr.TUNED_FOREIGN)
+    if any(r.matrix is not None and not r.windows for r in foreign):
+        raise SystemExit(f"{fr.TUNED_FOREIGN} predates foreign rows with windows: run "
+                         "`python -m train.finetune_embedder foreign` again.")
+    # Each story's own questions, then the foreign ones asked of it; then the development sets.
+    stories = [(slug, "train", per_story(slug),
+                [r for r in train if r.dossier == slug] + [r for r in foreign if r.dossier == slug])
+               for slug in fr.training_stories()]
+    stories += [(name, "dev", (shipped, f"ft-all-{name}"), [r for r in dev if r.dossier == name])
+                for name in dict.fromkeys(r.dossier for r in dev)]
     rows: list[dict] = []
     started = time.perf_counter()
-    own = lambda aid, doc: aid == doc.replace("/", "-").removesuffix(".txt")  # noqa: E731
-    for slug in fr.training_stories():
-        embedder, index_name = per_story(slug)
+    for name, kind, (embedder, index_name), questions in stories:
         retriever = LiveIndex(fr.CACHE / "index" / index_name, embedder).current().retriever
-        items = fr._questions(fr.TRAIN / slug / "questions.jsonl")
-        items += [{"q": q, "doc": None, "foreign": True} for q in fr.foreign_questions(slug)]
-        rows += [dict(r, set="train") for r in collect(slug, retriever, items, own, model)]
-        print(f"  {slug}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    prefix = lambda aid, doc: aid == doc or aid.startswith(doc)  # noqa: E731
-    for name, _corpus, items in fr.dev_sets():
-        retriever = LiveIndex(fr.CACHE / "index" / f"ft-all-{name}", shipped).current().retriever
-        rows += [dict(r, set="dev") for r in collect(name, retriever, items, prefix, model)]
+        segments = {seg.id: seg for seg in retriever.segments}
+        for r in questions:
+            if r.matrix is None:
+                continue
+            logits = model.logits_of(r.matrix)
+            top = np.argsort(-logits, kind="stable")[:K]
+            qv = retriever.embed(retriever.correct(r.q) or r.q)
+            windows = [window_pieces(retriever, segments[r.windows[i][0]], *r.windows[i][2:])
+                       for i in top.tolist()]
+            rows.append({"set": kind, "story": name, "q": r.q, "answerable": r.answerable,
+                         "foreign": r.foreign, "qtok": qv.tokens.astype(np.float16),
+                         "qw": qv.token_weights, "windows": windows,
+                         "labels": r.labels[top] > 0, "logits": logits[top]})
+        print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "rows.pkl").write_bytes(pickle.dumps(rows))
     print(f"{len(rows)} questions -> {OUT / 'rows.pkl'}")
