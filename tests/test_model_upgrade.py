@@ -64,7 +64,8 @@ def test_foreign_questions_shape_refusal_only() -> None:
 
     rng = np.random.default_rng(7)
 
-    def rows(dossier: str, answerable: bool, foreign: bool = False) -> QuestionRows:
+    def rows(dossier: str, answerable: bool, foreign: bool = False,
+             near: bool = False) -> QuestionRows:
         m = rng.normal(size=(6, len(FEATURES))).astype(np.float32)
         labels = np.zeros(6, np.float32)
         if answerable:
@@ -72,7 +73,7 @@ def test_foreign_questions_shape_refusal_only() -> None:
             labels[0] = 1
         else:
             m -= 1.0
-        return QuestionRows(dossier, "q", answerable, m, labels, foreign=foreign)
+        return QuestionRows(dossier, "q", answerable, m, labels, foreign=foreign, near=near)
 
     own = [rows(f"d{k}", i % 4 != 0) for k in range(5) for i in range(40)]
     foreign = [rows(f"d{k}", False, foreign=True) for k in range(5) for _ in range(40)]
@@ -83,6 +84,13 @@ def test_foreign_questions_shape_refusal_only() -> None:
     assert np.allclose(without.candidate.weights, with_foreign.candidate.weights)
     assert np.allclose(without.question.weights, ignored.question.weights)
     assert not np.allclose(without.question.weights, with_foreign.question.weights)
+    # The near-topic questions of near_topic.jsonl likewise (fit_ranker --near-weight).
+    near = [rows(f"d{k}", False, near=True) for k in range(5) for _ in range(20)]
+    with_near = fit_model(own + near, FEATURES, foreign_weight=0.0, near_weight=1.0)
+    near_ignored = fit_model(own + near, FEATURES, foreign_weight=0.0, near_weight=0.0)
+    assert np.allclose(without.candidate.weights, with_near.candidate.weights)
+    assert np.allclose(without.question.weights, near_ignored.question.weights)
+    assert not np.allclose(without.question.weights, with_near.question.weights)
 
 
 def test_cached_features_of_other_columns_are_refused(tmp_path) -> None:

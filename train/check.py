@@ -6,6 +6,9 @@ Each training dossier is a folder train/dossiers/SLUG/ with
   articles.txt     one article per line, as a path under ../shared/bbc/ (e.g. business/123.txt)
   questions.jsonl  {"q", "doc", "phrase"} lines; doc is one of those paths, or null (with a
                    null phrase) for a question the dossier does not answer.
+  near_topic.jsonl (optional) more unanswerable questions about the story's own people and
+                   events, doc and phrase null; kept apart because the shipped fit does not
+                   use them (docs/ranking.md). None may repeat a question of questions.jsonl.
 
 A phrase must occur in the body of its article (the headline line excluded), after collapsing
 white space and lower-casing, and in no other article of the same dossier, so that a scorer
@@ -26,6 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MIN_ANSWERABLE = 30
 MIN_UNANSWERABLE = 6
+NEAR_TOPIC = "near_topic.jsonl"
 
 
 def norm(text: str) -> str:
@@ -99,6 +103,27 @@ def check_dossier(folder: Path, bbc: Path, dev: set[str]) -> tuple[list[str], Co
             problems.append(f"{where}: phrase also in {', '.join(others)}: {phrase!r}")
             continue
         counts["answerable"] += 1
+    near_file = folder / NEAR_TOPIC
+    lines = near_file.read_text().splitlines() if near_file.is_file() else []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{name}/{NEAR_TOPIC}:{lineno}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not JSON ({exc})")
+            continue
+        q = item.get("q")
+        if not isinstance(q, str) or len(q.strip()) < 8:
+            problems.append(f"{where}: missing or too short question")
+            continue
+        if item.get("doc") is not None or item.get("phrase") is not None:
+            problems.append(f"{where}: a near-topic question names no article and no phrase")
+        if norm(q) in seen_q:
+            problems.append(f"{where}: duplicate question")
+        seen_q.add(norm(q))
+        counts["near_topic"] += 1
     if counts["answerable"] < MIN_ANSWERABLE:
         problems.append(f"{name}: {counts['answerable']} answerable (< {MIN_ANSWERABLE})")
     if counts["unanswerable"] < MIN_UNANSWERABLE:
@@ -131,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"{art} is in both {owner[art]} and {folder.name}")
             owner[art] = folder.name
         print(f"{folder.name:40s} answerable {counts['answerable']:3d}  "
-              f"unanswerable {counts['unanswerable']:3d}")
+              f"unanswerable {counts['unanswerable']:3d}  near-topic {counts['near_topic']:3d}")
     print(f"{'total':40s} answerable {total['answerable']:3d}  "
-          f"unanswerable {total['unanswerable']:3d}  dossiers {len(folders)}")
+          f"unanswerable {total['unanswerable']:3d}  near-topic {total['near_topic']:3d}  "
+          f"dossiers {len(folders)}")
     for p in problems:
         print("PROBLEM:", p, file=sys.stderr)
     return 1 if problems else 0

@@ -6,6 +6,7 @@ them, and measure what that buys the ranker, out of fold.
     python -m train.finetune_embedder assemble [--install]  # -> model folders (and shipped)
     python -m train.finetune_embedder features   # re-featurise training (out of fold) and dev
     python -m train.finetune_embedder foreign    # other stories' questions, for the refusal model
+    python -m train.finetune_embedder near       # near_topic.jsonl (measured, not shipped)
     python -m train.fit_ranker                   # fit the ranker on those features
 
 ``pairs`` writes, per training question, the sentences holding its phrase in the right article
@@ -392,6 +393,19 @@ def cmd_foreign(models: Path) -> None:
     print(f"{len(rows)} foreign questions -> {fr.TUNED_FOREIGN}")
 
 
+def cmd_near(models: Path) -> None:
+    """Each training dossier's ``near_topic.jsonl`` through the fold model that never saw its
+    story: for ``fit_ranker --near-weight`` and ``reader_head``, which measured them."""
+    import pickle
+
+    from train import fit_ranker as fr
+
+    per_story, _ = fold_embedders(models)
+    rows = fr.all_near(per_story)
+    fr.TUNED_NEAR.write_bytes(pickle.dumps([vars(r) for r in rows]))
+    print(f"{len(rows)} near-topic questions -> {fr.TUNED_NEAR}")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -422,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="make model 'all' the shipped layers (index/models/minilm-dossier.*)")
     g = sub.add_parser("foreign", help="other stories' questions, for the refusal model")
     g.add_argument("--models", type=Path, default=WORK / "models")
+    n = sub.add_parser("near", help="the training dossiers' near_topic.jsonl (measured only)")
+    n.add_argument("--models", type=Path, default=WORK / "models")
     f = sub.add_parser("features")
     f.add_argument("--models", type=Path, default=WORK / "models")
     f.add_argument("--out", type=Path, default=WORK / "features.pkl")
@@ -436,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd_assemble(args.trained, args.out, args.install)
     elif args.cmd == "foreign":
         cmd_foreign(args.models)
+    elif args.cmd == "near":
+        cmd_near(args.models)
     else:
         cmd_features(args.models, args.out)
     return 0

@@ -45,6 +45,7 @@ BUNDLED = SHARED / "eval" / "dev_questions.jsonl"
 CACHE = REPO / ".dossier" / "train"
 TUNED_FEATURES = REPO / ".dossier" / "embed-ft" / "features.pkl"  # train.finetune_embedder
 TUNED_FOREIGN = TUNED_FEATURES.with_name("foreign.pkl")  # written beside it
+TUNED_NEAR = TUNED_FEATURES.with_name("near.pkl")  # near_topic.jsonl rows, written beside it
 
 # Feature groups, for the ablation (each is dropped in turn and the model refitted).
 GROUPS = {
@@ -83,6 +84,7 @@ class QuestionRows:
     articles: list[str] = field(default_factory=list)  # each candidate's article id
     positions: list[int] = field(default_factory=list)  # its sentence's index in the article
     foreign: bool = False  # another story's question, asked of this dossier (refusal only)
+    near: bool = False  # from the dossier's near_topic.jsonl (refusal only; not shipped)
 
 
 def _materialise(slug: str, folder: Path) -> Path:
@@ -198,6 +200,7 @@ def _rows(dicts: list[dict], source: Path) -> list[QuestionRows]:
 
 FOREIGN_PER_STORY = 40  # other stories' questions asked of each training dossier
 FOREIGN_SEED = 20261127
+NEAR_TOPIC = "near_topic.jsonl"  # per training dossier: unanswerable questions on its story
 
 
 def foreign_questions(slug: str) -> list[str]:
@@ -226,6 +229,32 @@ PerStory = Callable[[str], tuple[object, str]]
 
 def all_foreign(per_story: PerStory) -> list[QuestionRows]:
     """``collect_foreign`` over every training dossier, each index brought up to date first."""
+    return _every_story(per_story, collect_foreign)
+
+
+def collect_near(slug: str, index_dir: Path, embedder) -> list[QuestionRows]:
+    """The features of the dossier's ``near_topic.jsonl``: more unanswerable questions about
+    its own people and events, kept apart from ``questions.jsonl`` because the shipped fit
+    does not use them (docs/ranking.md, "Five times the near-topic questions")."""
+    from index.live import LiveIndex
+
+    path = TRAIN / slug / NEAR_TOPIC
+    if not path.is_file():
+        return []
+    retriever = LiveIndex(index_dir, embedder).current().retriever
+    rows = [question_rows(slug, retriever, item) for item in _questions(path)]
+    for r in rows:
+        if r is not None:
+            r.near = True
+    return [r for r in rows if r is not None]
+
+
+def all_near(per_story: PerStory) -> list[QuestionRows]:
+    """``collect_near`` over every training dossier."""
+    return _every_story(per_story, collect_near)
+
+
+def _every_story(per_story: PerStory, collect_one) -> list[QuestionRows]:
     from index.build import build_index
 
     rows = []
@@ -233,8 +262,18 @@ def all_foreign(per_story: PerStory) -> list[QuestionRows]:
         embedder, index_name = per_story(slug)
         index_dir = CACHE / "index" / index_name
         build_index(_materialise(slug, TRAIN / slug), index_dir, embedder)
-        rows += collect_foreign(slug, index_dir, embedder)
+        rows += collect_one(slug, index_dir, embedder)
     return rows
+
+
+def load_near(path: Path = TUNED_NEAR) -> list[QuestionRows]:
+    """The near-topic rows ``train.finetune_embedder near`` wrote."""
+    import pickle
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `python -m train.finetune_embedder "
+                                "near` first")
+    return _rows(pickle.loads(path.read_bytes()), path)
 
 
 def load_foreign(path: Path | None = None) -> list[QuestionRows]:
@@ -332,7 +371,7 @@ def fit_candidates(rows: list[QuestionRows], names: tuple[str, ...], c: float = 
     (the refusal model and the quote floor read it). ``pointwise``: plain logistic regression
     over all candidates, each judged alone."""
     cols = [FEATURES.index(n) for n in names]
-    rows = [r for r in rows if not r.foreign]  # they inform the refusal model only
+    rows = [r for r in rows if not r.foreign and not r.near]  # they inform refusal only
     x, y = _stack(rows, cols)
     if loss == "pointwise":
         return fit_linear(x, y, names, c)
@@ -404,17 +443,20 @@ def out_of_fold_logits(train: list[QuestionRows], names: tuple[str, ...], c: flo
 def fit_model(train: list[QuestionRows], names: tuple[str, ...], c: float = 1.0,
               info: dict | None = None, loss: str = "listwise",
               oof: dict[int, np.ndarray] | None = None,
-              foreign_weight: float = 1.0) -> RankerModel:
-    """``train`` may hold foreign rows (``collect_foreign``): they join the real unanswerable
-    questions in the refusal model, each counting ``foreign_weight`` of one."""
+              foreign_weight: float = 1.0, near_weight: float = 1.0) -> RankerModel:
+    """``train`` may hold foreign rows (``collect_foreign``) and near-topic ones
+    (``collect_near``): they join the real unanswerable questions in the refusal model, each
+    counting ``foreign_weight`` or ``near_weight`` of one."""
     # Out-of-fold candidate logits, so the refusal model learns from scores on unseen stories.
     if oof is None:
         oof = out_of_fold_logits(train, names, c, loss)
-    idx = [i for i in sorted(oof) if foreign_weight > 0 or not train[i].foreign]
+    weight = {i: foreign_weight if train[i].foreign else near_weight if train[i].near else 1.0
+              for i in oof}
+    idx = [i for i in sorted(oof) if weight[i] > 0]
     question, answer_at, low_at = fit_refusal(
         np.array([qfeatures(train[i], oof[i]) for i in idx]),
         np.array([train[i].answerable for i in idx], dtype=np.float32),
-        np.array([foreign_weight if train[i].foreign else 1.0 for i in idx]))
+        np.array([weight[i] for i in idx]))
     candidate = fit_candidates(train, names, c, loss)
     return RankerModel(candidate, question, answer_at, low_at, QUOTE_RATIO, info or {})
 
@@ -523,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="weight of each foreign question (another training story's, asked of "
                     "a training dossier) in the refusal model; 0 leaves them out "
                     "(default: %(default)s)")
+    ap.add_argument("--near-weight", type=float, default=0.0,
+                    help="weight of each question of the dossiers' near_topic.jsonl in the "
+                    "refusal model (from `python -m train.finetune_embedder near`); 0, the "
+                    "shipped fit, leaves them out: they cost refusal (docs/ranking.md)")
     ap.add_argument("--loss", choices=("listwise", "pointwise"), default="listwise",
                     help="how the candidate scorer is fitted (default: %(default)s)")
     args = ap.parse_args(argv)
@@ -537,7 +583,9 @@ def main(argv: list[str] | None = None) -> int:
         train, dev = load_cached(args.refresh, None if args.packaged else args.features)
         if args.foreign_weight > 0:
             train += load_foreign(None if args.packaged else TUNED_FOREIGN)
-    except StaleFeatures as e:
+        if args.near_weight > 0:
+            train += load_near()
+    except (StaleFeatures, FileNotFoundError) as e:
         print(f"fit_ranker: {e}", file=sys.stderr)
         return 2
     print(f"features: {len(train)} training and {len(dev)} development questions in "
@@ -546,21 +594,23 @@ def main(argv: list[str] | None = None) -> int:
     names = tuple(n for n in FEATURES if n not in dropped)
     n_ans = sum(r.answerable for r in train)
     n_foreign = sum(r.foreign for r in train)
+    n_near = sum(r.near for r in train)
     info = {"fitted_on": "train/dossiers", "dossiers": len({r.dossier for r in train}),
-            "answerable": n_ans, "unanswerable": len(train) - n_ans - n_foreign,
+            "answerable": n_ans, "unanswerable": len(train) - n_ans - n_foreign - n_near,
             "foreign": n_foreign, "foreign_weight": args.foreign_weight, "C": args.c,
             "dropped": sorted(args.drop), "loss": args.loss,
             "answerable_declined_target": ANSWERABLE_DECLINED_TARGET,
             "embedder": "packaged (untuned)" if args.packaged else
             "tuned (index/models/minilm-dossier); training features out of fold"}
     oof = out_of_fold_logits(train, names, args.c, args.loss)
-    model = fit_model(train, names, args.c, info, args.loss, oof, args.foreign_weight)
+    model = fit_model(train, names, args.c, info, args.loss, oof, args.foreign_weight,
+                      args.near_weight)
     dev_m = measure(model, dev)
     print("\nper dossier (development):")
     for name, d in dev_m.items():
         print(f"  {name:26s} {fmt(d)}")
     print(f"  {'total (six dossiers)':26s} {fmt(total(dev_m))}")
-    own = [r for r in train if not r.foreign]
+    own = [r for r in train if not r.foreign and not r.near]
     print(f"  {'training (in sample)':26s} {fmt(total(measure(model, own), ()))}")
     print(f"  {'training (out of fold)':26s} strict "
           f"{oof_strict(train, oof)}/{n_ans} (refusal off)")
@@ -576,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, sub, loss in variants:
             sub_oof = out_of_fold_logits(train, sub, args.c, loss)
             m = measure(fit_model(train, sub, args.c, loss=loss, oof=sub_oof,
-                                  foreign_weight=args.foreign_weight), dev)
+                                  foreign_weight=args.foreign_weight,
+                                  near_weight=args.near_weight), dev)
             print(f"  {label:26s} {fmt(total(m))} | bundled strict "
                   f"{m['bundled']['strict']}/{m['bundled']['answerable']} | training strict "
                   f"out of fold {oof_strict(train, sub_oof)}")

@@ -11,7 +11,7 @@ figure; then reports the head alone, and beside the scorer's logit and the refus
 
     python -m train.reader_head extract            # ~2 min: top-K windows and vectors
                                                    # (after finetune_embedder features, foreign)
-    python -m train.reader_head fit [--dim 64] [--epochs 8] [--no-foreign]   # ~2-4 min
+    python -m train.reader_head fit [--dim 64] [--epochs 8] [--no-foreign] [--near]  # ~2-4 min
 
 Measured and not kept: docs/ranking.md, "A reader head on the stored vectors".
 """
@@ -60,12 +60,14 @@ def cmd_extract() -> None:
     per_story, shipped = fold_embedders(WORK / "models")
     train, dev = fr.load_cached(path=fr.TUNED_FEATURES)
     foreign = fr.load_foreign(fr.TUNED_FOREIGN)
+    near = fr.load_near() if fr.TUNED_NEAR.is_file() else []
     if any(r.matrix is not None and not r.windows for r in foreign):
         raise SystemExit(f"{fr.TUNED_FOREIGN} predates foreign rows with windows: run "
                          "`python -m train.finetune_embedder foreign` again.")
     # Each story's own questions, then the foreign ones asked of it; then the development sets.
     stories = [(slug, "train", per_story(slug),
-                [r for r in train if r.dossier == slug] + [r for r in foreign if r.dossier == slug])
+                [r for r in train if r.dossier == slug] + [r for r in foreign if r.dossier == slug]
+                + [r for r in near if r.dossier == slug])
                for slug in fr.training_stories()]
     stories += [(name, "dev", (shipped, f"ft-all-{name}"), [r for r in dev if r.dossier == name])
                 for name in dict.fromkeys(r.dossier for r in dev)]
@@ -83,7 +85,7 @@ def cmd_extract() -> None:
             windows = [window_pieces(retriever, segments[r.windows[i][0]], *r.windows[i][2:])
                        for i in top.tolist()]
             rows.append({"set": kind, "story": name, "q": r.q, "answerable": r.answerable,
-                         "foreign": r.foreign, "qtok": qv.tokens.astype(np.float16),
+                         "foreign": r.foreign, "near": r.near, "qtok": qv.tokens.astype(np.float16),
                          "qw": qv.token_weights, "windows": windows,
                          "labels": r.labels[top] > 0, "logits": logits[top]})
         print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
@@ -180,7 +182,7 @@ def _scores(head, rows: list[dict]) -> list[np.ndarray]:
     return out
 
 
-def cmd_fit(dim: int, epochs: int, foreign: bool) -> None:
+def cmd_fit(dim: int, epochs: int, foreign: bool, near: bool) -> None:
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -189,7 +191,8 @@ def cmd_fit(dim: int, epochs: int, foreign: bool) -> None:
     rows = pickle.loads((OUT / "rows.pkl").read_bytes())
     train = [r for r in rows if r["set"] == "train"]
     dev = [r for r in rows if r["set"] == "dev"]
-    usable = [r for r in train if foreign or not r["foreign"]]
+    # Near-topic questions left out of training are still scored, out of fold, below.
+    usable = [r for r in train if (foreign or not r["foreign"]) and (near or not r["near"])]
     stories = sorted({r["story"] for r in train})
     oof: dict[tuple[str, str], np.ndarray] = {}
     for f in range(5):  # whole stories held out, as fit_ranker's folds
@@ -217,11 +220,21 @@ def cmd_fit(dim: int, epochs: int, foreign: bool) -> None:
     best_window = roc_auc_score(answerable, [dev_scores[(r["story"], r["q"])].max() for r in six])
     print(f"AUC answerable vs not, six dossiers: scorer's top logit {top_logit:.3f}, "
           f"head's best window {best_window:.3f}")
+    near_or_answerable = [r for r in train if r["answerable"] or r["near"]]
+    if any(r["near"] for r in near_or_answerable):
+        y = [r["answerable"] for r in near_or_answerable]
+        scorer_auc = roc_auc_score(y, [r["logits"][0] for r in near_or_answerable])
+        head_auc = roc_auc_score(y, [oof[(r["story"], r["q"])].max() for r in near_or_answerable])
+        print(f"AUC answerable vs near-topic ({'trained on' if near else 'not trained on'}), "
+              f"training out of fold: scorer's top logit {scorer_auc:.3f}, head's best window "
+              f"{head_auc:.3f}")
 
     # Beside the shipped refusal features (out-of-fold logits), fitted and thresholded on
     # training as fit_ranker does (2% of answerable training questions declined).
     rows_train, rows_dev = fr.load_cached(path=fr.TUNED_FEATURES)
     rows_train += fr.load_foreign(fr.TUNED_FOREIGN)
+    if near:
+        rows_train += fr.load_near()
     logits = fr.out_of_fold_logits(rows_train, fr.FEATURES)
     model = fr.fit_model(rows_train, fr.FEATURES, oof=logits)
 
@@ -262,13 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("fit")
     f.add_argument("--dim", type=int, default=64)
     f.add_argument("--epochs", type=int, default=8)
+    f.add_argument("--near", action="store_true",
+                   help="train on the dossiers' near_topic.jsonl too (`python -m "
+                   "train.finetune_embedder near`, then `extract` again)")
     f.add_argument("--no-foreign", action="store_true",
                    help="leave the foreign questions out of the head's training")
     args = ap.parse_args(argv)
     if args.cmd == "extract":
         cmd_extract()
     else:
-        cmd_fit(args.dim, args.epochs, not args.no_foreign)
+        cmd_fit(args.dim, args.epochs, not args.no_foreign, args.near)
     return 0
 
 

@@ -1,0 +1,69 @@
+"""train/check.py: the training question sets checked against the BBC articles they name,
+and the checker itself failing on what it exists to catch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from train import check
+
+REPO = Path(__file__).resolve().parent.parent
+BBC = REPO.parent / "shared" / "bbc"
+DEV = REPO.parent / "shared" / "eval" / "dossiers"
+
+
+@pytest.mark.skipif(not BBC.is_dir(), reason="../shared/bbc is not here")
+def test_the_repository_training_sets_pass_their_check(capsys) -> None:
+    assert check.main(["--bbc", str(BBC), "--dev", str(DEV)]) == 0
+    total = capsys.readouterr().out.splitlines()[-1]
+    assert "answerable 1271" in total and "unanswerable 240" in total
+    assert "near-topic 600" in total
+
+
+def _dossier(root: Path, questions: list[dict], near: list[dict | str]) -> Path:
+    bbc = root / "bbc"
+    (bbc / "business").mkdir(parents=True)
+    (bbc / "business" / "001.txt").write_text(
+        "Carmaker talks stall\n\nThe carmakers have until midnight on 1 February to settle.\n")
+    (bbc / "business" / "002.txt").write_text(
+        "Shares fall\n\nFiat shares fell 1.2% on Tuesday after the talks stalled.\n")
+    folder = root / "dossiers" / "business-talks"
+    folder.mkdir(parents=True)
+    (folder / "articles.txt").write_text("business/001.txt\nbusiness/002.txt\n")
+    (folder / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    (folder / check.NEAR_TOPIC).write_text(
+        "".join((n if isinstance(n, str) else json.dumps(n)) + "\n" for n in near))
+    return root
+
+
+def test_near_topic_lines_are_checked(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(check, "MIN_ANSWERABLE", 1)
+    monkeypatch.setattr(check, "MIN_UNANSWERABLE", 1)
+    questions = [
+        {"q": "By when must the carmakers settle?", "doc": "business/001.txt",
+         "phrase": "until midnight on 1 February"},
+        {"q": "Who won the league last season?", "doc": None, "phrase": None},
+    ]
+    good = {"q": "What did the carmakers finally settle for?", "doc": None, "phrase": None}
+    root = _dossier(tmp_path, questions, [good])
+    args = ["--bbc", str(root / "bbc"), "--dev", str(root / "none"), "--root",
+            str(root / "dossiers")]
+    assert check.main(args) == 0
+    assert "near-topic   1" in capsys.readouterr().out
+
+    bad = [good,
+           {"q": "By when must the carmakers settle?", "doc": None, "phrase": None},  # repeats
+           {"q": "How far did Fiat shares fall on Tuesday?", "doc": "business/002.txt",
+            "phrase": "fell 1.2% on Tuesday"},  # answerable: belongs in questions.jsonl
+           "{not json"]
+    root = _dossier(tmp_path / "bad", questions, bad)
+    args = ["--bbc", str(root / "bbc"), "--dev", str(root / "none"), "--root",
+            str(root / "dossiers")]
+    assert check.main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{check.NEAR_TOPIC}:2: duplicate question" in err
+    assert f"{check.NEAR_TOPIC}:3: a near-topic question names no article and no phrase" in err
+    assert f"{check.NEAR_TOPIC}:4: not JSON" in err
