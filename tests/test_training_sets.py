@@ -19,7 +19,7 @@ DEV = REPO.parent / "shared" / "eval" / "dossiers"
 def test_the_repository_training_sets_pass_their_check(capsys) -> None:
     assert check.main(["--bbc", str(BBC), "--dev", str(DEV)]) == 0
     total = capsys.readouterr().out.splitlines()[-1]
-    assert "answerable 1271" in total and "unanswerable 240" in total
+    assert "answerable 2289" in total and "unanswerable 400" in total
     assert "near-topic 600" in total
 
 
@@ -67,3 +67,19 @@ def test_near_topic_lines_are_checked(tmp_path, capsys, monkeypatch) -> None:
     assert f"{check.NEAR_TOPIC}:2: duplicate question" in err
     assert f"{check.NEAR_TOPIC}:3: a near-topic question names no article and no phrase" in err
     assert f"{check.NEAR_TOPIC}:4: not JSON" in err
+
+
+def test_each_training_story_is_featurised_by_a_model_that_never_saw_it(tmp_path) -> None:
+    from train.finetune_embedder import tuned_folds, unseen_model
+
+    shipped = tuned_folds()
+    # The shipped record names the fold of every story the embedder was tuned on.
+    assert set(shipped.values()) == {"A", "B"}
+    assert sum(1 for f in shipped.values() if f == "A") == 15
+    record = tmp_path / "record.json"
+    record.write_text(json.dumps({"folds": {"A": ["sport-a"], "B": ["tech-b"]}}))
+    folds = tuned_folds(record)
+    assert unseen_model("sport-a", folds) == "B"
+    assert unseen_model("tech-b", folds) == "A"
+    # Written after the tuning: no fold model saw it, and neither did "all".
+    assert unseen_model("business-new", folds) == "all"

@@ -351,6 +351,7 @@ def cmd_assemble(trained: Path, out: Path, install: bool) -> None:
             chosen = json.loads((trained / "ft.json").read_text())["chosen"]
             record["config"] = {k: chosen[k] for k in ("top_layers", "epochs", "lr", "batch",
                                                        "negatives", "scale", "late", "seed")}
+            record["folds"] = pairs_folds(WORK / "pairs.jsonl.gz")
             TUNED_RECORD.write_text(json.dumps(record, indent=1) + "\n")
             print(f"installed {TUNED_LAYERS}; update docs/ranking.md and refit the ranker")
 
@@ -359,16 +360,44 @@ def fold_embedders(models: Path):
     """(per-story function, model "all"): each training story gets the fold model that never
     saw it, and an index of its own named after that model."""
     from index.embed import SentenceTransformerEmbedder
-    from train.fit_ranker import training_stories
 
     emb = {n: SentenceTransformerEmbedder(str(models / n)) for n in ("A", "B", "all")}
-    names = training_stories()
+    folds = tuned_folds()
 
     def per_story(slug: str):
-        other = "B" if fold_of(slug, names) == "A" else "A"
+        other = unseen_model(slug, folds)
         return emb[other], f"ft-{other}-{slug}"
 
     return per_story, emb["all"]
+
+
+def unseen_model(slug: str, folds: dict[str, str]) -> str:
+    """The tuned model that never saw ``slug``: the other fold's; for a story no fold model
+    was tuned on (written after the tuning), model "all", as for the development stories."""
+    return {"A": "B", "B": "A"}.get(folds.get(slug, ""), "all")
+
+
+def tuned_folds(record: Path | None = None) -> dict[str, str]:
+    """The fold ("A" or "B") each training story was in when the shipped embedder and its
+    fold models were tuned, from the record ``assemble --install`` writes. Stories added to
+    train/dossiers later are in neither."""
+    from index.embed import TUNED_RECORD
+
+    folds = json.loads((record or TUNED_RECORD).read_text()).get("folds", {})
+    return {slug: name for name, slugs in folds.items() for slug in slugs}
+
+
+def pairs_folds(pairs: Path) -> dict[str, list[str]]:
+    """The training stories of each fold in a pairs file (``cmd_pairs``)."""
+    import gzip
+
+    out: dict[str, set[str]] = {"A": set(), "B": set()}
+    with gzip.open(pairs, "rt") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row["fold"] in out:
+                out[row["fold"]].add(row["dossier"])
+    return {name: sorted(slugs) for name, slugs in out.items()}
 
 
 def cmd_features(models: Path, out: Path) -> None:
