@@ -48,6 +48,29 @@ def dev_articles(dev: Path) -> set[str]:
     return found
 
 
+def _items(path: Path, name: str, seen_q: set[str], problems: list[str]):
+    """(where, item) for each JSON line of ``path`` with a question of 8 characters or more;
+    a line that is not JSON, or has no such question, is a problem and skipped; a question
+    seen before in the dossier (``seen_q``, either file) is a problem but still checked."""
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{name}/{path.name}:{lineno}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not JSON ({exc})")
+            continue
+        q = item.get("q")
+        if not isinstance(q, str) or len(q.strip()) < 8:
+            problems.append(f"{where}: missing or too short question")
+            continue
+        if norm(q) in seen_q:
+            problems.append(f"{where}: duplicate question")
+        seen_q.add(norm(q))
+        yield where, item
+
+
 def check_dossier(folder: Path, bbc: Path, dev: set[str]) -> tuple[list[str], Counter]:
     problems: list[str] = []
     counts: Counter = Counter()
@@ -67,22 +90,8 @@ def check_dossier(folder: Path, bbc: Path, dev: set[str]) -> tuple[list[str], Co
             continue
         bodies[art] = norm(body_of(path))
     seen_q: set[str] = set()
-    for lineno, line in enumerate(questions_file.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{name}/questions.jsonl:{lineno}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not JSON ({exc})")
-            continue
-        q, doc, phrase = item.get("q"), item.get("doc"), item.get("phrase")
-        if not isinstance(q, str) or len(q.strip()) < 8:
-            problems.append(f"{where}: missing or too short question")
-            continue
-        if norm(q) in seen_q:
-            problems.append(f"{where}: duplicate question")
-        seen_q.add(norm(q))
+    for where, item in _items(questions_file, name, seen_q, problems):
+        doc, phrase = item.get("doc"), item.get("phrase")
         if doc is None:
             if phrase is not None:
                 problems.append(f"{where}: unanswerable question with a phrase")
@@ -104,26 +113,11 @@ def check_dossier(folder: Path, bbc: Path, dev: set[str]) -> tuple[list[str], Co
             continue
         counts["answerable"] += 1
     near_file = folder / NEAR_TOPIC
-    lines = near_file.read_text().splitlines() if near_file.is_file() else []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{name}/{NEAR_TOPIC}:{lineno}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: not JSON ({exc})")
-            continue
-        q = item.get("q")
-        if not isinstance(q, str) or len(q.strip()) < 8:
-            problems.append(f"{where}: missing or too short question")
-            continue
-        if item.get("doc") is not None or item.get("phrase") is not None:
-            problems.append(f"{where}: a near-topic question names no article and no phrase")
-        if norm(q) in seen_q:
-            problems.append(f"{where}: duplicate question")
-        seen_q.add(norm(q))
-        counts["near_topic"] += 1
+    if near_file.is_file():
+        for where, item in _items(near_file, name, seen_q, problems):
+            if item.get("doc") is not None or item.get("phrase") is not None:
+                problems.append(f"{where}: a near-topic question names no article and no phrase")
+            counts["near_topic"] += 1
     if counts["answerable"] < MIN_ANSWERABLE:
         problems.append(f"{name}: {counts['answerable']} answerable (< {MIN_ANSWERABLE})")
     if counts["unanswerable"] < MIN_UNANSWERABLE:
