@@ -584,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.foreign_weight > 0:
             train += load_foreign(None if args.packaged else TUNED_FOREIGN)
         if args.near_weight > 0:
+            if args.packaged:
+                ap.error("--near-weight reads the tuned embedder's features: leave out --packaged")
             train += load_near()
     except (StaleFeatures, FileNotFoundError) as e:
         print(f"fit_ranker: {e}", file=sys.stderr)
@@ -597,7 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     n_near = sum(r.near for r in train)
     info = {"fitted_on": "train/dossiers", "dossiers": len({r.dossier for r in train}),
             "answerable": n_ans, "unanswerable": len(train) - n_ans - n_foreign - n_near,
-            "foreign": n_foreign, "foreign_weight": args.foreign_weight, "C": args.c,
+            "foreign": n_foreign, "foreign_weight": args.foreign_weight,
+            **({"near_topic": n_near, "near_weight": args.near_weight} if n_near else {}),
+            "C": args.c,
             "dropped": sorted(args.drop), "loss": args.loss,
             "answerable_declined_target": ANSWERABLE_DECLINED_TARGET,
             "embedder": "packaged (untuned)" if args.packaged else

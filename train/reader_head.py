@@ -225,9 +225,9 @@ def cmd_fit(dim: int, epochs: int, foreign: bool, near: bool) -> None:
         y = [r["answerable"] for r in near_or_answerable]
         scorer_auc = roc_auc_score(y, [r["logits"][0] for r in near_or_answerable])
         head_auc = roc_auc_score(y, [oof[(r["story"], r["q"])].max() for r in near_or_answerable])
-        print(f"AUC answerable vs near-topic ({'trained on' if near else 'not trained on'}), "
-              f"training out of fold: scorer's top logit {scorer_auc:.3f}, head's best window "
-              f"{head_auc:.3f}")
+        print(f"AUC answerable vs near-topic, training: the shipped scorer's top logit (in "
+              f"sample) {scorer_auc:.3f}, the head's best window (out of fold; "
+              f"{'trained on' if near else 'not trained on'} near-topic) {head_auc:.3f}")
 
     # Beside the shipped refusal features (out-of-fold logits), fitted and thresholded on
     # training as fit_ranker does (2% of answerable training questions declined).
