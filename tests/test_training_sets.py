@@ -83,3 +83,34 @@ def test_each_training_story_is_featurised_by_a_model_that_never_saw_it(tmp_path
     assert unseen_model("tech-b", folds) == "A"
     # Written after the tuning: no fold model saw it, and neither did "all".
     assert unseen_model("business-new", folds) == "all"
+
+
+def test_find_stories_clusters_articles_no_dossier_uses(tmp_path) -> None:
+    import numpy as np
+
+    from train.find_stories import clusters, unused_articles, used_articles
+
+    bbc = tmp_path / "bbc" / "sport"
+    bbc.mkdir(parents=True)
+    for n, text in {"001": "Hewitt wins\n\nHewitt won in Adelaide.",
+                    "002": "Hewitt wins\n\nHewitt won in Adelaide.",  # a copy of 001
+                    "003": "Dent advances\n\nDent beat Hewitt.",
+                    "004": "Used already\n\nIn a training dossier."}.items():
+        (bbc / f"{n}.txt").write_text(text)
+    train = tmp_path / "train"
+    (train / "sport-x").mkdir(parents=True)
+    (train / "sport-x" / "articles.txt").write_text("sport/004.txt\n")
+    used = used_articles(train, tmp_path / "no-dev")
+    assert used == {"sport/004.txt"}
+    assert [a[0] for a in unused_articles(tmp_path / "bbc", used)] == ["sport/001.txt",
+                                                                       "sport/003.txt"]
+    # Two tight groups of three and one stray: each group is found, tightest first.
+    rng = np.random.default_rng(0)
+    a, b, stray = (rng.normal(size=16) for _ in range(3))
+    rows = [a + 0.05 * rng.normal(size=16) for _ in range(3)]
+    rows += [b + 0.2 * rng.normal(size=16) for _ in range(3)] + [stray]
+    v = np.array(rows)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    found = clusters(v, cut=0.3, low=3, high=4)
+    assert [sorted(m) for _, m in found] == [[0, 1, 2], [3, 4, 5]]
+    assert found[0][0] > found[1][0]
