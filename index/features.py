@@ -45,6 +45,9 @@ FEATURES = (
 BEST_IN_WINDOW = {"best_in_window_dense": "sentence_dense",
                   "best_in_window_late": "sentence_late",
                   "best_in_window_cover": "sentence_cover"}
+# The columns that also come relative to the question's best candidate, as "<name>_gap".
+RELATIVE = ("sentence_dense", "window_dense", "sentence_late", "window_late", "context_cover",
+            *BEST_IN_WINDOW)
 _WORDS = re.compile(r"[A-Za-z][\w’'-]*")
 
 
@@ -250,6 +253,22 @@ def best_in_window(rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     return best
 
 
+def fill_best_in_window(block: np.ndarray, rows: np.ndarray, lo: np.ndarray,
+                        hi: np.ndarray) -> None:
+    """Set the ``BEST_IN_WINDOW`` columns of one segment's candidates (``block``, in the order
+    of ``rows``, ascending) from their source columns."""
+    for name, source in BEST_IN_WINDOW.items():
+        block[:, FEATURES.index(name)] = best_in_window(rows, lo, hi,
+                                                        block[:, FEATURES.index(source)])
+
+
+def fill_gaps(matrix: np.ndarray) -> None:
+    """Set each ``RELATIVE`` column's "_gap" column: its value minus the question's best."""
+    for name in RELATIVE:
+        col = matrix[:, FEATURES.index(name)]
+        matrix[:, FEATURES.index(f"{name}_gap")] = col - col.max()
+
+
 def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
             found: list[SegmentCandidates]) -> FeatureMatrix | None:
     """The feature matrix of every candidate of every segment."""
@@ -280,12 +299,9 @@ def compute(stats: IndexStats, q: QuestionInfo, qv: QueryVectors,
             cols["window_cover"][k] = q.cover(win)
             cols["context_cover"][k] = q.cover(ctx)
             rows.append((seg, row))
-        for name, source in BEST_IN_WINDOW.items():
-            cols[name] = best_in_window(r, lo, hi, cols[source])
-        blocks.append(np.column_stack([cols[name] for name in FEATURES]))
-    matrix = np.vstack(blocks).astype(np.float32)
-    for name in ("sentence_dense", "window_dense", "sentence_late", "window_late",
-                 "context_cover", *BEST_IN_WINDOW):
-        col = matrix[:, FEATURES.index(name)]
-        matrix[:, FEATURES.index(f"{name}_gap")] = col - col.max()
+        block = np.column_stack([cols[name] for name in FEATURES]).astype(np.float32, copy=False)
+        fill_best_in_window(block, r, lo, hi)
+        blocks.append(block)
+    matrix = np.vstack(blocks)
+    fill_gaps(matrix)
     return FeatureMatrix(q, tuple(rows), matrix)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -31,10 +30,10 @@ LEAD_CHARS = 400
 
 def used_articles(train: Path = TRAIN, dev: Path = DEV) -> set[str]:
     """Article paths (``category/NNN.txt``) a training or development dossier holds."""
-    used = {a for f in train.glob("*/articles.txt") for a in f.read_text().split()}
-    for sources in dev.glob("*/SOURCES.md"):
-        used |= set(re.findall(r"shared/bbc/([a-z]+/\d+\.txt)", sources.read_text()))
-    return used
+    from train.check import dev_articles
+
+    return {a for f in train.glob("*/articles.txt") for a in f.read_text().split()} | \
+        dev_articles(dev)
 
 
 def unused_articles(bbc: Path, used: set[str]) -> list[tuple[str, str, str]]:

@@ -127,7 +127,7 @@ def collect(name: str, corpus: Path, questions: list[dict], embedder, doc_id,
 
 
 def question_rows(name: str, retriever, item: dict, doc_id=None, *,
-                  foreign: bool = False) -> QuestionRows | None:
+                  foreign: bool = False, near: bool = False) -> QuestionRows | None:
     """One question's candidates as the bot sees them (None without any), each labelled 1
     where its window holds ``item``'s phrase in the article ``doc_id`` accepts for its doc."""
     # The features of the question as searched: with misspelt words corrected.
@@ -150,7 +150,7 @@ def question_rows(name: str, retriever, item: dict, doc_id=None, *,
             labels[i] = norm(item["phrase"]) in norm(text)
     return QuestionRows(name, item["q"], doc is not None, fm.matrix, labels,
                         fm.question.unknown, fm.question.unknown_name, windows, texts,
-                        articles, positions, foreign=foreign)
+                        articles, positions, foreign=foreign, near=near)
 
 
 def cache_path() -> Path:
@@ -242,10 +242,7 @@ def collect_near(slug: str, index_dir: Path, embedder) -> list[QuestionRows]:
     if not path.is_file():
         return []
     retriever = LiveIndex(index_dir, embedder).current().retriever
-    rows = [question_rows(slug, retriever, item) for item in _questions(path)]
-    for r in rows:
-        if r is not None:
-            r.near = True
+    rows = (question_rows(slug, retriever, item, near=True) for item in _questions(path))
     return [r for r in rows if r is not None]
 
 

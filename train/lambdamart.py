@@ -46,12 +46,11 @@ def fit_forest(rows: list[fr.QuestionRows], params: dict):
 
 def first_right(rows: list[fr.QuestionRows], scores) -> dict[str, int]:
     """Answerable questions whose first quote holds the answer, six dossiers and bundled apart."""
-    out = {"six dossiers": 0, "bundled": 0}
-    for r in rows:
-        if r.answerable:
-            first = fr.quotes_of(r, fr.sigmoid(scores(r)), fr.QUOTE_RATIO)[0]
-            out["bundled" if r.dossier == "bundled" else "six dossiers"] += bool(r.labels[first])
-    return out
+    def part(bundled: bool) -> int:
+        mine = [r for r in rows if (r.dossier == "bundled") == bundled]
+        return fr.oof_strict(mine, {i: scores(r) for i, r in enumerate(mine)})
+
+    return {"six dossiers": part(False), "bundled": part(True)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.features import BEST_IN_WINDOW, FEATURES, best_in_window
+from index.features import FEATURES, fill_best_in_window, fill_gaps
 from index.scorer import RankerModel
 from train import fit_ranker as fr
-
-GAPS = ("sentence_dense", "window_dense", "sentence_late", "window_late", "context_cover",
-        *BEST_IN_WINDOW)
 
 
 def masked(r: fr.QuestionRows, phrase: str) -> np.ndarray | None:
@@ -39,13 +36,10 @@ def masked(r: fr.QuestionRows, phrase: str) -> np.ndarray | None:
         at = np.array([i for i, w in enumerate(windows) if w[0] == seg])
         rows, lo, hi = (np.array([windows[i][j] for i in at]) for j in (1, 2, 3))
         order = np.argsort(rows)
-        for name, source in BEST_IN_WINDOW.items():
-            values = m[at[order], FEATURES.index(source)]
-            m[at[order], FEATURES.index(name)] = best_in_window(rows[order], lo[order],
-                                                                hi[order], values)
-    for name in GAPS:
-        col = m[:, FEATURES.index(name)]
-        m[:, FEATURES.index(f"{name}_gap")] = col - col.max()
+        block = m[at[order]]
+        fill_best_in_window(block, rows[order], lo[order], hi[order])
+        m[at[order]] = block
+    fill_gaps(m)
     return m
 
 
