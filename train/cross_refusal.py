@@ -144,6 +144,8 @@ def _score(ce, rows: list[dict]) -> list[np.ndarray]:
 
 
 def cmd_fit(epochs: int, near: bool, threads: int) -> None:
+    if not (OUT / "rows.pkl").is_file():
+        raise SystemExit(f"{OUT / 'rows.pkl'} is missing: run `extract` first.")
     rows = pickle.loads((OUT / "rows.pkl").read_bytes())
     train = [r for r in rows if r["set"] == "train"]
     dev = [r for r in rows if r["set"] == "dev"]
@@ -269,7 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--tag", default="e1")
     args = ap.parse_args(argv)
     if args.cmd == "extract":
-        cmd_extract()
+        try:
+            cmd_extract()
+        except (fr.StaleFeatures, FileNotFoundError) as e:
+            print(f"cross_refusal: {e} (run `python -m train.finetune_embedder features`, "
+                  "`foreign` and `near` first)", file=sys.stderr)
+            return 2
     elif args.cmd == "fit":
         cmd_fit(args.epochs, not args.no_near, args.threads)
     else:
