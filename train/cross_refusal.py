@@ -8,7 +8,7 @@ from off-topic questions better than the shipped refusal features, and whether i
 the scorer's top windows for the better.
 
     python -m train.cross_refusal extract   # ~1 min: each question's top K windows as text
-    python -m train.cross_refusal fit [--epochs 1] [--no-near]   # ~10-20 min on 2 cores
+    python -m train.cross_refusal fit [--epochs 1] [--no-near]   # ~20 min per epoch, 2 cores
     python -m train.cross_refusal report    # AUCs and decisions, out of fold and on dev
 
 Everything on training questions is out of fold by story (two folds; the scorer's logits are
