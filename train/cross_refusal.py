@@ -47,9 +47,8 @@ def cmd_extract() -> None:
 
     train, dev = fr.load_cached(path=fr.TUNED_FEATURES)
     train = train + fr.load_foreign(fr.TUNED_FOREIGN) + fr.load_near()
-    names = default_model().candidate.names
-    oof = fr.out_of_fold_logits(train, names)
     shipped = default_model()
+    oof = fr.out_of_fold_logits(train, shipped.candidate.names)
     paths, segments = _segment_paths(), {}
 
     def window_text(window) -> str:
@@ -185,12 +184,11 @@ def cmd_report(tag: str) -> None:
     rows = pickle.loads((OUT / "rows.pkl").read_bytes())
     scores = pickle.loads((OUT / f"scores-{tag}.pkl").read_bytes())
     train = [r for r in rows if r["set"] == "train"]
-    dev = [r for r in rows if r["set"] == "dev" and r["story"] != "bundled"]
-    bundled = [r for r in rows if r["set"] == "dev" and r["story"] == "bundled"]
-    dev_scores = [s for r, s in zip([r for r in rows if r["set"] == "dev"], scores["dev"],
-                                    strict=True) if r["story"] != "bundled"]
-    b_scores = [s for r, s in zip([r for r in rows if r["set"] == "dev"], scores["dev"],
-                                  strict=True) if r["story"] == "bundled"]
+    scored = list(zip([r for r in rows if r["set"] == "dev"], scores["dev"], strict=True))
+    dev, dev_scores = ([r for r, _ in scored if r["story"] != "bundled"],
+                       [s for r, s in scored if r["story"] != "bundled"])
+    bundled, b_scores = ([r for r, _ in scored if r["story"] == "bundled"],
+                         [s for r, s in scored if r["story"] == "bundled"])
 
     def signals(rs, ss):
         p = np.clip(np.array([r["refusal_p"] for r in rs]), 1e-6, 1 - 1e-6)
