@@ -85,6 +85,27 @@ def test_each_training_story_is_featurised_by_a_model_that_never_saw_it(tmp_path
     assert unseen_model("business-new", folds) == "all"
 
 
+def test_tuning_folds_reproduce_the_shipped_ones_or_split_every_story() -> None:
+    from collections import Counter
+
+    from train.finetune_embedder import story_folds, tuned_folds
+
+    stories = sorted(p.name for p in (REPO / "train" / "dossiers").iterdir() if p.is_dir())
+    shipped = story_folds(stories, "shipped")
+    # Only the stories the shipped layers were tuned on, in their recorded folds: the
+    # record's `reproduce` line holds although twenty stories were written after it.
+    assert shipped == tuned_folds()
+    assert len(shipped) == 30 < len(stories)
+    every = story_folds(stories, "all")
+    assert set(every) == set(stories)
+    # Alternating within each category: each category's stories are split evenly.
+    per = Counter((slug.split("-")[0], fold) for slug, fold in every.items())
+    for cat in {slug.split("-")[0] for slug in stories}:
+        assert abs(per[(cat, "A")] - per[(cat, "B")]) <= 1, cat
+    with pytest.raises(ValueError, match="shipped"):
+        story_folds(stories, "some")
+
+
 def test_find_stories_clusters_articles_no_dossier_uses(tmp_path) -> None:
     import numpy as np
 

@@ -53,20 +53,35 @@ def fold_of(dossier: str, names: list[str]) -> str:
     return "AB"[same.index(dossier) % 2]
 
 
+def story_folds(slugs: list[str], stories: str = "shipped") -> dict[str, str]:
+    """The fold of each story to tune on. "shipped": those the shipped layers were tuned on,
+    in the folds their record names; "all": every one of ``slugs``, by ``fold_of``."""
+    if stories == "shipped":
+        recorded = tuned_folds()
+        return {slug: recorded[slug] for slug in slugs if slug in recorded}
+    if stories == "all":
+        return {slug: fold_of(slug, slugs) for slug in slugs}
+    raise ValueError(f"stories: 'shipped' or 'all', not {stories!r}")
+
+
 # -- pairs (here, with the project's venv) -------------------------------------------------------
 
-def cmd_pairs(out: Path) -> None:
+def cmd_pairs(out: Path, stories: str = "shipped") -> None:
+    """``stories``: "shipped", the stories (and folds) the shipped layers were tuned on, as
+    their record names them, so its ``reproduce`` line holds; "all", every training story,
+    in folds alternating within each category."""
     import numpy as np
 
     from index.features import FEATURES
     from train.fit_ranker import candidate_logits, fit_candidates, load_cached, training_phrases
 
     train, dev = load_cached()  # the untuned wheel model's features
+    folds = story_folds(sorted({r.dossier for r in train}), stories)
+    train = [r for r in train if r.dossier in folds]
     phrases = training_phrases()
     # The hard negatives are what a scorer over the untuned model's features ranks highest
     # (the ranker of the release before the tuned embedder, refitted here).
     model = fit_candidates(train, FEATURES)
-    names = sorted({r.dossier for r in train})
     out.mkdir(parents=True, exist_ok=True)
     kept = skipped = 0
     import gzip
@@ -75,7 +90,7 @@ def cmd_pairs(out: Path) -> None:
         for r in train:
             if r.matrix is None:
                 continue
-            row = {"dossier": r.dossier, "fold": fold_of(r.dossier, names), "q": r.q,
+            row = {"dossier": r.dossier, "fold": folds[r.dossier], "q": r.q,
                    "answerable": r.answerable, "texts": r.texts,
                    "labels": [int(x) for x in r.labels]}
             if r.answerable:
@@ -441,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pairs")
     p.add_argument("--out", type=Path, default=WORK)
+    p.add_argument("--stories", choices=("shipped", "all"), default="shipped",
+                   help="the stories the shipped layers were tuned on (their record's folds; "
+                        "default, to reproduce them) or every training story")
     b = sub.add_parser("base")
     b.add_argument("--out", type=Path, default=WORK / "base")
     t = sub.add_parser("train")
@@ -472,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out", type=Path, default=WORK / "features.pkl")
     args = ap.parse_args(argv)
     if args.cmd == "pairs":
-        cmd_pairs(args.out)
+        cmd_pairs(args.out, args.stories)
     elif args.cmd == "base":
         cmd_base(args.out)
     elif args.cmd == "train":
