@@ -1,7 +1,7 @@
 """Fine-tune the packaged MiniLM's top layers so questions land near the sentences that answer
 them, and measure what that buys the ranker, out of fold.
 
-    python -m train.finetune_embedder pairs      # from fit_ranker's cached candidates
+    python -m train.finetune_embedder pairs [--stories all]  # from fit_ranker's cached candidates
     python train/finetune_embedder.py train ...  # torch + transformers only: runs on a GPU box
     python -m train.finetune_embedder assemble [--install]  # -> model folders (and shipped)
     python -m train.finetune_embedder features   # re-featurise training (out of fold) and dev
@@ -67,9 +67,8 @@ def story_folds(slugs: list[str], stories: str = "shipped") -> dict[str, str]:
 # -- pairs (here, with the project's venv) -------------------------------------------------------
 
 def cmd_pairs(out: Path, stories: str = "shipped") -> None:
-    """``stories``: "shipped", the stories (and folds) the shipped layers were tuned on, as
-    their record names them, so its ``reproduce`` line holds; "all", every training story,
-    in folds alternating within each category."""
+    """The training pairs of the ``stories`` that ``story_folds`` picks: by default those the
+    shipped layers were tuned on, so their record's ``reproduce`` line holds."""
     import numpy as np
 
     from index.features import FEATURES
