@@ -7,8 +7,8 @@ cross-encoder fine-tuned on this CPU from the packaged (untuned) MiniLM separate
 from off-topic questions better than the shipped refusal features, and whether it reorders
 the scorer's top windows for the better.
 
-    python -m train.cross_refusal extract   # ~1 min: each question's top K windows as text
-    python -m train.cross_refusal fit [--epochs 1] [--no-near]   # ~20 min per epoch, 2 cores
+    python -m train.cross_refusal extract   # ~10 s: each question's top K windows as text
+    python -m train.cross_refusal fit [--epochs 1] [--no-near]  # ~9 min an epoch per fold, 2 cores
     python -m train.cross_refusal report    # AUCs and decisions, out of fold and on dev
 
 Everything on training questions is out of fold by story (two folds; the scorer's logits are
@@ -52,11 +52,12 @@ def cmd_extract() -> None:
     paths, segments = _segment_paths(), {}
 
     def window_text(window) -> str:
+        # The article's text over the window, as the bot quotes it and as the labels read it.
         seg_id, _, lo, hi = window
         if seg_id not in segments:
             segments[seg_id] = load_segment(paths[seg_id])
         seg = segments[seg_id]
-        return " ".join(seg.sentence_text(r) for r in range(lo, hi + 1))
+        return seg.article_of(lo).body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
 
     rows = []
     for kind, items in (("train", list(enumerate(train))), ("dev", list(enumerate(dev)))):

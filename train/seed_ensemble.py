@@ -63,17 +63,16 @@ def main(argv: list[str] | None = None) -> int:
               "features --out PATH writes them)", file=sys.stderr)
         return 2
     runs = [scored(p) for p in args.features]
-    for part, idx in (("training, out of fold", 0), ("six development dossiers", 1),
-                      ("bundled", 1)):
-        keys = [k for k in runs[0][idx]
-                if part == "training, out of fold" or (k[0] == "bundled") == (part == "bundled")]
-        line = [f"{p}: "
-                f"{sum(first_is_right([run[idx][k]]) for k in keys)}"
-                for p, run in zip(args.features, runs, strict=True)]
+    parts = (("training, out of fold", 0, lambda story: True),
+             ("six development dossiers", 1, lambda story: story != "bundled"),
+             ("bundled", 1, lambda story: story == "bundled"))
+    for part, idx, keep in parts:
+        keys = [k for k in runs[0][idx] if keep(k[0])]
+        alone = ", ".join(f"{p}: {sum(first_is_right([run[idx][k]]) for k in keys)}"
+                          for p, run in zip(args.features, runs, strict=True))
         together = sum(first_is_right([run[idx][k] for run in runs if k in run[idx]])
                        for k in keys)
-        print(f"{part} ({len(keys)} answerable): " + ", ".join(line)
-              + f"; ensemble: {together}")
+        print(f"{part} ({len(keys)} answerable): {alone}; ensemble: {together}")
     return 0
 
 
