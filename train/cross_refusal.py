@@ -55,6 +55,8 @@ def cmd_extract() -> None:
         # The article's text over the window, as the bot quotes it and as the labels read it.
         seg_id, _, lo, hi = window
         if seg_id not in segments:
+            if seg_id not in paths:
+                raise SystemExit(stale_indexes(seg_id))
             segments[seg_id] = load_segment(paths[seg_id])
         seg = segments[seg_id]
         return seg.article_of(lo).body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
@@ -79,6 +81,25 @@ def cmd_extract() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "rows.pkl").write_bytes(pickle.dumps(rows))
     print(f"{len(rows)} questions -> {OUT / 'rows.pkl'}")
+
+
+def stale_indexes(seg_id: str) -> str:
+    """Why ``extract`` cannot go on: the cached features name a segment that a later build of
+    the training indexes (another embedder's run) replaced."""
+    return (f"cross_refusal: segment {seg_id} of the cached features is not in "
+            f"{fr.CACHE / 'index'}: the training indexes were rebuilt since the features were "
+            "cached. Run `python -m train.finetune_embedder features`, `foreign` and `near` "
+            "again (about 10 minutes each), then `extract`.")
+
+
+def split_bundled(rows: list[dict], scores: list) -> tuple[tuple[list, list], tuple[list, list]]:
+    """(six dossiers, bundled set): each as (rows, scores), the development rows split."""
+    parts: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}
+    for r, s in zip(rows, scores, strict=True):
+        part = parts[r["story"] == "bundled"]
+        part[0].append(r)
+        part[1].append(s)
+    return parts[False], parts[True]
 
 
 def _pairs(rows: list[dict]) -> list[tuple[str, str, float]]:
@@ -185,11 +206,8 @@ def cmd_report(tag: str) -> None:
     rows = pickle.loads((OUT / "rows.pkl").read_bytes())
     scores = pickle.loads((OUT / f"scores-{tag}.pkl").read_bytes())
     train = [r for r in rows if r["set"] == "train"]
-    scored = list(zip([r for r in rows if r["set"] == "dev"], scores["dev"], strict=True))
-    dev, dev_scores = ([r for r, _ in scored if r["story"] != "bundled"],
-                       [s for r, s in scored if r["story"] != "bundled"])
-    bundled, b_scores = ([r for r, _ in scored if r["story"] == "bundled"],
-                         [s for r, s in scored if r["story"] == "bundled"])
+    (dev, dev_scores), (bundled, b_scores) = split_bundled(
+        [r for r in rows if r["set"] == "dev"], scores["dev"])
 
     def signals(rs, ss):
         p = np.clip(np.array([r["refusal_p"] for r in rs]), 1e-6, 1 - 1e-6)
