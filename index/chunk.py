@@ -24,10 +24,17 @@ EMBEDDING_TEXT_VERSION = 2  # bump when embedding_text() changes
 
 @dataclass(frozen=True)
 class ChunkParams:
-    """How passages are cut; stored in the manifest so a change forces a rebuild."""
+    """How passages are cut; stored in the manifest so a change forces a rebuild.
 
-    max_sentences: int = 3
-    max_words: int = 120
+    A window is centred on its sentence, so ``max_sentences`` is odd. Five sentences (two
+    either side) found the answer in the first quote for 69 more of 2,286 training questions
+    than three, out of fold, and 4 more of 180 on the development dossiers, for quotes a
+    little over half as long again (docs/ranking.md, "How long a quote is"); 160 words, about
+    the usual recipe's 1,000-character chunk, caps a window of long sentences.
+    """
+
+    max_sentences: int = 5
+    max_words: int = 160
 
     def as_dict(self) -> dict[str, int]:
         return {"max_sentences": self.max_sentences, "max_words": self.max_words,

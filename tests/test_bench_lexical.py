@@ -43,10 +43,17 @@ def test_same_passages_and_scores_as_bm25s(bm25):
         ref = ref_scores[0][ref_scores[0] > 0]
         assert np.allclose(scores, ref, rtol=1e-5)
         assert np.all(np.diff(scores) <= 0)  # best first
-        # Rows agree wherever the score is not tied with another passage's.
-        for r, s in zip(rows, scores, strict=True):
-            if np.sum(np.isclose(scores, s)) == 1 and np.sum(np.isclose(ref, s)) == 1:
-                assert r in ref_rows[0]
+        # Each row returned has bm25s's own score for it, and no row left out scores higher
+        # than the last one returned. (Rows are compared by score, not against bm25s's list:
+        # windows cut back at a block's edges can be the same text, so tied rows stand either
+        # side of the cut-off.)
+        full = bm25.get_scores(known)
+        assert np.allclose(full[rows], scores, rtol=1e-5)
+        left_out = np.setdiff1d(np.flatnonzero(full > 0), rows)
+        assert not len(left_out) or full[left_out].max() <= scores.min() * (1 + 1e-5)
+        # Where bm25s chose another row, it is one tied with the last row returned.
+        for r in set(ref_rows[0][:len(ref)].tolist()) - set(rows.tolist()):
+            assert np.isclose(full[r], scores.min(), rtol=1e-5)
         checked += 1
     assert checked >= 30
 

@@ -130,7 +130,7 @@ def test_every_passage_is_exactly_its_slice_of_the_body(articles, prefix):
 def test_windows_take_both_neighbours_within_the_word_budget():
     body = "One short sentence here. Two short sentence here. Three short sentence here."
     article = make_article(body)
-    passages = make_passages(article, split_sentences(article))
+    passages = make_passages(article, split_sentences(article), ChunkParams(max_sentences=3))
     assert [p.text for p in passages] == [
         "One short sentence here. Two short sentence here.",
         body,
@@ -141,6 +141,19 @@ def test_windows_take_both_neighbours_within_the_word_budget():
         "One short sentence here.", "Two short sentence here.", "Three short sentence here."]
     tight = make_passages(article, split_sentences(article), ChunkParams(max_words=8))
     assert all(len(p.text.split()) <= 8 for p in tight)
+
+
+def test_default_windows_reach_two_sentences_either_side_within_their_block():
+    body = ("S one is here. S two is here. S three is here. S four is here. S five is here. "
+            "S six is here.\n\n— Someone (@someone) March 14, 2022\n\nS seven is here.")
+    article = make_article(body)
+    passages = make_passages(article, split_sentences(article))
+    texts = [p.text for p in passages]
+    assert texts[0] == "S one is here. S two is here. S three is here."
+    assert texts[3] == ("S two is here. S three is here. S four is here. S five is here. "
+                        "S six is here.")
+    # The last sentence stands past page furniture: its window is itself alone.
+    assert texts[-1] == "S seven is here."
 
 
 def test_offsets_hold_for_crlf_text_with_furniture_and_non_ascii(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from bot.answer import UNSURE, Answerer
 from bot.render import answer_to_json, render_text
 from index import candidates
+from index.chunk import ChunkParams
 from index.features import BEST_IN_WINDOW, FEATURES, best_in_window
 from index.live import LiveIndex
 from index.policy import HIGH, LOW, Ranked, confidence, select_quotes
@@ -126,16 +127,17 @@ def test_quotes_never_overlap_and_respect_the_ratio(retriever):
 
 def test_a_window_overlapping_a_quoted_one_is_passed_over_not_cut_down(retriever):
     fm = retriever.features(QUESTION)
+    reach = (ChunkParams().max_sentences - 1) // 2
     full = {(s.id, r): s for s, r in fm.rows
-            if int(s.passage_last[r]) - int(s.passage_first[r]) == 2}
-    # Two three-sentence windows sharing one sentence (rows r and r + 2).
-    seg_id, row = next(k for k in sorted(full) if (k[0], k[1] + 2) in full)
+            if (int(s.passage_first[r]), int(s.passage_last[r])) == (r - reach, r + reach)}
+    # Two whole windows sharing one sentence (rows r and r + 2 * reach).
+    seg_id, row = next(k for k in sorted(full) if (k[0], k[1] + 2 * reach) in full)
     seg = full[(seg_id, row)]
-    ranked = [Ranked(seg, row, 0.9), Ranked(seg, row + 2, 0.8)]
+    ranked = [Ranked(seg, row, 0.9), Ranked(seg, row + 2 * reach, 0.8)]
     quotes = select_quotes(ranked, max_quotes=3, ratio=0.0)
     assert len(quotes) == 1
     assert (quotes[0].start, quotes[0].end) == (
-        int(seg.sentence_start[row - 1]), int(seg.sentence_end[row + 1]))
+        int(seg.sentence_start[row - reach]), int(seg.sentence_end[row + reach]))
 
 
 def _answerer_with(built_index, embedder, **thresholds) -> Answerer:
