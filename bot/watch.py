@@ -166,9 +166,10 @@ def start_watch_thread(corpus_dir: Path, on_change: OnChange, stop: threading.Ev
 def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None) -> str | None:
     """Why the index no longer matches the corpus, or None when it does; reads no model.
 
-    Cheap enough for every container start: it hashes the corpus files and compares them
-    with the index manifest. ``index build`` makes the finer checks (chunking, weights).
+    Cheap enough for every container start: it hashes the corpus files and compares them,
+    the model's fingerprint and how passages are cut with the index manifest.
     """
+    from index.chunk import cut_is_current
     from index.diff import corpus_diff
     from index.embed import TUNED_MODEL_NAME, tuned_record
     from index.segment import damaged_segments
@@ -185,6 +186,11 @@ def index_staleness(corpus_dir: Path, index_dir: Path, model: str | None = None)
     if model is None and manifest.model_fingerprint != tuned_record()["model_sha256"]:
         return (f"the index was built with {manifest.model} (weights "
                 f"{manifest.model_fingerprint[:12]}…), the bot now uses {TUNED_MODEL_NAME}")
+    # A release that cuts passages another way (longer windows, new cleaning) re-cuts every
+    # article; without this an unchanged corpus would keep the old windows until it changed.
+    if not cut_is_current(manifest.chunking, manifest.cleaning):
+        return ("the index was cut into passages by another release of the bot; a build "
+                "cuts and embeds every article again")
     store = IndexDir(Path(index_dir))
     if (damaged := damaged_segments(store.segments_dir, manifest.segments)):
         return f"the index is damaged (segment {damaged[0]}); a build repairs it"

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from index.chunk import ChunkParams, embedding_text, make_passages, split_sentences
+from index.chunk import (
+    ChunkParams,
+    cut_is_current,
+    embedding_text,
+    make_passages,
+    split_sentences,
+)
 from index.clean import CLEANING_VERSION
 from index.compact import maybe_compact
 from index.diff import corpus_diff
@@ -219,7 +225,7 @@ def _reusable_manifest(store: IndexDir, embedder: Embedder,
         return None, False
     if (manifest.model_fingerprint != embedder.fingerprint
             or manifest.dimension != embedder.dimension
-            or manifest.chunking != params.as_dict() or manifest.cleaning != CLEANING_VERSION):
+            or not cut_is_current(manifest.chunking, manifest.cleaning, params)):
         log.info("Model, chunking or cleaning changed since the last build; re-embedding all.")
         return None, False
     damaged = [s for s, ok in intact.items() if not ok]

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from index.clean import Span, indexable_spans
+from index.clean import CLEANING_VERSION, Span, indexable_spans
 from index.load import search_title
 from index.model import Article, Passage, Sentence
 from index.text import TERMS_VERSION
@@ -40,6 +40,14 @@ class ChunkParams:
         return {"max_sentences": self.max_sentences, "max_words": self.max_words,
                 "splitter": SPLITTER_VERSION, "terms": TERMS_VERSION,
                 "embedding_text": EMBEDDING_TEXT_VERSION}
+
+
+def cut_is_current(chunking: dict[str, int], cleaning: int,
+                   params: ChunkParams | None = None) -> bool:
+    """Whether passages an index records as cut with ``chunking`` and ``cleaning`` are cut as
+    this release cuts them (``params``: default, the release's own). The build and the start
+    check both ask this: an index cut another way is re-cut and re-embedded whole."""
+    return chunking == (params or ChunkParams()).as_dict() and cleaning == CLEANING_VERSION
 
 
 @lru_cache(maxsize=1)

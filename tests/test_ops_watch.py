@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from test_ops_health import parse_metrics
 from bot.answer import Answer, Answerer
 from bot.health import Metrics
 from bot.watch import index_staleness, rebuilder, start_watch_thread, watch_corpus
+from index.store import IndexDir
 
 REPO = Path(__file__).resolve().parent.parent
 DOSSIER_BOT = REPO / ".venv" / "bin" / "dossier-bot"
@@ -253,6 +256,22 @@ def test_staleness_is_seen_without_the_model(fresh_answerer: Answerer, corpus_co
         "0 article(s) added, 1 changed, 0 removed since the index was built")
     assert "now uses other-model" in (index_staleness(corpus_copy, index_dir,
                                                       "other-model") or "")
+
+
+def test_an_index_cut_by_another_release_is_stale(fresh_answerer: Answerer, corpus_copy: Path,
+                                                  tmp_path: Path) -> None:
+    index_dir = tmp_path / "older-release"
+    shutil.copytree(fresh_answerer.live.index_dir, index_dir)
+    assert index_staleness(corpus_copy, index_dir) is None
+    store = IndexDir(index_dir)
+    built = store.read_manifest()
+    # The release before five-sentence windows cut three-sentence ones.
+    store.publish(dataclasses.replace(built, chunking={**built.chunking, "max_sentences": 3}))
+    assert "another release" in (index_staleness(corpus_copy, index_dir) or "")
+    store.publish(dataclasses.replace(built, cleaning=built.cleaning - 1))
+    assert "another release" in (index_staleness(corpus_copy, index_dir) or "")
+    store.publish(built)
+    assert index_staleness(corpus_copy, index_dir) is None
 
 
 def test_index_watch_command_rebuilds_on_change_and_stops_on_sigterm(
