@@ -180,6 +180,9 @@ def index_status(corpus: Path | None, index_dir: Path | None, as_json: bool) -> 
     if status["damaged"]:
         click.echo(f"Damaged:   segment(s) {', '.join(status['damaged'])}: questions fail until "
                    "`dossier-bot index build` repairs them (only those are re-embedded).")
+    if not status["cut_current"]:
+        click.echo("Passages:  cut by another release of the bot: `dossier-bot index build` "
+                   "cuts and embeds every article again.")
     if not pending:
         click.echo("Corpus:    up to date")
     else:

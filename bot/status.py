@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from index.build import require_corpus
+from index.chunk import cut_is_current
 from index.diff import CorpusDiff, corpus_diff
 from index.load import shown_path
 from index.segment import damaged_segments
@@ -24,6 +25,7 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
     manifest = store.read_manifest()
     diff = corpus_diff(corpus_dir, manifest)
     damaged = damaged_segments(store.segments_dir, manifest.segments)
+    cut = cut_is_current(manifest.chunking, manifest.cleaning)
     return {
         "built": True,
         "index": str(index_dir),
@@ -41,7 +43,9 @@ def index_status(corpus_dir: Path, index_dir: Path) -> dict:
         "unreadable": sorted(_problems(diff.still_bad), key=lambda p: p["path"]),
         "ignored": _problems(diff.ignored),
         "damaged": damaged,  # segments that fail their checks: `index build` repairs them
-        "up_to_date": diff.up_to_date and not damaged,
+        # False after an upgrade that cuts passages another way: `index build` re-cuts all.
+        "cut_current": cut,
+        "up_to_date": diff.up_to_date and not damaged and cut,
     }
 
 

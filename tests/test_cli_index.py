@@ -172,12 +172,25 @@ def test_index_build_and_status_json(tmp_path, in_process):
 
     status = status_json()
     assert (status["added"], status["changed"], status["removed"]) == ([], [], [])
-    assert status["up_to_date"] is True
+    assert status["up_to_date"] is True and status["cut_current"] is True
 
     third = in_process.invoke(main, ["index", "build", "--json", *where])
     assert third.exit_code == 0, third.output
     report = one_json_object(third.stdout)
     assert (report["embedded"], report["removed"], report["articles"]) == (0, 0, 2)
+
+    # An index from a release that cut passages another way: stale, and rebuilt whole.
+    chunking = json.loads(manifest_path(index_dir).read_text())["chunking"]
+    edit_manifest(index_dir, chunking={**chunking, "max_sentences": 3})
+    status = status_json()
+    assert (status["added"], status["changed"], status["removed"]) == ([], [], [])
+    assert status["cut_current"] is False and status["up_to_date"] is False
+    text = in_process.invoke(main, ["index", "status", *where])
+    assert text.exit_code == 0 and "cut by another release" in text.stdout
+    fourth = in_process.invoke(main, ["index", "build", "--json", *where])
+    assert fourth.exit_code == 0, fourth.output
+    assert one_json_object(fourth.stdout)["embedded"] == new
+    assert status_json()["up_to_date"] is True
 
     noise = [line for line in first.stderr.splitlines() if not line.startswith("Skipped ")]
     assert noise == []  # no library log lines on stderr at the default verbosity
