@@ -86,8 +86,20 @@ class EvalReport:
             "answerable_declined": sum(not o.answer.answered for o in a),
             "off_topic": len(off),
             "off_topic_declined": sum(not o.answer.answered for o in off),
+            **self.words(),
             "misses": [_miss(o) for o in self.outcomes if _is_miss(o)],
         }
+
+    def words(self) -> dict[str, float | None]:
+        """How much a reader reads: mean words of the first quote and of all the quotes of a
+        reply, over the answerable questions answered. Strict and lenient ask whether the
+        phrase is *in* a quote, so they are read beside the quotes' length."""
+        replies = [o.answer.quotes for o in self.answerable if o.answer.answered]
+        if not replies:
+            return {"first_quote_words": None, "reply_words": None}
+        first = sum(len(q[0].text.split()) for q in replies) / len(replies)
+        total = sum(len(x.text.split()) for q in replies for x in q) / len(replies)
+        return {"first_quote_words": round(first, 1), "reply_words": round(total, 1)}
 
 
 def load_cases(path: Path) -> list[Case]:
@@ -221,6 +233,10 @@ def run_suite(dossiers: list[Dossier], embedder: Embedder, index_root: Path, *,
     return suite
 
 
+def _words(mean: float | None) -> str:
+    return "n/a" if mean is None else f"{mean:.0f}"
+
+
 def _pct(n: int, d: int) -> str:
     return f"{n}/{d} ({100.0 * n / d:.1f}%)" if d else "n/a"
 
@@ -234,7 +250,7 @@ def render_suite(suite: SuiteReport, seconds: float, *, misses: bool = False) ->
             if body:
                 lines += [f"== {name}", *body, ""]
     head = f"{'dossier':28s} {'strict':>16s} {'lenient':>16s} {'off-topic declined':>19s} " \
-           f"{'answerable declined':>20s}"
+           f"{'answerable declined':>20s} {'words/reply':>11s}"
     lines += [head, "-" * len(head)]
     rows = [*suite.reports.items(), ("total", suite.total)]
     for name, report in rows:
@@ -244,7 +260,7 @@ def render_suite(suite: SuiteReport, seconds: float, *, misses: bool = False) ->
             lines.append("-" * len(head))
         lines.append(f"{name[:28]:28s} {_pct(d['strict'], n):>16s} {_pct(d['lenient'], n):>16s} "
                      f"{_pct(d['off_topic_declined'], d['off_topic']):>19s} "
-                     f"{_pct(d['answerable_declined'], n):>20s}")
+                     f"{_pct(d['answerable_declined'], n):>20s} {_words(d['reply_words']):>11s}")
     lines.append(f"{len(suite.total.outcomes)} questions in {len(suite.reports)} dossier(s), "
                  f"{seconds:.1f} s")
     return "\n".join(lines)
@@ -289,6 +305,8 @@ def render_report(report: EvalReport, seconds: float) -> str:
         f"refusal:   off-topic declined {d['off_topic_declined']}/{d['off_topic']}, "
         f"answerable declined {d['answerable_declined']}/{n}"
         + ("" if refusal_ok else "  (not perfect)"),
+        f"length:    {_words(d['first_quote_words'])} words in the first quote, "
+        f"{_words(d['reply_words'])} in a reply (means over the answered questions)",
     ]
     return "\n".join(lines)
 

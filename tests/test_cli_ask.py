@@ -12,6 +12,7 @@ import bot.runtime
 from bot.cli import main
 from bot.config import Settings
 from bot.console import handle, run_console
+from index.chunk import ChunkParams
 
 
 @pytest.fixture
@@ -63,11 +64,13 @@ def test_sources_lists_the_five_articles(cli):
 def test_eval_prints_the_three_figures(cli):
     result = cli("eval", str(DEV_SET))
     assert result.exit_code == 0
-    for word in ("strict:", "lenient:", "refusal:"):
+    for word in ("strict:", "lenient:", "refusal:", "length:"):
         assert word in result.output
     data = json.loads(cli("eval", "--json", str(DEV_SET)).output)
     assert data["answerable"] == 34 and data["off_topic"] == 6
     assert data["off_topic_declined"] == 6
+    # A reply holds its first quote; on average it stays within three windows at their cap.
+    assert 0 < data["first_quote_words"] <= data["reply_words"] <= 3 * ChunkParams().max_words
 
 
 def test_eval_rejects_a_malformed_file_in_one_line(cli, tmp_path):
@@ -208,3 +211,7 @@ def test_eval_scores_a_question_on_an_article_the_build_skipped_as_a_miss(cli, t
     total = json.loads(result.stdout)["total"]
     assert (total["answerable"], total["strict"]) == (2, 1)
     assert "skipped 002-menu.html" in result.stderr
+    # Every reply quotes the body's one sentence, 22 words (the headline is not a quote).
+    assert total["first_quote_words"] == total["reply_words"] == 22
+    table = cli("eval", str(dossier)).stdout
+    assert "words/reply" in table and table.splitlines()[2].rstrip().endswith(" 22")
