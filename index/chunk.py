@@ -36,6 +36,11 @@ class ChunkParams:
     max_sentences: int = 5
     max_words: int = 160
 
+    def __post_init__(self) -> None:
+        if self.max_sentences < 1 or self.max_sentences % 2 == 0:
+            raise ValueError(f"max_sentences must be odd (a window is centred on its "
+                             f"sentence), not {self.max_sentences}")
+
     def as_dict(self) -> dict[str, int]:
         return {"max_sentences": self.max_sentences, "max_words": self.max_words,
                 "splitter": SPLITTER_VERSION, "terms": TERMS_VERSION,

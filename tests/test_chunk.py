@@ -143,6 +143,12 @@ def test_windows_take_both_neighbours_within_the_word_budget():
     assert all(len(p.text.split()) <= 8 for p in tight)
 
 
+@pytest.mark.parametrize("size", [0, 2, 4])
+def test_a_window_size_that_cannot_be_centred_is_refused(size):
+    with pytest.raises(ValueError, match="must be odd"):
+        ChunkParams(max_sentences=size)
+
+
 def test_default_windows_reach_two_sentences_either_side_within_their_block():
     body = ("S one is here. S two is here. S three is here. S four is here. S five is here. "
             "S six is here.\n\n— Someone (@someone) March 14, 2022\n\nS seven is here.")
