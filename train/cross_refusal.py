@@ -96,7 +96,7 @@ def split_bundled(rows: list[dict], scores: list) -> tuple[tuple[list, list], tu
     """(six dossiers, bundled set): each as (rows, scores), the development rows split."""
     parts: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}
     for r, s in zip(rows, scores, strict=True):
-        part = parts[r["story"] == "bundled"]
+        part = parts[r["story"] == fr.BUNDLED_NAME]
         part[0].append(r)
         part[1].append(s)
     return parts[False], parts[True]

@@ -42,6 +42,7 @@ SHARED = REPO.parent / "shared"
 TRAIN = REPO / "train" / "dossiers"
 DEV = SHARED / "eval" / "dossiers"
 BUNDLED = SHARED / "eval" / "dev_questions.jsonl"
+BUNDLED_NAME = "bundled"  # the bundled set's name among the development dossiers
 CACHE = REPO / ".dossier" / "train"
 TUNED_FEATURES = REPO / ".dossier" / "embed-ft" / "features.pkl"  # train.finetune_embedder
 TUNED_FOREIGN = TUNED_FEATURES.with_name("foreign.pkl")  # written beside it
@@ -305,7 +306,7 @@ def dev_sets() -> list[tuple[str, Path, list[dict]]]:
     """(name, corpus folder, questions) of the six development dossiers and the bundled set."""
     out = [(f.name, f / "corpus", _questions(f / "questions.jsonl"))
            for f in sorted(p for p in DEV.iterdir() if (p / "corpus").is_dir())]
-    out.append(("bundled", REPO / "corpus", [
+    out.append((BUNDLED_NAME, REPO / "corpus", [
         {"q": d["q"], "doc": d.get("doc"), "phrase": d.get("phrase")}
         for d in _questions(BUNDLED)]))
     return out
@@ -525,7 +526,8 @@ def measure(model: RankerModel, rows: list[QuestionRows]) -> dict[str, dict[str,
     return out
 
 
-def total(m: dict[str, dict[str, int]], skip: tuple[str, ...] = ("bundled",)) -> dict[str, int]:
+def total(m: dict[str, dict[str, int]], skip: tuple[str, ...] = (BUNDLED_NAME,),
+          ) -> dict[str, int]:
     t: dict[str, int] = {}
     for name, d in m.items():
         if name in skip:

@@ -47,7 +47,7 @@ def fit_forest(rows: list[fr.QuestionRows], params: dict):
 def first_right(rows: list[fr.QuestionRows], scores) -> dict[str, int]:
     """Answerable questions whose first quote holds the answer, six dossiers and bundled apart."""
     def part(bundled: bool) -> int:
-        mine = [r for r in rows if (r.dossier == "bundled") == bundled]
+        mine = [r for r in rows if (r.dossier == fr.BUNDLED_NAME) == bundled]
         return fr.oof_strict(mine, {i: scores(r) for i, r in enumerate(mine)})
 
     return {"six dossiers": part(False), "bundled": part(True)}

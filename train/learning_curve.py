@@ -17,13 +17,20 @@ import random
 import numpy as np
 
 from index.features import FEATURES
-from train.fit_ranker import QuestionRows, fit_model, load_cached, measure, total
+from train.fit_ranker import (
+    BUNDLED_NAME,
+    QuestionRows,
+    fit_model,
+    load_cached,
+    measure,
+    total,
+)
 
 
 def argmax_strict(model, rows: list[QuestionRows]) -> int:
     """Development questions whose best-scored candidate holds the answer (refusal off)."""
     return sum(bool(r.labels[int(np.argmax(model.logits_of(r.matrix)))]) for r in rows
-               if r.dossier != "bundled" and r.answerable and r.matrix is not None)
+               if r.dossier != BUNDLED_NAME and r.answerable and r.matrix is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

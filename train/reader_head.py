@@ -209,7 +209,7 @@ def cmd_fit(dim: int, epochs: int, foreign: bool, near: bool) -> None:
         return sum(bool(r["labels"][int(np.argmax(score_of(r)))]) for r in items
                    if r["answerable"])
 
-    six = [r for r in dev if r["story"] != "bundled"]
+    six = [r for r in dev if r["story"] != fr.BUNDLED_NAME]
     print("first window right (answerable): scorer / head alone")
     print(f"  training, out of fold: {first_right(train, lambda r: r['logits'])} / "
           f"{first_right(train, lambda r: oof[(r['story'], r['q'])])}")
@@ -254,7 +254,7 @@ def cmd_fit(dim: int, epochs: int, foreign: bool, near: bool) -> None:
         at = np.sort(lr.predict_proba((x - mean) / scale)[:, 1][y == 1])[int(y.sum() * 0.02)]
         declined = off = strict = 0
         for r in rows_dev:
-            if r.matrix is None or r.dossier == "bundled":
+            if r.matrix is None or r.dossier == fr.BUNDLED_NAME:
                 continue
             lg = model.logits_of(r.matrix)
             p = lr.predict_proba(((refusal_x(r, lg, dev_scores, with_head) - mean)

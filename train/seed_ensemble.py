@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     runs = [scored(p) for p in args.features]
     parts = (("training, out of fold", 0, lambda story: True),
-             ("six development dossiers", 1, lambda story: story != "bundled"),
-             ("bundled", 1, lambda story: story == "bundled"))
+             ("six development dossiers", 1, lambda story: story != fr.BUNDLED_NAME),
+             ("bundled", 1, lambda story: story == fr.BUNDLED_NAME))
     for part, idx, keep in parts:
         keys = [k for k in runs[0][idx] if keep(k[0])]
         alone = ", ".join(f"{p}: {sum(first_is_right([run[idx][k]]) for k in keys)}"
