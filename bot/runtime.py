@@ -34,13 +34,14 @@ def make_answerer(settings: Settings, *, build_if_missing: bool = True,
     live = make_live_index(settings)
     if live.dir.exists():
         manifest = live.check()  # a damaged or foreign index is reported before the model loads
-        if build_if_missing and _upgraded_from_untuned(settings, manifest):
-            # Built by an earlier release with the wheel's untuned model, over this corpus:
-            # an upgrade, not a choice, so it is re-embedded here instead of refusing every
-            # question. Any other model mismatch stays an error that says what to run.
-            say(f"The index at {settings.index_dir} was built with the untuned model of an "
-                f"earlier release: re-embedding {settings.corpus_dir} with the tuned one "
-                "(once)…")
+        upgrade = _earlier_release(settings, manifest) if build_if_missing else None
+        if upgrade:
+            # Built by an earlier release over this corpus: an upgrade, not a choice, so it is
+            # rebuilt here rather than refusing every question (another model) or answering
+            # from windows the ranker was not fitted on (another cut). Any other model
+            # mismatch stays an error that says what to run.
+            say(f"The index at {settings.index_dir} {upgrade}: re-embedding "
+                f"{settings.corpus_dir} (once)…")
             describe_problems(live.rebuild(settings.corpus_dir, progress=progress), say)
     else:
         if not settings.corpus_dir.is_dir():
@@ -61,16 +62,24 @@ def make_answerer(settings: Settings, *, build_if_missing: bool = True,
     return Answerer(live)
 
 
-def _upgraded_from_untuned(settings: Settings, manifest) -> bool:
-    """The index holds the untuned model's vectors, the bot runs the packaged tuned model
-    (no DOSSIER_EMBED_MODEL), and the corpus folder still holds every article indexed: a
-    folder that merely shares the default name is never indexed in its place."""
+def _earlier_release(settings: Settings, manifest) -> str | None:
+    """What an earlier release did otherwise in building this index, when the bot should
+    rebuild it: it holds the untuned model's vectors while the bot runs the packaged tuned
+    model (no DOSSIER_EMBED_MODEL), or its passages are cut another way. Only over a corpus
+    folder that still holds every article indexed: a folder that merely shares the default
+    name is never indexed in its place."""
+    from index.chunk import cut_is_current
     from index.diff import corpus_diff
 
-    if (settings.embed_model is not None or manifest.model_fingerprint != PACKAGED_MODEL_SHA256
-            or not settings.corpus_dir.is_dir()):
-        return False
-    return not corpus_diff(settings.corpus_dir, manifest).removed
+    if settings.embed_model is None and manifest.model_fingerprint == PACKAGED_MODEL_SHA256:
+        reason = "was built with the untuned model of an earlier release"
+    elif not cut_is_current(manifest.chunking, manifest.cleaning):
+        reason = "was cut into passages by an earlier release"
+    else:
+        return None
+    if not settings.corpus_dir.is_dir() or corpus_diff(settings.corpus_dir, manifest).removed:
+        return None
+    return reason
 
 
 def describe_problems(report: BuildReport, say: Callable[[str], None]) -> None:

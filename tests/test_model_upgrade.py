@@ -12,7 +12,13 @@ from bot.config import Settings
 from bot.runtime import make_answerer
 from bot.watch import index_staleness
 from index.build import build_index
-from index.embed import PACKAGED_MODEL_SHA256, packaged_model_dir, untuned_embedder
+from index.chunk import ChunkParams
+from index.embed import (
+    PACKAGED_MODEL_SHA256,
+    load_embedder,
+    packaged_model_dir,
+    untuned_embedder,
+)
 from index.features import FEATURES
 from index.store import IndexDir, IndexMismatch
 
@@ -30,6 +36,24 @@ def test_an_index_of_the_untuned_model_is_re_embedded_once(tmp_path) -> None:
     assert answer.answered
     assert any("untuned model of an earlier release" in s for s in said)
     assert IndexDir(index_dir).read_manifest().model_fingerprint != PACKAGED_MODEL_SHA256
+    assert index_staleness(CORPUS, index_dir) is None
+
+    said.clear()
+    make_answerer(settings, say=said.append)
+    assert said == []  # once
+
+
+def test_an_index_cut_by_an_earlier_release_is_re_cut_once(tmp_path) -> None:
+    index_dir = tmp_path / "index"
+    build_index(CORPUS, index_dir, load_embedder(), params=ChunkParams(max_sentences=3))
+    assert "another release" in index_staleness(CORPUS, index_dir)
+
+    said: list[str] = []
+    settings = Settings(corpus_dir=CORPUS, index_dir=index_dir)
+    assert make_answerer(settings, say=said.append).ask(
+        "Did Moscow deny asking Beijing for help?").answered
+    assert any("cut into passages by an earlier release" in s for s in said)
+    assert IndexDir(index_dir).read_manifest().chunking == ChunkParams().as_dict()
     assert index_staleness(CORPUS, index_dir) is None
 
     said.clear()
