@@ -40,15 +40,26 @@ def _segment_paths() -> dict[str, Path]:
     return {p.name: p for p in (fr.CACHE / "index").glob("*/segments/*") if p.is_dir()}
 
 
-def cmd_extract() -> None:
-    """Top ``K`` windows per question by the scorer (out of fold on training) as text."""
+def scored_questions():
+    """The shipped scorer and every question with candidates, as ``(set, row, logits)``:
+    training rows (with the foreign and near-topic ones) scored out of fold by story, the
+    development rows by the shipped scorer."""
     from index.scorer import default_model
-    from index.segment import load_segment
 
     train, dev = fr.load_cached(path=fr.TUNED_FEATURES)
     train = train + fr.load_foreign(fr.TUNED_FOREIGN) + fr.load_near()
     shipped = default_model()
     oof = fr.out_of_fold_logits(train, shipped.candidate.names)
+    out = [("train", r, oof[i]) for i, r in enumerate(train) if i in oof]
+    out += [("dev", r, shipped.logits_of(r.matrix)) for r in dev if r.matrix is not None]
+    return shipped, out
+
+
+def cmd_extract() -> None:
+    """Top ``K`` windows per question by the scorer (out of fold on training) as text."""
+    from index.segment import load_segment
+
+    shipped, scored = scored_questions()
     paths, segments = _segment_paths(), {}
 
     def window_text(window) -> str:
@@ -62,22 +73,15 @@ def cmd_extract() -> None:
         return seg.article_of(lo).body[int(seg.sentence_start[lo]):int(seg.sentence_end[hi])]
 
     rows = []
-    for kind, items in (("train", list(enumerate(train))), ("dev", list(enumerate(dev)))):
-        for i, r in items:
-            if r.matrix is None:
-                continue
-            logits = oof.get(i) if kind == "train" else shipped.logits_of(r.matrix)
-            if logits is None:
-                continue
-            probs = fr.sigmoid(logits)
-            top = fr.quotes_of(r, probs, 0.0, n=K)  # distinct windows, as quoted
-            p = shipped.probability_from(r.matrix, r.unknown, r.unknown_name, logits)
-            rows.append({"set": kind, "story": r.dossier, "q": r.q, "answerable": r.answerable,
-                         "foreign": r.foreign, "near": r.near,
-                         "texts": [window_text(r.windows[j]) for j in top],
-                         "labels": r.labels[top] > 0, "logits": logits[top],
-                         "refusal_p": float(p),
-                         "qfeatures": fr.qfeatures(r, logits)})
+    for kind, r, logits in scored:
+        top = fr.quotes_of(r, fr.sigmoid(logits), 0.0, n=K)  # distinct windows, as quoted
+        p = shipped.probability_from(r.matrix, r.unknown, r.unknown_name, logits)
+        rows.append({"set": kind, "story": r.dossier, "q": r.q, "answerable": r.answerable,
+                     "foreign": r.foreign, "near": r.near,
+                     "texts": [window_text(r.windows[j]) for j in top],
+                     "labels": r.labels[top] > 0, "logits": logits[top],
+                     "refusal_p": float(p),
+                     "qfeatures": fr.qfeatures(r, logits)})
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "rows.pkl").write_bytes(pickle.dumps(rows))
     print(f"{len(rows)} questions -> {OUT / 'rows.pkl'}")

@@ -43,50 +43,39 @@ def _norm(text: str) -> str:
 
 
 def cmd_extract() -> None:
-    from index.scorer import default_model
     from train import fit_ranker as fr
+    from train.cross_refusal import scored_questions
 
-    train, dev = fr.load_cached(path=fr.TUNED_FEATURES)
-    n_own = len(train)
-    train = train + fr.load_foreign(fr.TUNED_FOREIGN) + fr.load_near()
-    shipped = default_model()
-    # The scorer's folds over training, foreign and near-topic rows alike (whole stories).
-    oof = fr.out_of_fold_logits(train, shipped.candidate.names)
-    names = sorted({r.dossier for r in train})
-    phrases = fr.training_phrases()
-    dev_phrases = {(name, d["q"]): d.get("phrase") for name, _, qs in fr.dev_sets() for d in qs}
+    shipped, scored = scored_questions()
+    names = sorted({r.dossier for kind, r, _ in scored if kind == "train"})
+    phrases = {**fr.training_phrases(),
+               **{(name, d["q"]): d.get("phrase") for name, _, qs in fr.dev_sets() for d in qs}}
     rows = []
-    for kind, items in (("train", list(enumerate(train))), ("dev", list(enumerate(dev)))):
-        for i, r in items:
-            if r.matrix is None:
-                continue
-            logits = oof.get(i) if kind == "train" else shipped.logits_of(r.matrix)
-            if logits is None:
-                continue
-            top, seen = [], set()
-            for j in np.argsort(-logits, kind="stable").tolist():
-                if r.texts[j] not in seen:
-                    seen.add(r.texts[j])
-                    top.append(j)
-                if len(top) == N:
-                    break
-            phrase = (phrases if kind == "train" else dev_phrases).get((r.dossier, r.q))
-            win = r.labels[top] > 0
-            # The sentence holds the phrase (and its window the right article); a phrase that
-            # spans sentences falls back to the window's label.
-            sent = np.array([bool(w) and phrase is not None and _norm(phrase) in _norm(r.texts[j])
-                             for w, j in zip(win, top, strict=True)])
-            if win.any() and not sent.any():
-                sent = win.copy()
-            p = shipped.probability_from(r.matrix, r.unknown, r.unknown_name, logits)
-            rows.append({"set": kind, "story": r.dossier, "q": r.q, "answerable": r.answerable,
-                         "foreign": r.foreign, "near": r.near, "own": kind == "dev" or i < n_own,
-                         "fold": names.index(r.dossier) % FOLDS if kind == "train" else -1,
-                         "top": top, "texts": [r.texts[j] for j in top],
-                         "windows": [r.windows[j] for j in top], "labels": win,
-                         "slabels": sent, "logits": logits[top], "all_logits": logits,
-                         "all_labels": r.labels, "all_windows": r.windows,
-                         "refusal_p": float(p), "qfeatures": fr.qfeatures(r, logits)})
+    for kind, r, logits in scored:
+        top, seen = [], set()
+        for j in np.argsort(-logits, kind="stable").tolist():
+            if r.texts[j] not in seen:
+                seen.add(r.texts[j])
+                top.append(j)
+            if len(top) == N:
+                break
+        phrase = phrases.get((r.dossier, r.q))
+        win = r.labels[top] > 0
+        # The sentence holds the phrase (and its window the right article); a phrase that
+        # spans sentences falls back to the window's label.
+        sent = np.array([bool(w) and phrase is not None and _norm(phrase) in _norm(r.texts[j])
+                         for w, j in zip(win, top, strict=True)])
+        if win.any() and not sent.any():
+            sent = win.copy()
+        p = shipped.probability_from(r.matrix, r.unknown, r.unknown_name, logits)
+        rows.append({"set": kind, "story": r.dossier, "q": r.q, "answerable": r.answerable,
+                     "foreign": r.foreign, "near": r.near,
+                     "own": kind == "dev" or not (r.foreign or r.near),
+                     # The scorer's folds (fit_ranker.folds: whole stories), for the reader's.
+                     "fold": names.index(r.dossier) % FOLDS if kind == "train" else -1,
+                     "texts": [r.texts[j] for j in top], "windows": [r.windows[j] for j in top],
+                     "labels": win, "slabels": sent, "logits": logits[top],
+                     "refusal_p": float(p), "qfeatures": fr.qfeatures(r, logits)})
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "rows.pkl").write_bytes(pickle.dumps(rows))
     print(f"{len(rows)} questions -> {OUT / 'rows.pkl'}")
