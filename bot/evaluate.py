@@ -86,6 +86,10 @@ class EvalReport:
             "answerable_declined": sum(not o.answer.answered for o in a),
             "off_topic": len(off),
             "off_topic_declined": sum(not o.answer.answered for o in off),
+            # Of those declined, the ones shown the closest passages marked as unsure (the
+            # low band) rather than declined plainly.
+            "answerable_unsure": sum(o.answer.unsure for o in a),
+            "off_topic_unsure": sum(o.answer.unsure for o in off),
             **self.words(),
             "misses": [_miss(o) for o in self.outcomes if _is_miss(o)],
         }
@@ -261,6 +265,10 @@ def render_suite(suite: SuiteReport, seconds: float, *, misses: bool = False) ->
         lines.append(f"{name[:28]:28s} {_pct(d['strict'], n):>16s} {_pct(d['lenient'], n):>16s} "
                      f"{_pct(d['off_topic_declined'], d['off_topic']):>19s} "
                      f"{_pct(d['answerable_declined'], n):>20s} {_words(d['reply_words']):>11s}")
+    total = suite.total.as_dict()
+    lines.append(f"declined, of which shown the closest passages as unsure: off-topic "
+                 f"{total['off_topic_unsure']}/{total['off_topic_declined']}, answerable "
+                 f"{total['answerable_unsure']}/{total['answerable_declined']}")
     lines.append(f"{len(suite.total.outcomes)} questions in {len(suite.reports)} dossier(s), "
                  f"{seconds:.1f} s")
     return "\n".join(lines)
@@ -305,6 +313,8 @@ def render_report(report: EvalReport, seconds: float) -> str:
         f"refusal:   off-topic declined {d['off_topic_declined']}/{d['off_topic']}, "
         f"answerable declined {d['answerable_declined']}/{n}"
         + ("" if refusal_ok else "  (not perfect)"),
+        f"unsure:    of those declined, shown the closest passages as unsure: off-topic "
+        f"{d['off_topic_unsure']}, answerable {d['answerable_unsure']}",
         f"length:    {_words(d['first_quote_words'])} words in the first quote, "
         f"{_words(d['reply_words'])} in a reply (means over the answered questions)",
     ]

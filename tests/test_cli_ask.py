@@ -215,3 +215,28 @@ def test_eval_scores_a_question_on_an_article_the_build_skipped_as_a_miss(cli, t
     assert total["first_quote_words"] == total["reply_words"] == 22
     table = cli("eval", str(dossier)).stdout
     assert "words/reply" in table and table.splitlines()[2].rstrip().endswith(" 22")
+
+
+def test_eval_tells_the_unsure_replies_among_those_declined():
+    # The low band counts as declined (no answer is claimed) but shows the closest passages:
+    # the figures say how many of the declined were shown them.
+    from bot.answer import Answer, Quote
+    from bot.evaluate import Case, EvalReport, Outcome, SuiteReport, render_report, render_suite
+    from index.model import Article
+
+    body = "The keepers voted to form a union on Tuesday."
+    article = Article(id="001-keepers", path="001-keepers.txt", body=body, sha256="0" * 64)
+    quote = (Quote(text=body, start=0, end=len(body), score=0.2, article=article),)
+    on, off = Case("What did they vote for?", "001", "union"), Case("Capital of Peru?", None, None)
+    report = EvalReport([
+        Outcome(on, Answer(question=on.q, quotes=quote, confidence="high")),
+        Outcome(on, Answer(question=on.q, quotes=quote, confidence="low")),
+        Outcome(off, Answer(question=off.q, quotes=quote, confidence="low")),
+        Outcome(off, Answer(question=off.q, reason="not covered")),
+        Outcome(off, Answer(question=off.q, reason="not covered"))])
+    d = report.as_dict()
+    assert (d["strict"], d["answerable_declined"], d["answerable_unsure"]) == (1, 1, 1)
+    assert (d["off_topic_declined"], d["off_topic_unsure"]) == (3, 1)
+    assert "off-topic 1, answerable 1" in render_report(report, 0.1)
+    table = render_suite(SuiteReport({"keepers": report}), 0.1)
+    assert "shown the closest passages as unsure: off-topic 1/3, answerable 1/1" in table
