@@ -60,3 +60,23 @@ def test_quotes_pass_over_windows_that_overlap_one_already_quoted():
     score = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
     assert cx._quotes(row, score) == [0, 2, 3]
     assert cx._quotes(row, score, n=1) == [0]
+
+
+def test_a_model_can_start_from_the_shipped_embedders_layers(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from index.embed import packaged_model_dir
+
+    weights, used, _ = cx.compact_vocabulary(
+        load_file(str(packaged_model_dir() / "model.safetensors")), [[0, 101, 102]])
+    save_file(weights, str(tmp_path / "base.safetensors"))
+    tuned_file = cx.REPO / "index" / "models" / "minilm-dossier.safetensors"
+    tuned = load_file(str(tuned_file))
+    key = "encoder.layer.1.attention.self.query.weight"
+    model = cx._model(tmp_path / "base.safetensors", len(used), 2, "cpu", tuned=tuned_file)
+    got = model.bert.encoder.layer[1].attention.self.query.weight.detach().numpy()
+    np.testing.assert_array_equal(got, tuned[key].astype(np.float32))
+    assert not np.array_equal(tuned[key].astype(np.float32), weights[key])  # it was tuned
+    plain = cx._model(tmp_path / "base.safetensors", len(used), 2, "cpu")
+    np.testing.assert_array_equal(
+        plain.bert.encoder.layer[1].attention.self.query.weight.detach().numpy(), weights[key])

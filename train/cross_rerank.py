@@ -142,7 +142,9 @@ def cmd_pack() -> None:
 
 # -- on the GPU: torch, transformers and safetensors only ------------------------------------------
 
-def _model(base: Path, vocab: int, layers: int, device: str):
+def _model(base: Path, vocab: int, layers: int, device: str, tuned: Path | None = None):
+    """BERT with a one-logit head from ``base`` (its first ``layers`` layers); ``tuned``: the
+    shipped embedder's layers (index/models/minilm-dossier.safetensors) in place of base's."""
     import torch
     from safetensors.torch import load_file
     from transformers import BertConfig, BertForSequenceClassification
@@ -152,7 +154,10 @@ def _model(base: Path, vocab: int, layers: int, device: str):
                         max_position_embeddings=512, type_vocab_size=2, num_labels=1)
     torch.manual_seed(SEED)
     model = BertForSequenceClassification(config)
-    state = {f"bert.{k}": v.float() for k, v in load_file(str(base)).items()
+    weights = load_file(str(base))
+    if tuned is not None:
+        weights.update(load_file(str(tuned)))
+    state = {f"bert.{k}": v.float() for k, v in weights.items()
              if not k.startswith("encoder.layer.") or int(k.split(".")[2]) < layers}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or not all(k.startswith("classifier.") for k in missing):
@@ -199,7 +204,7 @@ def _predict(model, pairs, cls, sep, device, which: np.ndarray) -> np.ndarray:
 
 
 def cmd_train(data: Path, out: Path, device: str, layers: list[int], epochs: int, lr: float,
-              batch: int) -> None:
+              batch: int, tuned: Path | None = None) -> None:
     import torch
 
     with gzip.open(data / "pairs.json.gz", "rt") as f:
@@ -214,7 +219,7 @@ def cmd_train(data: Path, out: Path, device: str, layers: list[int], epochs: int
         for fold in range(FOLDS):
             fit_idx = [i for i, f in enumerate(fold_of) if f not in (fold, -1) and pairs[i]["fit"]]
             held = np.array([f == fold for f in fold_of])
-            model = _model(data / "base.safetensors", d["vocab"], n_layers, device)
+            model = _model(data / "base.safetensors", d["vocab"], n_layers, device, tuned)
             pos = sum(pairs[i]["y"] for i in fit_idx)
             pos_weight = torch.tensor((len(fit_idx) - pos) / max(pos, 1), device=device)
             opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -242,7 +247,8 @@ def cmd_train(data: Path, out: Path, device: str, layers: list[int], epochs: int
                 scores[epoch, is_dev] += pred[is_dev] / FOLDS  # dev: the folds' mean
                 print(f"layers {n_layers} fold {fold} epoch {epoch + 1}: loss {loss.item():.3f}, "
                       f"{time.perf_counter() - started:.0f} s", flush=True)
-        np.save(out / f"scores-L{n_layers}.npy", scores)
+            # After every fold, so that a run stopped at its time limit keeps what it did.
+            np.save(out / f"scores-L{n_layers}{'-tuned' if tuned else ''}.npy", scores)
 
 
 def _quotes(r: dict, score: np.ndarray, n: int = 3) -> list[int]:
@@ -329,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--lr", type=float, default=5e-5)
     t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--tuned", type=Path, default=None,
+                   help="start from the shipped embedder's layers (this safetensors file) "
+                   "instead of the wheel's; they were tuned on 30 training stories, so only "
+                   "the other 20 are out of fold for them")
     r = sub.add_parser("report")
     r.add_argument("--scores", type=Path, default=OUT / "scores")
     args = ap.parse_args(argv)
@@ -337,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "pack":
         cmd_pack()
     elif args.cmd == "train":
-        cmd_train(args.data, args.out, args.device, args.layers, args.epochs, args.lr, args.batch)
+        cmd_train(args.data, args.out, args.device, args.layers, args.epochs, args.lr, args.batch,
+                  args.tuned)
     else:
         cmd_report(args.scores)
     return 0
