@@ -256,16 +256,15 @@ def render_suite(suite: SuiteReport, seconds: float, *, misses: bool = False) ->
     head = f"{'dossier':28s} {'strict':>16s} {'lenient':>16s} {'off-topic declined':>19s} " \
            f"{'answerable declined':>20s} {'words/reply':>11s}"
     lines += [head, "-" * len(head)]
-    rows = [*suite.reports.items(), ("total", suite.total)]
-    for name, report in rows:
-        d = report.as_dict()
+    total = suite.total.as_dict()
+    rows = [*((name, r.as_dict()) for name, r in suite.reports.items()), ("total", total)]
+    for name, d in rows:
         n = d["answerable"]
         if name == "total":
             lines.append("-" * len(head))
         lines.append(f"{name[:28]:28s} {_pct(d['strict'], n):>16s} {_pct(d['lenient'], n):>16s} "
                      f"{_pct(d['off_topic_declined'], d['off_topic']):>19s} "
                      f"{_pct(d['answerable_declined'], n):>20s} {_words(d['reply_words']):>11s}")
-    total = suite.total.as_dict()
     lines.append(f"declined, of which shown the closest passages as unsure: off-topic "
                  f"{total['off_topic_unsure']}/{total['off_topic_declined']}, answerable "
                  f"{total['answerable_unsure']}/{total['answerable_declined']}")

@@ -254,15 +254,11 @@ def cmd_train(data: Path, out: Path, device: str, layers: list[int], epochs: int
 
 def _quotes(r: dict, score: np.ndarray, n: int = 3) -> list[int]:
     """The first ``n`` distinct windows in ``score``'s order, as the policy quotes them."""
-    chosen: list[int] = []
-    for j in np.argsort(-score, kind="stable").tolist():
-        seg, _, lo, hi = r["windows"][j]
-        if not any(r["windows"][c][0] == seg and r["windows"][c][2] <= hi
-                   and lo <= r["windows"][c][3] for c in chosen):
-            chosen.append(j)
-        if len(chosen) == n:
-            break
-    return chosen
+    from train.fit_ranker import distinct_windows, sigmoid
+
+    # No floor (ratio 0): the figures are of the windows in order. float64, so that high
+    # combined scores stay apart through the sigmoid.
+    return distinct_windows(r["windows"], sigmoid(np.asarray(score, np.float64)), 0.0, n)
 
 
 def cmd_report(scores_dir: Path) -> None:
@@ -298,11 +294,11 @@ def cmd_report(scores_dir: Path) -> None:
         for e in range(scores.shape[0]):
             ce = {i: scores[e, [at[(i, k)] for k in range(len(r["texts"]))]]
                   for i, r in enumerate(rows)}
-            w, t = max(((w, right(train, ce, w)[0]) for w in (0, 0.1, 0.2, 0.3, 0.5, 1, 2)),
-                       key=lambda x: (x[1], -x[0]))
+            on_train = {w: right(train, ce, w)[0] for w in (0, 0.1, 0.2, 0.3, 0.5, 1, 2)}
+            w = max(on_train, key=lambda x: (on_train[x], -x))  # the smallest of the best
             alone = sum(bool(rows[i]["labels"][int(np.argmax(ce[i]))]) for i in train)
             print(f"{path.stem} epoch {e + 1}: cross-encoder alone {alone}, w={w}: training "
-                  f"{t} (w=0: {right(train, ce, 0)[0]}) | six {right(six, ce, w)} "
+                  f"{on_train[w]} (w=0: {on_train[0]}) | six {right(six, ce, w)} "
                   f"(w=0: {right(six, ce, 0)}) | bundled {right(bundled, ce, w)}")
             for top in (3, 10):
                 x_fit, x_six = ([np.r_[ce[i][:top].max(), rows[i]["qfeatures"]] for i in idx]

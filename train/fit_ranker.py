@@ -489,13 +489,20 @@ def qfeatures(r: QuestionRows, logits: np.ndarray) -> np.ndarray:
 def quotes_of(r: QuestionRows, probs: np.ndarray, ratio: float, n: int = 3) -> list[int]:
     """Candidates quoted, as ``index.policy.select_quotes`` picks them (a candidate whose
     window overlaps a quoted one is passed over)."""
+    return distinct_windows(r.windows, probs, ratio, n)
+
+
+def distinct_windows(windows: list[tuple[str, int, int, int]], probs: np.ndarray, ratio: float,
+                     n: int = 3) -> list[int]:
+    """``quotes_of`` over ``(segment, row, first, last)`` windows alone: the best ``n`` by
+    ``probs`` that overlap none chosen before, each with at least ``ratio`` of the best's."""
     chosen: list[int] = []
     floor = float(probs.max()) * ratio
     for i in np.argsort(-probs, kind="stable").tolist():
         if len(chosen) >= n or (chosen and probs[i] < floor):
             break
-        seg, _, lo, hi = r.windows[i]
-        if any(r.windows[j][0] == seg and r.windows[j][2] <= hi and lo <= r.windows[j][3]
+        seg, _, lo, hi = windows[i]
+        if any(windows[j][0] == seg and windows[j][2] <= hi and lo <= windows[j][3]
                for j in chosen):
             continue
         chosen.append(i)
